@@ -1,0 +1,528 @@
+//! Configuration: a TOML file read with the `config` crate, every key overridable from the
+//! environment (`SUPPORTD__SMTP__HOST`, `SUPPORTD__MAILBOXES__SUPPORT__PASSWORD`, …).
+//!
+//! Invariants: a bad configuration is rejected at start with the exact key and the reason, all
+//! problems at once; unknown keys are errors (a typo never silently falls back to a default);
+//! secrets are held in [`Secret`], whose `Debug` never prints them.
+
+use crate::model::EmailAddress;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration {path}: {source}")]
+    Load {
+        path: String,
+        #[source]
+        source: config::ConfigError,
+    },
+    #[error("invalid configuration {path}:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid { path: String, problems: Vec<String> },
+}
+
+/// A password or key. Prints as `***`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain TCP: only sensible on loopback.
+    None,
+    Starttls,
+    /// Implicit TLS (IMAPS 993, SMTPS 465).
+    Tls,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AfterProcessing {
+    /// Set `\Seen`; the message stays in the watched folder.
+    Seen,
+    /// Move to `move_to` (IMAP MOVE); the watched folder holds only unprocessed mail.
+    Move,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub service: ServiceSettings,
+    #[serde(default)]
+    pub database: DatabaseSettings,
+    pub mailboxes: BTreeMap<String, MailboxSettings>,
+    pub smtp: SmtpSettings,
+    #[serde(default)]
+    pub outbox: OutboxSettings,
+    #[serde(default)]
+    pub threading: ThreadingSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    /// The address customers write to; everything we send comes from it.
+    pub support_address: EmailAddress,
+    /// Display name on outgoing mail.
+    #[serde(default = "default_support_name")]
+    pub support_name: String,
+    /// Domain of the Message-IDs we generate. Defaults to the support address's domain.
+    #[serde(default)]
+    pub message_id_domain: Option<String>,
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    #[serde(default = "default_templates_dir")]
+    pub templates_dir: PathBuf,
+    /// How long a stop may take to finish work in hand.
+    #[serde(default = "default_shutdown_secs")]
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite:///path/file.db` or `postgres://…`. Default: `supportd.db` in the state directory.
+    #[serde(default)]
+    pub url: Option<Secret>,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: None,
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub user: String,
+    #[serde(default)]
+    pub password: Secret,
+    /// A file holding the password; relative paths are looked up in `$CREDENTIALS_DIRECTORY`
+    /// (systemd `LoadCredential=`) first.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default = "default_folder")]
+    pub folder: String,
+    #[serde(default = "default_after")]
+    pub after: AfterProcessing,
+    #[serde(default)]
+    pub move_to: Option<String>,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    /// Polling interval when IDLE is unavailable, and the longest an IDLE waits before a re-check.
+    #[serde(default = "default_poll_secs")]
+    pub poll_interval_secs: u64,
+    #[serde(default = "default_true")]
+    pub idle: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub password: Secret,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Envelope sender (MAIL FROM). Defaults to the support address.
+    #[serde(default)]
+    pub envelope_from: Option<EmailAddress>,
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSettings {
+    /// First retry delay; doubles per attempt up to `retry_max_secs`, with jitter.
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+    /// After this long since queueing, a mail that still could not be sent is given up and the
+    /// failure recorded on its ticket.
+    pub give_up_after_secs: u64,
+    pub batch_size: u32,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        OutboxSettings {
+            retry_base_secs: 30,
+            retry_max_secs: 3600,
+            give_up_after_secs: 2 * 24 * 3600,
+            batch_size: 50,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadingSettings {
+    /// Secret for the signed reply address `support+T000123.<mac>@…`.
+    pub reply_secret: Secret,
+    /// Older secrets still accepted while rotating.
+    pub old_reply_secrets: Vec<Secret>,
+    /// A reply to a ticket solved longer ago than this opens a new, linked ticket.
+    pub reopen_within_days: u64,
+}
+
+impl Default for ThreadingSettings {
+    fn default() -> Self {
+        ThreadingSettings {
+            reply_secret: Secret::default(),
+            old_reply_secrets: Vec::new(),
+            reopen_within_days: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// `RUST_LOG`-style filter; the `RUST_LOG` variable wins when set.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Plain,
+            filter: "info".into(),
+        }
+    }
+}
+
+fn default_support_name() -> String {
+    "Customer Support".into()
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/supportd")
+}
+fn default_templates_dir() -> PathBuf {
+    PathBuf::from("/usr/share/supportd/templates")
+}
+fn default_shutdown_secs() -> u64 {
+    20
+}
+fn default_max_connections() -> u32 {
+    4
+}
+fn default_folder() -> String {
+    "INBOX".into()
+}
+fn default_after() -> AfterProcessing {
+    AfterProcessing::Seen
+}
+fn default_batch_size() -> u32 {
+    200
+}
+fn default_poll_secs() -> u64 {
+    30
+}
+fn default_true() -> bool {
+    true
+}
+fn default_smtp_timeout() -> u64 {
+    30
+}
+
+impl Settings {
+    /// Reads `path`, applies `SUPPORTD__…` environment overrides, resolves password files and
+    /// validates. Every problem is reported with its key.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let shown = path.display().to_string();
+        let raw = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("SUPPORTD")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()
+            .and_then(|c| c.try_deserialize::<Settings>())
+            .map_err(|source| ConfigError::Load {
+                path: shown.clone(),
+                source,
+            })?;
+        raw.resolved().map_err(|problems| ConfigError::Invalid {
+            path: shown,
+            problems,
+        })
+    }
+
+    /// Reads secrets from files and checks cross-field rules.
+    fn resolved(mut self) -> Result<Settings, Vec<String>> {
+        let mut problems = Vec::new();
+        if self.mailboxes.is_empty() {
+            problems.push("mailboxes: at least one mailbox is required".to_string());
+        }
+        for (name, mb) in self.mailboxes.iter_mut() {
+            let key = format!("mailboxes.{name}");
+            check_host(&format!("{key}.host"), &mb.host, &mut problems);
+            if mb.port == 0 {
+                problems.push(format!("{key}.port: must be 1-65535"));
+            }
+            if mb.user.trim().is_empty() {
+                problems.push(format!("{key}.user: must not be empty"));
+            }
+            resolve_secret(&key, &mut mb.password, &mb.password_file, &mut problems);
+            if mb.password.is_empty() {
+                problems.push(format!(
+                    "{key}.password: required (set it, password_file, or SUPPORTD__MAILBOXES__{}__PASSWORD)",
+                    name.to_uppercase()
+                ));
+            }
+            if mb.after == AfterProcessing::Move
+                && mb.move_to.as_deref().is_none_or(|f| f.trim().is_empty())
+            {
+                problems.push(format!("{key}.move_to: required when after = \"move\""));
+            }
+            if mb.move_to.as_deref() == Some(mb.folder.as_str()) {
+                problems.push(format!("{key}.move_to: must differ from folder"));
+            }
+            if !(1..=5000).contains(&mb.batch_size) {
+                problems.push(format!("{key}.batch_size: must be 1-5000"));
+            }
+            if mb.poll_interval_secs == 0 {
+                problems.push(format!("{key}.poll_interval_secs: must be at least 1"));
+            }
+        }
+        check_host("smtp.host", &self.smtp.host, &mut problems);
+        if self.smtp.port == 0 {
+            problems.push("smtp.port: must be 1-65535".into());
+        }
+        resolve_secret(
+            "smtp",
+            &mut self.smtp.password,
+            &self.smtp.password_file,
+            &mut problems,
+        );
+        if self.smtp.user.is_some() && self.smtp.password.is_empty() {
+            problems.push("smtp.password: required when smtp.user is set".into());
+        }
+        if self.outbox.retry_base_secs == 0
+            || self.outbox.retry_max_secs < self.outbox.retry_base_secs
+        {
+            problems.push("outbox.retry_max_secs: must be at least retry_base_secs (> 0)".into());
+        }
+        if self.outbox.batch_size == 0 {
+            problems.push("outbox.batch_size: must be at least 1".into());
+        }
+        if let Some(d) = &self.service.message_id_domain {
+            if d.is_empty() || d.contains(|c: char| c.is_whitespace() || c == '@' || c == '>') {
+                problems.push(format!("service.message_id_domain: not a domain: {d:?}"));
+            }
+        }
+        if self.threading.reply_secret.expose().len() < 16 {
+            problems.push(
+                "threading.reply_secret: required, at least 16 characters (signs reply addresses)"
+                    .into(),
+            );
+        }
+        if let Some(url) = &self.database.url {
+            let u = url.expose();
+            if !(u.starts_with("sqlite:")
+                || u.starts_with("postgres:")
+                || u.starts_with("postgresql:"))
+            {
+                problems.push(
+                    "database.url: unsupported scheme; use sqlite://PATH or postgres://…".into(),
+                );
+            }
+        }
+        if self.database.max_connections == 0 {
+            problems.push("database.max_connections: must be at least 1".into());
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
+            problems.push(format!(
+                "log.filter: not a valid filter: {:?}",
+                self.log.filter
+            ));
+        }
+        if problems.is_empty() {
+            Ok(self)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The database URL, defaulting to a SQLite file in the state directory.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(u) => u.expose().to_string(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.service.state_dir.join("supportd.db").display()
+            ),
+        }
+    }
+
+    pub fn message_id_domain(&self) -> &str {
+        self.service
+            .message_id_domain
+            .as_deref()
+            .unwrap_or_else(|| self.service.support_address.domain())
+    }
+
+    pub fn envelope_from(&self) -> &EmailAddress {
+        self.smtp
+            .envelope_from
+            .as_ref()
+            .unwrap_or(&self.service.support_address)
+    }
+}
+
+fn check_host(key: &str, host: &str, problems: &mut Vec<String>) {
+    if host.trim().is_empty() || host.contains(char::is_whitespace) {
+        problems.push(format!("{key}: not a host name: {host:?}"));
+    }
+}
+
+fn resolve_secret(
+    key: &str,
+    secret: &mut Secret,
+    file: &Option<PathBuf>,
+    problems: &mut Vec<String>,
+) {
+    let Some(file) = file else { return };
+    if !secret.is_empty() {
+        problems.push(format!(
+            "{key}.password_file: set together with {key}.password; keep one"
+        ));
+        return;
+    }
+    let path = match std::env::var_os("CREDENTIALS_DIRECTORY") {
+        Some(dir) if file.is_relative() && Path::new(&dir).join(file).exists() => {
+            Path::new(&dir).join(file)
+        }
+        _ => file.clone(),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(s) => *secret = Secret::new(s.trim_end_matches(['\r', '\n'])),
+        Err(e) => problems.push(format!(
+            "{key}.password_file: cannot read {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load_str(toml: &str) -> Result<Settings, ConfigError> {
+        let mut f = tempfile::Builder::new()
+            .suffix(".toml")
+            .tempfile()
+            .expect("temp file");
+        f.write_all(toml.as_bytes()).expect("write");
+        Settings::load(f.path())
+    }
+
+    const GOOD: &str = r#"
+[service]
+support_address = "support@example.test"
+[mailboxes.support]
+host = "127.0.0.1"
+port = 14143
+tls = "none"
+user = "support@example.test"
+password = "pw"
+[smtp]
+host = "127.0.0.1"
+port = 10025
+tls = "none"
+[threading]
+reply_secret = "0123456789abcdef0123"
+old_reply_secrets = []
+reopen_within_days = 30
+"#;
+
+    #[test]
+    fn a_good_config_loads_with_defaults() {
+        let s = load_str(GOOD).expect("valid");
+        assert_eq!(s.mailboxes["support"].folder, "INBOX");
+        assert_eq!(s.message_id_domain(), "example.test");
+        assert!(s
+            .database_url()
+            .starts_with("sqlite:///var/lib/supportd/supportd.db"));
+        assert_eq!(format!("{:?}", s.mailboxes["support"].password), "***");
+    }
+
+    #[test]
+    fn a_bad_config_names_every_key_at_fault() {
+        let bad = GOOD
+            .replace("port = 14143", "port = 0")
+            .replace("password = \"pw\"", "after = \"move\"");
+        let err = load_str(&bad).expect_err("invalid").to_string();
+        assert!(
+            err.contains("mailboxes.support.port: must be 1-65535"),
+            "{err}"
+        );
+        assert!(
+            err.contains("mailboxes.support.password: required"),
+            "{err}"
+        );
+        assert!(err.contains("mailboxes.support.move_to: required"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_rejected_by_name() {
+        let err = load_str(&GOOD.replace("tls = \"none\"\nuser", "tls = \"none\"\nsuer = 1\nuser"))
+            .expect_err("unknown key")
+            .to_string();
+        assert!(err.contains("suer"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_enum_value_says_which_key() {
+        let err = load_str(&GOOD.replacen("tls = \"none\"", "tls = \"ssl\"", 1))
+            .expect_err("bad enum")
+            .to_string();
+        assert!(err.contains("ssl") && err.contains("tls"), "{err}");
+    }
+}

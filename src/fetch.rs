@@ -1,0 +1,370 @@
+//! Stage `fetch`: the IMAP edge. Connects (plain, STARTTLS or implicit TLS via rustls), logs in,
+//! lists UIDs above the checkpoint, fetches them in batches, marks them done after commit, and
+//! waits for new mail with IDLE (or a poll when the server lacks IDLE).
+//!
+//! Invariants: only UIDs above the checkpoint are ever fetched (`UID SEARCH UID n:*`, then
+//! `UID FETCH` in batches): no mailbox re-scans; bodies are fetched with `BODY.PEEK[]`, so nothing
+//! is marked read before the database has committed it; every wait can be interrupted by shutdown.
+
+use crate::config::{AfterProcessing, MailboxSettings, TlsMode};
+use futures::TryStreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+/// Any byte stream IMAP can run over (TCP or TLS).
+pub trait ImapStream: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> ImapStream for T {}
+
+type Session = async_imap::Session<Box<dyn ImapStream>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("cannot connect to IMAP server {host}:{port}: {source}")]
+    Connect {
+        host: String,
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TLS with IMAP server {host} failed: {reason}")]
+    Tls { host: String, reason: String },
+    #[error("IMAP login as {user} at {host} failed: {reason}")]
+    Login {
+        user: String,
+        host: String,
+        reason: String,
+    },
+    #[error("IMAP server has no folder {folder:?} or refused to open it: {reason}")]
+    Select { folder: String, reason: String },
+    #[error("IMAP server did not report UIDVALIDITY for {folder:?}")]
+    NoUidValidity { folder: String },
+    #[error("IMAP timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("IMAP error: {0}")]
+    Imap(#[from] async_imap::error::Error),
+}
+
+pub type Result<T> = std::result::Result<T, FetchError>;
+
+/// An open, logged-in IMAP session on one mailbox account.
+pub struct ImapConn {
+    session: Session,
+    pub idle_supported: bool,
+    pub move_supported: bool,
+}
+
+impl std::fmt::Debug for ImapConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImapConn")
+            .field("idle", &self.idle_supported)
+            .field("move", &self.move_supported)
+            .finish()
+    }
+}
+
+/// The selected folder's identity.
+#[derive(Debug, Clone, Copy)]
+pub struct Selected {
+    pub uidvalidity: u32,
+    pub uid_next: Option<u32>,
+}
+
+const IO_TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn timed<T, E: Into<FetchError>>(
+    fut: impl std::future::Future<Output = std::result::Result<T, E>>,
+) -> Result<T> {
+    match tokio::time::timeout(IO_TIMEOUT, fut).await {
+        Ok(r) => r.map_err(Into::into),
+        Err(_) => Err(FetchError::Timeout(IO_TIMEOUT)),
+    }
+}
+
+fn tls_connector() -> std::result::Result<tokio_rustls::TlsConnector, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = rustls_native_certs::load_native_certs();
+    for cert in certs.certs {
+        // A single unparseable system certificate should not stop the daemon.
+        let _ = roots.add(cert);
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+async fn wrap_tls(host: &str, tcp: TcpStream) -> Result<Box<dyn ImapStream>> {
+    let tls_err = |reason: String| FetchError::Tls {
+        host: host.to_string(),
+        reason,
+    };
+    let connector = tls_connector().map_err(tls_err)?;
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| tls_err(e.to_string()))?;
+    let stream = timed(async {
+        connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| tls_err(e.to_string()))
+    })
+    .await?;
+    Ok(Box::new(stream))
+}
+
+/// Connects and logs in. Never logs the password.
+pub async fn connect(s: &MailboxSettings) -> Result<ImapConn> {
+    let tcp = timed(async {
+        TcpStream::connect((s.host.as_str(), s.port))
+            .await
+            .map_err(|source| FetchError::Connect {
+                host: s.host.clone(),
+                port: s.port,
+                source,
+            })
+    })
+    .await?;
+    let _ = tcp.set_nodelay(true);
+    let stream: Box<dyn ImapStream> = match s.tls {
+        TlsMode::Tls => wrap_tls(&s.host, tcp).await?,
+        TlsMode::None => Box::new(tcp),
+        TlsMode::Starttls => {
+            let mut client = async_imap::Client::new(tcp);
+            timed(async {
+                client
+                    .read_response()
+                    .await
+                    .map_err(async_imap::error::Error::from)
+            })
+            .await?;
+            timed(client.run_command_and_check_ok("STARTTLS", None)).await?;
+            wrap_tls(&s.host, client.into_inner()).await?
+        }
+    };
+    let mut client = async_imap::Client::new(stream);
+    if s.tls != TlsMode::Starttls {
+        // Greeting. (After STARTTLS there is none.)
+        timed(async {
+            client
+                .read_response()
+                .await
+                .map_err(async_imap::error::Error::from)
+        })
+        .await?;
+    }
+    let mut session = match timed(async {
+        Ok::<_, FetchError>(client.login(&s.user, s.password.expose()).await)
+    })
+    .await?
+    {
+        Ok(session) => session,
+        Err((e, _)) => {
+            return Err(FetchError::Login {
+                user: s.user.clone(),
+                host: s.host.clone(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    let caps = timed(session.capabilities()).await?;
+    Ok(ImapConn {
+        idle_supported: caps.has_str("IDLE"),
+        move_supported: caps.has_str("MOVE"),
+        session,
+    })
+}
+
+impl ImapConn {
+    pub async fn select(&mut self, folder: &str) -> Result<Selected> {
+        let mb = timed(async {
+            self.session
+                .select(folder)
+                .await
+                .map_err(|e| FetchError::Select {
+                    folder: folder.to_string(),
+                    reason: e.to_string(),
+                })
+        })
+        .await?;
+        Ok(Selected {
+            uidvalidity: mb.uid_validity.ok_or_else(|| FetchError::NoUidValidity {
+                folder: folder.to_string(),
+            })?,
+            uid_next: mb.uid_next,
+        })
+    }
+
+    /// UIDs greater than `after`, ascending. (`n:*` matches the last message even when its UID
+    /// is below n, so the result is filtered.)
+    pub async fn new_uids(&mut self, after: u32) -> Result<Vec<u32>> {
+        let found = timed(
+            self.session
+                .uid_search(format!("UID {}:*", after.saturating_add(1))),
+        )
+        .await?;
+        let mut uids: Vec<u32> = found.into_iter().filter(|u| *u > after).collect();
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
+    /// Fetches the raw bytes of `uids` (one command), ascending by UID.
+    pub async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let set = uid_set(uids);
+        let mut out: Vec<(u32, Vec<u8>)> = timed(async {
+            let stream = self.session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
+            let fetched: Vec<_> = stream.try_collect().await?;
+            Ok::<_, async_imap::error::Error>(
+                fetched
+                    .iter()
+                    .filter_map(|f| Some((f.uid?, f.body().unwrap_or_default().to_vec())))
+                    .collect(),
+            )
+        })
+        .await?;
+        out.sort_unstable_by_key(|(u, _)| *u);
+        out.dedup_by_key(|(u, _)| *u);
+        Ok(out)
+    }
+
+    /// Applies the after-processing action (\Seen, or MOVE) to committed UIDs.
+    pub async fn mark_done(
+        &mut self,
+        uids: &[u32],
+        after: AfterProcessing,
+        move_to: Option<&str>,
+    ) -> Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(uids);
+        match (after, move_to) {
+            (AfterProcessing::Move, Some(folder)) => {
+                if self.move_supported {
+                    timed(self.session.uid_mv(&set, folder)).await?;
+                } else {
+                    timed(self.session.uid_copy(&set, folder)).await?;
+                    timed(async {
+                        let s = self
+                            .session
+                            .uid_store(&set, "+FLAGS.SILENT (\\Seen \\Deleted)")
+                            .await?;
+                        let _: Vec<_> = s.try_collect().await?;
+                        let e = self.session.uid_expunge(&set).await?;
+                        let _: Vec<_> = e.try_collect().await?;
+                        Ok::<_, async_imap::error::Error>(())
+                    })
+                    .await?;
+                }
+            }
+            _ => {
+                timed(async {
+                    let s = self
+                        .session
+                        .uid_store(&set, "+FLAGS.SILENT (\\Seen)")
+                        .await?;
+                    let _: Vec<_> = s.try_collect().await?;
+                    Ok::<_, async_imap::error::Error>(())
+                })
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a folder if it does not exist (used for the move target).
+    pub async fn ensure_folder(&mut self, folder: &str) -> Result<()> {
+        // CREATE fails when it exists; that is fine.
+        let _ = timed(self.session.create(folder)).await;
+        Ok(())
+    }
+
+    /// Waits until the server reports a change, `max_wait` passes, or shutdown. With IDLE the
+    /// wait ends ~0.5 s after delivery; without it this is the poll interval.
+    pub async fn wait_for_change(
+        mut self,
+        max_wait: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Option<ImapConn>> {
+        if !self.idle_supported {
+            tokio::select! {
+                _ = tokio::time::sleep(max_wait) => {}
+                _ = cancel.cancelled() => return Ok(None),
+            }
+            timed(self.session.noop()).await?;
+            return Ok(Some(self));
+        }
+        let (idle_supported, move_supported) = (self.idle_supported, self.move_supported);
+        let mut handle = self.session.idle();
+        timed(handle.init()).await?;
+        let stopped = {
+            let (wait, _stop) = handle.wait_with_timeout(max_wait);
+            tokio::select! {
+                r = wait => { r?; false }
+                _ = cancel.cancelled() => true,
+            }
+        };
+        if stopped {
+            return Ok(None);
+        }
+        let session = timed(handle.done()).await?;
+        // Drain unsolicited responses collected while idle: we re-check with SEARCH anyway.
+        while session.unsolicited_responses.try_recv().is_ok() {}
+        Ok(Some(ImapConn {
+            session,
+            idle_supported,
+            move_supported,
+        }))
+    }
+
+    pub async fn logout(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.session.logout()).await;
+    }
+}
+
+/// Compresses sorted UIDs into an IMAP set: `1:5,7,9:12`.
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_are_compressed() {
+        assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8, 9, 12]), "1:3,5,7:9,12");
+        assert_eq!(uid_set(&[4]), "4");
+        assert_eq!(uid_set(&[3, 1, 2, 2]), "1:3");
+    }
+}

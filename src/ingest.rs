@@ -1,0 +1,356 @@
+//! Wiring for inbound mail: one mailbox's loop (fetch → parse → screen → thread → classify →
+//! apply → store, then the IMAP action) and [`Pipeline::analyze`], the pure part that `inspect`
+//! runs too — the same functions, never a copy.
+//!
+//! Invariants: everything one mail causes commits in one transaction with the mailbox checkpoint;
+//! the IMAP flag/move happens only after commit (a crash in between means a re-fetch, which the
+//! dedupe turns into a no-op, and left-over actions are finished on the next connect); a server
+//! that goes away means reconnect with backoff, never exit.
+
+use crate::apply::{self, ApplyContext};
+use crate::classify::{self, Classification};
+use crate::clock::{Millis, SharedClock};
+use crate::config::{MailboxSettings, Settings};
+use crate::fetch::{self, FetchError};
+use crate::model::EmailAddress;
+use crate::parse::{self, InboundMail};
+use crate::reply_text;
+use crate::screen::{self, ScreenContext, ScreenVerdict};
+use crate::store::{ImapLocation, OutboxPolicy, Store, StoreError};
+use crate::templates::Templates;
+use crate::thread::{self, ReplySigner, ThreadHints, ThreadPolicy};
+use serde::Serialize;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The pure stages' settings: all `inspect` needs.
+#[derive(Debug, Clone)]
+pub struct Analyzer {
+    pub signer: ReplySigner,
+    pub support_address: EmailAddress,
+    pub screen: ScreenContext,
+}
+
+impl Analyzer {
+    pub fn new(
+        support_address: EmailAddress,
+        message_id_domain: String,
+        signer: ReplySigner,
+    ) -> Analyzer {
+        Analyzer {
+            screen: ScreenContext {
+                message_id_domain,
+                support_address: support_address.clone(),
+            },
+            support_address,
+            signer,
+        }
+    }
+
+    /// parse → screen → reply text → thread hints → classify. Pure.
+    pub fn analyze(&self, raw: &[u8]) -> Analysis {
+        let mail = parse::parse(raw);
+        let screen = screen::screen(&mail, &self.screen);
+        let reply_text = reply_text::extract(&mail.text);
+        let hints = thread::hints(&mail, &self.support_address, &self.signer);
+        let classification = classify::classify(&mail.subject, &reply_text);
+        Analysis {
+            mail,
+            screen,
+            reply_text,
+            hints,
+            classification,
+        }
+    }
+}
+
+/// The stages' settings, built once from config and shared by every mailbox loop.
+#[derive(Debug)]
+pub struct Pipeline {
+    templates: RwLock<Arc<Templates>>,
+    pub analyzer: Analyzer,
+    pub signer: ReplySigner,
+    pub support_address: EmailAddress,
+    pub support_name: String,
+    pub message_id_domain: String,
+    pub envelope_from: EmailAddress,
+    pub thread_policy: ThreadPolicy,
+    pub outbox_policy: OutboxPolicy,
+    pub first_solution_hours: u32,
+    pub ack_hours: u32,
+    pub ack_limit_per_hour: u32,
+}
+
+/// What the pure stages conclude about one mail (what `inspect` prints).
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    pub mail: InboundMail,
+    pub screen: ScreenVerdict,
+    pub reply_text: String,
+    pub hints: ThreadHints,
+    pub classification: Classification,
+}
+
+impl Pipeline {
+    pub fn new(s: &Settings, templates: Templates) -> Pipeline {
+        let support_address = s.service.support_address.clone();
+        let message_id_domain = s.message_id_domain().to_string();
+        let signer = ReplySigner::new(
+            s.threading.reply_secret.clone(),
+            s.threading.old_reply_secrets.clone(),
+        );
+        Pipeline {
+            templates: RwLock::new(Arc::new(templates)),
+            analyzer: Analyzer::new(
+                support_address.clone(),
+                message_id_domain.clone(),
+                signer.clone(),
+            ),
+            signer,
+            thread_policy: ThreadPolicy {
+                reopen_within_ms: s.threading.reopen_within_days as i64 * 86_400_000,
+                agents: Vec::new(),
+            },
+            outbox_policy: OutboxPolicy {
+                give_up_after_ms: s.outbox.give_up_after_secs as i64 * 1000,
+            },
+            envelope_from: s.envelope_from().clone(),
+            support_name: s.service.support_name.clone(),
+            support_address,
+            message_id_domain,
+            first_solution_hours: 48,
+            ack_hours: 24,
+            ack_limit_per_hour: 3,
+        }
+    }
+
+    pub fn templates(&self) -> Arc<Templates> {
+        match self.templates.read() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Swaps in freshly loaded templates (reload).
+    pub fn set_templates(&self, t: Templates) {
+        match self.templates.write() {
+            Ok(mut g) => *g = Arc::new(t),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(t),
+        }
+    }
+
+    /// Stores one fetched mail and everything it causes, in one transaction. Returns whether
+    /// anything was written (false: already stored).
+    pub async fn process(
+        &self,
+        store: &Store,
+        at: &ImapLocation,
+        raw: &[u8],
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let a = self.analyzer.analyze(raw);
+        let span = info_span!("message", imap.mailbox = %at.mailbox, imap.uid = at.uid, message.id = %a.mail.message_id);
+        async {
+            let mut tx = store.begin().await?;
+            if store
+                .already_stored(&mut tx, &a.mail.message_id, at)
+                .await?
+            {
+                store
+                    .set_checkpoint(&mut tx, &at.mailbox, at.uidvalidity, at.uid, now)
+                    .await?;
+                tx.commit().await?;
+                debug!("already stored; nothing to do");
+                return Ok(false);
+            }
+            let facts = store.thread_facts(&mut tx, &a.hints).await?;
+            let decision = thread::thread(&a.mail, &facts, &self.thread_policy, now);
+            let ticket = match apply::new_ticket(&a.mail, &a.screen, &decision, &a.classification) {
+                Some(new) => Some(store.create_ticket(&mut tx, &new, now).await?),
+                None => match &decision {
+                    thread::ThreadDecision::FollowUp { ticket, .. } => {
+                        store.ticket_state(&mut tx, *ticket).await?
+                    }
+                    thread::ThreadDecision::New { .. } => None,
+                },
+            };
+            let acks = store.ack_facts(&mut tx, a.mail.from.as_ref(), now).await?;
+            let templates = self.templates();
+            let ctx = ApplyContext {
+                templates: &templates,
+                signer: &self.signer,
+                support_address: &self.support_address,
+                support_name: &self.support_name,
+                message_id_domain: &self.message_id_domain,
+                first_solution_hours: self.first_solution_hours,
+                ack_hours: self.ack_hours,
+                ack_limit_per_hour: self.ack_limit_per_hour,
+            };
+            let plan = apply::apply(
+                &ctx,
+                &a.mail,
+                a.reply_text.clone(),
+                &a.screen,
+                &decision,
+                ticket.as_ref(),
+                acks,
+                now,
+            );
+            store
+                .write_inbound(
+                    &mut tx,
+                    &a.mail,
+                    raw,
+                    at,
+                    &a.screen,
+                    &a.classification,
+                    &plan,
+                    self.outbox_policy,
+                    &self.envelope_from,
+                    now,
+                )
+                .await?;
+            store
+                .set_checkpoint(&mut tx, &at.mailbox, at.uidvalidity, at.uid, now)
+                .await?;
+            tx.commit().await?;
+            info!(
+                ticket.ref = plan.ticket.map(|t| t.to_string()).unwrap_or_default(),
+                screen.verdict = a.screen.verdict.as_str(),
+                outbox = plan.outbox.len(),
+                "mail stored"
+            );
+            Ok(true)
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// The checkpoint key of a mailbox account and folder.
+pub fn checkpoint_key(name: &str, folder: &str) -> String {
+    format!("{name}/{folder}")
+}
+
+/// One mailbox's loop: runs until `cancel`, reconnecting with backoff on any error.
+pub struct MailboxLoop {
+    pub name: String,
+    pub settings: MailboxSettings,
+    pub store: Store,
+    pub pipeline: Arc<Pipeline>,
+    pub clock: SharedClock,
+    pub outbox_wake: Arc<Notify>,
+}
+
+impl MailboxLoop {
+    pub async fn run(self, cancel: CancellationToken) {
+        let span = info_span!("mailbox", imap.mailbox = %self.name);
+        async {
+            let mut backoff = Duration::from_secs(1);
+            while !cancel.is_cancelled() {
+                match self.session(&cancel, &mut backoff).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        warn!(error = %e, retry_in = ?backoff, "IMAP session ended; reconnecting");
+                        tokio::select! {
+                            _ = cancel.cancelled() => break,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(60));
+                    }
+                }
+            }
+            info!("mailbox loop stopped");
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn session(
+        &self,
+        cancel: &CancellationToken,
+        backoff: &mut Duration,
+    ) -> Result<(), IngestError> {
+        let s = &self.settings;
+        let mut conn = fetch::connect(s).await?;
+        if let Some(folder) = &s.move_to {
+            conn.ensure_folder(folder).await?;
+        }
+        let sel = conn.select(&s.folder).await?;
+        let key = checkpoint_key(&self.name, &s.folder);
+        let mut last = match self.store.checkpoint(&key).await? {
+            Some((v, last)) if v == sel.uidvalidity => last,
+            Some((v, _)) => {
+                warn!(old = v, new = sel.uidvalidity, "UIDVALIDITY changed: reading the folder again; stored mail is skipped by Message-ID");
+                0
+            }
+            None => 0,
+        };
+        info!(
+            uidvalidity = sel.uidvalidity,
+            last_uid = last,
+            idle = conn.idle_supported,
+            "IMAP connected"
+        );
+        *backoff = Duration::from_secs(1);
+
+        let pending = self
+            .store
+            .pending_imap_actions(&key, sel.uidvalidity)
+            .await?;
+        if !pending.is_empty() {
+            conn.mark_done(&pending, s.after, s.move_to.as_deref())
+                .await?;
+            self.store
+                .mark_imap_done(&key, sel.uidvalidity, &pending)
+                .await?;
+        }
+
+        loop {
+            let uids = conn.new_uids(last).await?;
+            for chunk in uids.chunks(s.batch_size as usize) {
+                let fetched = conn.fetch(chunk).await?;
+                let mut done = Vec::with_capacity(fetched.len());
+                for (uid, raw) in &fetched {
+                    let at = ImapLocation {
+                        mailbox: key.clone(),
+                        uidvalidity: sel.uidvalidity,
+                        uid: *uid,
+                    };
+                    self.pipeline
+                        .process(&self.store, &at, raw, self.clock.now())
+                        .await?;
+                    done.push(*uid);
+                }
+                self.outbox_wake.notify_one();
+                conn.mark_done(&done, s.after, s.move_to.as_deref()).await?;
+                self.store
+                    .mark_imap_done(&key, sel.uidvalidity, &done)
+                    .await?;
+                last = chunk.iter().copied().max().unwrap_or(last).max(last);
+                if cancel.is_cancelled() {
+                    conn.logout().await;
+                    return Ok(());
+                }
+            }
+            match conn
+                .wait_for_change(Duration::from_secs(s.poll_interval_secs), cancel)
+                .await?
+            {
+                Some(c) => conn = c,
+                None => return Ok(()),
+            }
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! supportd: an email-channel customer-support daemon.
+//!
+//! The pipeline, one module per stage:
+//! `fetch` (IMAP edge) → `parse` → `screen` → `thread` → `classify` → `apply` → `store` (one
+//! transaction) → `send` (outbox worker, SMTP edge). `ingest` wires the stages together for one
+//! mailbox; `app` runs the whole daemon. The stages between `fetch` and `store` are pure functions
+//! over plain data.
+
+pub mod app;
+pub mod apply;
+pub mod classify;
+pub mod cli;
+pub mod clock;
+pub mod compose;
+pub mod config;
+pub mod fetch;
+pub mod ingest;
+pub mod inspect;
+pub mod model;
+pub mod parse;
+pub mod reply_text;
+pub mod screen;
+pub mod send;
+pub mod store;
+pub mod templates;
+pub mod thread;

@@ -1,0 +1,215 @@
+//! Reply-text extraction (part of the `parse` → `thread` middle): from a mail's plain text, the new
+//! text its sender wrote, without quoted history and signature. Pure.
+//!
+//! Invariant: this decides only what agents and ticket views show; the stored message keeps the
+//! full original text and raw bytes.
+//!
+//! How: the text is cut at the first line that starts quoted history (a "quote header": Outlook's
+//! `From:/Sent:` block in English or Chinese, Gmail's `On … wrote:` and `在 …写道：`, QQ Mail and
+//! Foxmail's `------------------ 原始邮件 ------------------`, `-----Original Message-----`, an
+//! underscore rule); `>`-quoted lines are removed wherever they stand (so inline answers survive);
+//! a `-- ` signature and phone sign-offs ("Sent from my iPhone", "发自我的iPhone") are cut.
+
+use regex::Regex;
+use std::sync::LazyLock;
+
+static ORIGINAL_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^\s*[-_=*]{2,}\s*(original message|original|forwarded message|reply message|原始邮件|原始郵件|原邮件|原郵件|回复的原邮件|转发邮件|轉寄郵件|message d'origine|ursprüngliche nachricht|oprindelig meddelelse|opprinnelig melding|ursprungligt meddelande|alkuperäinen viesti|messaggio originale|mensagem original|mensaje original|oorspronkelijk bericht|исходное сообщение|wiadomość oryginalna)\s*[-_=*]*\s*$",
+    )
+    .expect("static regex")
+});
+
+/// `On <date>, <name> wrote:` in many languages, possibly wrapped over two or three lines.
+static WROTE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^\s*(on|le|am|el|il|em|op|den|på|pe|w dniu|dne|в|vào|el día)\b.{0,400}(wrote|a écrit|schrieb|escribió|ha scritto|escreveu|schreef|skrev|kirjoitti|napisał|написал|написала|napsal|đã viết|a scris|yazdı)\s*:?\s*$",
+    )
+    .expect("static regex")
+});
+
+static WROTE_ZH: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*(在|于|於).{0,200}(写道|寫道)\s*[:：]?\s*$").expect("static regex")
+});
+
+/// A line in the forwarded/replied header block (Outlook, Foxmail, QQ Mail, NetEase …).
+static HEADER_FROM: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*\*?\s*(from|发件人|發件人|寄件者|de|von|van|fra|från|od|от|mittente|lähettäjä)\s*\*?\s*[:：]").expect("static regex")
+});
+static HEADER_OTHER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*\*?\s*(sent|date|to|cc|subject|发送时间|發送時間|时间|時間|日期|收件人|抄送|主题|主題|寄件日期|envoyé|gesendet|enviado|inviato|verzonden|sendt|skickat|wysłano|отправлено|datum|objet|betreff|asunto|oggetto|onderwerp|emne|ämne|temat|тема|aan|à|an|para|til)\s*\*?\s*[:：]").expect("static regex")
+});
+
+static SENT_FROM: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*(sent from my |sent from (mail|outlook|yahoo)|sent via |get outlook for |envoyé de mon |von meinem .* gesendet|enviado desde mi |发自我的|發自我的|来自我的|來自我的|从我的.*发送|發送自我的|发自 ?(网易|QQ|iPhone|iPad|Android)|sent from samsung)").expect("static regex")
+});
+
+/// Extracts the new text of a reply. Returns the whole text when nothing is recognised.
+pub fn extract(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let cut = quote_start(&lines).unwrap_or(lines.len());
+    let mut kept: Vec<&str> = Vec::with_capacity(cut);
+    let mut i = 0;
+    while i < cut {
+        let line = lines[i];
+        if is_quoted(line) {
+            // A "wrote:" line introducing this quote block belongs to the quote.
+            while kept
+                .last()
+                .is_some_and(|l| l.trim().is_empty() || WROTE.is_match(l) || WROTE_ZH.is_match(l))
+            {
+                kept.pop();
+            }
+            i += 1;
+            continue;
+        }
+        kept.push(line);
+        i += 1;
+    }
+    let kept = cut_signature(kept);
+    let out = kept.join("\n");
+    let out = out.trim_matches('\n').trim_end();
+    if out.trim().is_empty() {
+        // Everything looked quoted: show the original rather than nothing.
+        return text.trim().to_string();
+    }
+    out.to_string()
+}
+
+fn is_quoted(line: &str) -> bool {
+    line.trim_start().starts_with('>')
+}
+
+/// The index of the first line of quoted history, if any.
+fn quote_start(lines: &[&str]) -> Option<usize> {
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        if ORIGINAL_MESSAGE.is_match(t) || WROTE_ZH.is_match(t) {
+            return Some(i);
+        }
+        if is_rule(t) && header_block_follows(lines, i + 1) {
+            return Some(i);
+        }
+        if HEADER_FROM.is_match(t) && header_block_follows(lines, i + 1) && i > 0 {
+            return Some(i);
+        }
+        // "On …" may wrap: join up to three lines and look for "wrote:".
+        if WROTE.is_match(t) {
+            return Some(i);
+        }
+        if starts_with_on(t) {
+            let mut joined = t.to_string();
+            for next in lines.iter().skip(i + 1).take(2) {
+                joined.push(' ');
+                joined.push_str(next.trim());
+                if WROTE.is_match(&joined) {
+                    return Some(i);
+                }
+            }
+        }
+    }
+    None
+}
+
+fn starts_with_on(t: &str) -> bool {
+    let lower = t.to_lowercase();
+    ["on ", "le ", "am ", "el ", "il ", "em ", "op ", "den "]
+        .iter()
+        .any(|p| lower.starts_with(p))
+}
+
+fn is_rule(t: &str) -> bool {
+    t.len() >= 10 && t.chars().all(|c| c == '_' || c == '-' || c == '—')
+}
+
+/// True when one of the next few lines is a header line like `Sent:`/`发送时间:` or `From:`.
+fn header_block_follows(lines: &[&str], from: usize) -> bool {
+    lines
+        .iter()
+        .skip(from)
+        .filter(|l| !l.trim().is_empty())
+        .take(3)
+        .any(|l| HEADER_OTHER.is_match(l) || HEADER_FROM.is_match(l))
+}
+
+fn cut_signature(mut kept: Vec<&str>) -> Vec<&str> {
+    // "-- " signature delimiter (also "--" as many clients trim the space).
+    if let Some(pos) = kept.iter().rposition(|l| *l == "-- " || *l == "--") {
+        if pos > 0 {
+            kept.truncate(pos);
+        }
+    }
+    // Phone sign-offs near the end.
+    let len = kept.len();
+    if let Some(pos) = kept
+        .iter()
+        .enumerate()
+        .skip(len.saturating_sub(4))
+        .find(|(_, l)| SENT_FROM.is_match(l))
+        .map(|(i, _)| i)
+    {
+        if pos > 0 {
+            kept.truncate(pos);
+        }
+    }
+    while kept.last().is_some_and(|l| l.trim().is_empty()) {
+        kept.pop();
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gmail_english_quote_is_removed() {
+        let t = "Thanks, that worked.\n\nOn Mon, 23 Nov 2026 at 10:00, Support <support@example.test> wrote:\n> Please restart the device.\n";
+        assert_eq!(extract(t), "Thanks, that worked.");
+    }
+
+    #[test]
+    fn gmail_chinese_quote_is_removed() {
+        let t = "好的，谢谢！\n\n在 2026年11月23日周一 10:00，客服中心 <support@example.test> 写道：\n> 请重启设备。";
+        assert_eq!(extract(t), "好的，谢谢！");
+    }
+
+    #[test]
+    fn qq_mail_original_block_is_removed() {
+        let t = "还是不行，请再看看。\n\n\n------------------ 原始邮件 ------------------\n发件人: \"客服中心\"<support@example.test>;\n发送时间: 2026年11月23日(星期一) 上午10:00\n收件人: \"我\"<me@qq.com>;\n主题: 回复：退款\n\n请重启设备。";
+        assert_eq!(extract(t), "还是不行，请再看看。");
+    }
+
+    #[test]
+    fn outlook_chinese_header_block_is_removed() {
+        let t = "已收到，谢谢。\n\n发件人: 客服中心 <support@example.test>\n发送时间: 2026年11月23日 10:00\n收件人: 王先生\n主题: [#T-000001] 退款\n\n您好，";
+        assert_eq!(extract(t), "已收到，谢谢。");
+    }
+
+    #[test]
+    fn outlook_english_block_and_rule_are_removed() {
+        let t = "Works now.\n\n________________________________\nFrom: Support <support@example.test>\nSent: Monday, November 23, 2026 10:00 AM\nTo: Bob\nSubject: RE: login\n\nTry again.";
+        assert_eq!(extract(t), "Works now.");
+    }
+
+    #[test]
+    fn inline_answers_are_kept_and_quotes_dropped() {
+        let t = "> What is your order number?\n12345\n> And the date?\nYesterday";
+        assert_eq!(extract(t), "12345\nYesterday");
+    }
+
+    #[test]
+    fn signatures_and_phone_signoffs_are_cut() {
+        assert_eq!(extract("Hello\n-- \nBob\nACME"), "Hello");
+        assert_eq!(extract("收到\n\n发自我的iPhone"), "收到");
+        assert_eq!(extract("Got it\n\nSent from my iPhone"), "Got it");
+    }
+
+    #[test]
+    fn a_plain_mail_is_unchanged() {
+        assert_eq!(extract("Line one\nLine two"), "Line one\nLine two");
+    }
+}
