@@ -511,6 +511,19 @@ reopen_within_days = 30
     }
 
     #[test]
+    fn the_shipped_example_config_is_valid() {
+        let creds = tempfile::tempdir().expect("tempdir");
+        std::fs::write(creds.path().join("imap-password"), "i\n").expect("write");
+        std::fs::write(creds.path().join("smtp-password"), "s\n").expect("write");
+        // Only this test reads CREDENTIALS_DIRECTORY.
+        std::env::set_var("CREDENTIALS_DIRECTORY", creds.path());
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/supportd.example.toml");
+        let s = Settings::load(&path).expect("example config loads");
+        assert_eq!(s.mailboxes["support"].password.expose(), "i");
+        assert_eq!(s.smtp.password.expose(), "s");
+    }
+
+    #[test]
     fn an_unknown_key_is_rejected_by_name() {
         let err = load_str(&GOOD.replace("tls = \"none\"\nuser", "tls = \"none\"\nsuer = 1\nuser"))
             .expect_err("unknown key")

@@ -733,6 +733,7 @@ impl Store {
             "events" => "SELECT COUNT(*) FROM events",
             "sent" => "SELECT COUNT(*) FROM outbox WHERE status = 'sent'",
             "inbound" => "SELECT COUNT(*) FROM messages WHERE direction = 'in'",
+            "flagged" => "SELECT COUNT(*) FROM messages WHERE problems IS NOT NULL",
             _ => "SELECT -1",
         };
         Ok(sqlx::query(sql).fetch_one(&self.pool).await?.get(0))

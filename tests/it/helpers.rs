@@ -1,0 +1,365 @@
+//! Test harness: the rig, unique names, a spawned application, SMTP in and IMAP out.
+
+use lettre::address::Envelope;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use rand::Rng;
+use std::path::PathBuf;
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+use supportd::app::Application;
+use supportd::clock::{SharedClock, SystemClock};
+use supportd::config::{AfterProcessing, MailboxSettings, Secret, Settings, TlsMode};
+use supportd::store::Store;
+use tokio_util::sync::CancellationToken;
+
+pub const IMAP_PORT: u16 = 14143;
+pub const SMTP_PORT: u16 = 10025;
+pub const DOMAIN: &str = "example.test";
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(300))
+        .is_ok()
+}
+
+/// Makes sure the mail rig runs (starting it with the project's script if not).
+pub fn rig() {
+    static START: Once = Once::new();
+    START.call_once(|| {
+        if port_open(IMAP_PORT) && port_open(SMTP_PORT) {
+            return;
+        }
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/dev/mailrig");
+        let status = std::process::Command::new(&script)
+            .arg("start")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run deploy/dev/mailrig");
+        assert!(
+            status.success(),
+            "the mail rig did not start: run `deploy/dev/mailrig start` (as root) to see why"
+        );
+    });
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,supportd=debug"))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{:010x}",
+        rand::thread_rng().gen::<u64>() & 0xff_ffff_ffff
+    )
+}
+
+pub fn address(local: &str) -> String {
+    format!("{local}@{DOMAIN}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Creates a fresh database and returns its URL.
+pub async fn fresh_database(db: Db, dir: &std::path::Path) -> String {
+    match db {
+        Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("supportd.db").display()),
+        Db::Postgres => {
+            use sqlx::Connection;
+            let admin = std::env::var("SUPPORTD_TEST_PG")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+            let name = unique("supportd_test").replace('-', "_");
+            let mut conn = sqlx::PgConnection::connect(&format!("{admin}/postgres"))
+                .await
+                .expect("PostgreSQL on 127.0.0.1:5432 (start it: pg_ctlcluster 15 main start)");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            format!("{admin}/{name}")
+        }
+    }
+}
+
+pub struct TestApp {
+    pub support: String,
+    pub store: Store,
+    pub settings: Settings,
+    /// Holds the database file and config for the test's lifetime.
+    _dir: tempfile::TempDir,
+    cancel: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub struct AppOptions {
+    pub db: Db,
+    pub after: &'static str,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            db: Db::Sqlite,
+            after: "seen",
+        }
+    }
+}
+
+pub async fn spawn_app(opts: AppOptions) -> TestApp {
+    rig();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let support = address(&unique("support"));
+    let url = fresh_database(opts.db, dir.path()).await;
+    let move_to = if opts.after == "move" {
+        "move_to = \"Archive\"\n"
+    } else {
+        ""
+    };
+    let toml = format!(
+        r#"
+[service]
+support_address = "{support}"
+support_name = "Example 客服中心"
+state_dir = "{state}"
+templates_dir = "{templates}"
+shutdown_timeout_secs = 10
+
+[database]
+url = "{url}"
+
+[mailboxes.support]
+host = "127.0.0.1"
+port = {IMAP_PORT}
+tls = "none"
+user = "{support}"
+password = "test"
+after = "{after}"
+{move_to}poll_interval_secs = 5
+
+[smtp]
+host = "127.0.0.1"
+port = {SMTP_PORT}
+tls = "none"
+
+[outbox]
+retry_base_secs = 1
+retry_max_secs = 5
+give_up_after_secs = 60
+batch_size = 50
+
+[threading]
+reply_secret = "integration-test-secret-0123456789"
+old_reply_secrets = []
+reopen_within_days = 30
+"#,
+        state = dir.path().display(),
+        templates = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("templates")
+            .display(),
+        after = opts.after,
+    );
+    let config_path = dir.path().join("supportd.toml");
+    std::fs::write(&config_path, toml).expect("write config");
+    let settings = Settings::load(&config_path).expect("test config is valid");
+    let mut app = TestApp {
+        support,
+        store: Store::connect(&url, 2).await.expect("store"),
+        settings,
+        _dir: dir,
+        cancel: CancellationToken::new(),
+        task: None,
+    };
+    app.start().await;
+    app
+}
+
+impl TestApp {
+    pub async fn start(&mut self) {
+        let clock: SharedClock = Arc::new(SystemClock);
+        let app = Application::build(self.settings.clone(), clock)
+            .await
+            .expect("application builds");
+        self.cancel = CancellationToken::new();
+        let cancel = self.cancel.clone();
+        self.task = Some(tokio::spawn(app.run_until_stopped(cancel)));
+    }
+
+    /// Stops the daemon the way SIGTERM does and waits for it.
+    pub async fn stop(&mut self) {
+        self.cancel.cancel();
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), t)
+                .await
+                .expect("daemon stops within 30 s")
+                .expect("daemon task did not panic");
+        }
+    }
+
+    /// Waits until `f` holds for the store, or panics after `secs`.
+    pub async fn wait_until<F, Fut>(&self, secs: u64, what: &str, f: F)
+    where
+        F: Fn(Store) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if f(self.store.clone()).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out after {secs} s waiting for: {what}");
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// A customer mail as a real client would write it.
+pub fn customer_mail(
+    from: &str,
+    to: &str,
+    subject: &str,
+    body: &str,
+    message_id: &str,
+    extra_headers: &str,
+) -> Vec<u8> {
+    let subject = if subject.is_ascii() {
+        subject.to_string()
+    } else {
+        use base64::Engine;
+        format!(
+            "=?UTF-8?B?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(subject)
+        )
+    };
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0800\r\nMIME-Version: 1.0\r\n{extra_headers}Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+/// Submits raw bytes to the rig's Postfix.
+pub async fn send_raw(from: &str, to: &str, raw: &[u8]) {
+    let smtp = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(SMTP_PORT)
+        .build();
+    let env = Envelope::new(
+        Some(from.parse().expect("from")),
+        vec![to.parse().expect("to")],
+    )
+    .expect("envelope");
+    smtp.send_raw(&env, raw)
+        .await
+        .expect("Postfix accepts the mail");
+}
+
+fn mailbox_settings(user: &str) -> MailboxSettings {
+    MailboxSettings {
+        host: "127.0.0.1".into(),
+        port: IMAP_PORT,
+        tls: TlsMode::None,
+        user: user.into(),
+        password: Secret::new("test"),
+        password_file: None,
+        folder: "INBOX".into(),
+        after: AfterProcessing::Seen,
+        move_to: None,
+        batch_size: 200,
+        poll_interval_secs: 1,
+        idle: true,
+    }
+}
+
+/// All mails in `user`'s folder, read over IMAP.
+pub async fn read_folder(user: &str, folder: &str) -> Vec<Vec<u8>> {
+    let mut conn = supportd::fetch::connect(&mailbox_settings(user))
+        .await
+        .expect("IMAP login");
+    if conn.select(folder).await.is_err() {
+        return Vec::new();
+    }
+    let uids = conn.new_uids(0).await.expect("search");
+    let mails = conn.fetch(&uids).await.expect("fetch");
+    conn.logout().await;
+    mails.into_iter().map(|(_, raw)| raw).collect()
+}
+
+/// Waits until `user`'s INBOX holds at least `n` mails; returns them.
+pub async fn wait_for_mail(user: &str, n: usize, secs: u64) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let mails = read_folder(user, "INBOX").await;
+        if mails.len() >= n || Instant::now() > deadline {
+            assert!(
+                mails.len() >= n,
+                "{user}: expected {n} mails within {secs} s, found {}",
+                mails.len()
+            );
+            return mails;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub const LMTP_PORT: u16 = 10024;
+
+/// Delivers raw bytes straight into Dovecot over LMTP, bypassing Postfix (which would repair a
+/// broken mail's headers). Many mails in one session.
+pub async fn lmtp_deliver(to: &str, mails: &[Vec<u8>]) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", LMTP_PORT))
+        .await
+        .expect("LMTP connect");
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    async fn reply(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).await.expect("LMTP read");
+            all.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] == b' ' {
+                return all;
+            }
+        }
+    }
+    assert!(reply(&mut r).await.starts_with("220"));
+    w.write_all(b"LHLO test\r\n").await.expect("write");
+    reply(&mut r).await;
+    for raw in mails {
+        w.write_all(format!("MAIL FROM:<lmtp@{DOMAIN}>\r\nRCPT TO:<{to}>\r\nDATA\r\n").as_bytes())
+            .await
+            .expect("write");
+        for expect in ["250", "250", "354"] {
+            let got = reply(&mut r).await;
+            assert!(
+                got.starts_with(expect),
+                "LMTP: expected {expect}, got {got}"
+            );
+        }
+        let mut data = Vec::with_capacity(raw.len() + 16);
+        for line in raw.split_inclusive(|b| *b == b'\n') {
+            if line.starts_with(b".") {
+                data.push(b'.');
+            }
+            data.extend_from_slice(line);
+        }
+        if !data.ends_with(b"\n") {
+            data.extend_from_slice(b"\r\n");
+        }
+        data.extend_from_slice(b".\r\n");
+        w.write_all(&data).await.expect("write");
+        let got = reply(&mut r).await;
+        assert!(got.starts_with("250"), "LMTP delivery: {got}");
+    }
+    w.write_all(b"QUIT\r\n").await.expect("write");
+}

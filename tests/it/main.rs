@@ -1,0 +1,7 @@
+//! Integration tests: the real daemon against the real mail rig (Dovecot + Postfix started by
+//! `deploy/dev/mailrig`) and real databases (a SQLite file, and PostgreSQL on 127.0.0.1:5432).
+//! Every test uses its own support mailbox, customers and database, so tests never share state.
+//! Set `TEST_LOG=1` to see the daemon's logs.
+
+mod helpers;
+mod ingest;
