@@ -23,4 +23,5 @@ pub mod screen;
 pub mod send;
 pub mod store;
 pub mod templates;
+pub mod testing;
 pub mod thread;

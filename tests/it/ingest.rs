@@ -313,7 +313,9 @@ async fn a_malformed_mail_is_stored_and_flagged_and_the_daemon_goes_on() {
     // No From, no Message-ID, a bogus MIME structure.
     let raw = b"Subject: =?x-unknown?Q?broken?=\r\nContent-Type: multipart/mixed; boundary=\"nope\"\r\n\r\n--wrong\r\n\x00\xff\xfe garbage\r\n".to_vec();
     // Straight into Dovecot: Postfix would add the missing From and Message-ID.
-    lmtp_deliver(&app.support, &[raw]).await;
+    lmtp_deliver(&app.support, &[raw])
+        .await
+        .expect("LMTP delivery");
     let customer = address(&unique("cust"));
     send_raw(
         &customer,

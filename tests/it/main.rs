@@ -3,5 +3,6 @@
 //! Every test uses its own support mailbox, customers and database, so tests never share state.
 //! Set `TEST_LOG=1` to see the daemon's logs.
 
+mod fixtures;
 mod helpers;
 mod ingest;

@@ -1,0 +1,222 @@
+//! `cargo bench --bench pipeline [-- N]`: how fast supportd ingests mail.
+//!
+//! 1. pure stages (parse → screen → reply text → hints → classify) per mail, over tests/fixtures;
+//! 2. store: the whole per-mail transaction on SQLite (no IMAP), N mails from N customers, each
+//!    opening a ticket and queueing an acknowledgement;
+//! 3. end to end: N mails delivered into a rig mailbox over LMTP, then the real mailbox loop
+//!    (IMAP fetch in batches → pipeline → commit → \Seen) until all are stored.
+//!    Needs the mail rig (`deploy/dev/mailrig start`); skipped with a message otherwise.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use supportd::clock::{Clock, SharedClock, SystemClock};
+use supportd::config::Settings;
+use supportd::ingest::{MailboxLoop, Pipeline};
+use supportd::store::{ImapLocation, Store};
+use supportd::templates::Templates;
+use tokio_util::sync::CancellationToken;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn config(dir: &std::path::Path, support: &str) -> Settings {
+    let toml = format!(
+        r#"
+[service]
+support_address = "{support}"
+state_dir = "{state}"
+templates_dir = "{templates}"
+[mailboxes.bench]
+host = "127.0.0.1"
+port = 14143
+tls = "none"
+user = "{support}"
+password = "test"
+batch_size = 500
+[smtp]
+host = "127.0.0.1"
+port = 10025
+tls = "none"
+[threading]
+reply_secret = "bench-secret-0123456789abcdef"
+old_reply_secrets = []
+reopen_within_days = 30
+"#,
+        state = dir.display(),
+        templates = root().join("templates").display()
+    );
+    let path = dir.join("bench.toml");
+    std::fs::write(&path, toml).expect("write config");
+    Settings::load(&path).expect("bench config")
+}
+
+fn customer_mail(i: usize, run: u64) -> Vec<u8> {
+    format!(
+        "From: Customer {i} <c{i}-{run}@example.org>\r\nTo: support@example.test\r\nSubject: Order {i} has not arrived\r\nMessage-ID: <bench-{run}-{i}@example.org>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0800\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n您好，我的订单 {i} 下单一周了还没有发货，请帮忙查一下物流进度。\r\n\r\nThanks,\r\nCustomer {i}\r\n\r\n在 2026年11月20日，客服中心 <support@example.test> 写道：\r\n> 尊敬的客户：您好！\r\n> 我们已收到您的来信。\r\n"
+    )
+    .into_bytes()
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse()
+                    .unwrap_or(0)
+            })
+        })
+        .unwrap_or(0)
+}
+
+fn bench_pure(settings: &Settings) {
+    let pipeline = Pipeline::new(
+        settings,
+        Templates::load(&root().join("templates")).expect("templates"),
+    );
+    let mut mails: Vec<Vec<u8>> = std::fs::read_dir(root().join("tests/fixtures"))
+        .expect("fixtures")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .map(|e| std::fs::read(e.path()).expect("read"))
+        .collect();
+    mails.push(customer_mail(1, 0));
+    let rounds = 3000;
+    let start = Instant::now();
+    let mut n = 0usize;
+    for _ in 0..rounds {
+        for m in &mails {
+            std::hint::black_box(pipeline.analyzer.analyze(m));
+            n += 1;
+        }
+    }
+    let el = start.elapsed();
+    println!(
+        "pure stages:  {n} mails in {:.2} s = {:.1} µs/mail ({:.0} mails/s on one core)",
+        el.as_secs_f64(),
+        el.as_secs_f64() * 1e6 / n as f64,
+        n as f64 / el.as_secs_f64()
+    );
+}
+
+async fn bench_store(settings: &Settings, n: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("b.db").display());
+    let store = Store::connect(&url, 4).await.expect("store");
+    store.migrate().await.expect("migrate");
+    let pipeline = Pipeline::new(
+        settings,
+        Templates::load(&root().join("templates")).expect("templates"),
+    );
+    let run: u64 = rand::random();
+    let mails: Vec<Vec<u8>> = (0..n).map(|i| customer_mail(i, run)).collect();
+    let clock = SystemClock;
+    let start = Instant::now();
+    for (i, raw) in mails.iter().enumerate() {
+        let at = ImapLocation {
+            mailbox: "bench/INBOX".into(),
+            uidvalidity: 1,
+            uid: i as u32 + 1,
+        };
+        pipeline
+            .process(&store, &at, raw, clock.now())
+            .await
+            .expect("process");
+    }
+    let el = start.elapsed();
+    assert_eq!(store.count("tickets").await.expect("count"), n as i64);
+    println!(
+        "store (SQLite, one transaction per mail: message + ticket + events + ack in outbox + checkpoint): {n} mails in {:.2} s = {:.0} mails/s, {:.0} µs/mail; RSS {} MiB",
+        el.as_secs_f64(),
+        n as f64 / el.as_secs_f64(),
+        el.as_secs_f64() * 1e6 / n as f64,
+        rss_kib() / 1024
+    );
+}
+
+async fn bench_imap(n: usize) {
+    if std::net::TcpStream::connect_timeout(
+        &([127, 0, 0, 1], 14143).into(),
+        Duration::from_millis(300),
+    )
+    .is_err()
+    {
+        println!(
+            "end to end:   skipped (no mail rig on 127.0.0.1:14143; run deploy/dev/mailrig start)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run: u64 = rand::random();
+    let support = format!("bench-{run:x}@example.test");
+    let settings = config(dir.path(), &support);
+    let mails: Vec<Vec<u8>> = (0..n).map(|i| customer_mail(i, run)).collect();
+    let fill = Instant::now();
+    for chunk in mails.chunks(1000) {
+        supportd::testing::lmtp_deliver(&support, chunk)
+            .await
+            .expect("LMTP fill");
+    }
+    println!(
+        "end to end:   filled {n} mails over LMTP in {:.1} s",
+        fill.elapsed().as_secs_f64()
+    );
+    let store = Store::connect(&settings.database_url(), 4)
+        .await
+        .expect("store");
+    store.migrate().await.expect("migrate");
+    let pipeline = Arc::new(Pipeline::new(
+        &settings,
+        Templates::load(&root().join("templates")).expect("templates"),
+    ));
+    let clock: SharedClock = Arc::new(SystemClock);
+    let cancel = CancellationToken::new();
+    let lp = MailboxLoop {
+        name: "bench".into(),
+        settings: settings.mailboxes["bench"].clone(),
+        store: store.clone(),
+        pipeline,
+        clock,
+        outbox_wake: Arc::new(tokio::sync::Notify::new()),
+    };
+    let start = Instant::now();
+    let task = tokio::spawn(lp.run(cancel.clone()));
+    loop {
+        let got = store.count("inbound").await.expect("count") as usize;
+        if got >= n {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(600) {
+            println!("end to end:   gave up after 600 s with {got} of {n}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let el = start.elapsed();
+    cancel.cancel();
+    let _ = task.await;
+    println!(
+        "end to end:   {n} mails fetched over IMAP, processed and committed in {:.2} s = {:.0} mails/s; RSS {} MiB",
+        el.as_secs_f64(),
+        n as f64 / el.as_secs_f64(),
+        rss_kib() / 1024
+    );
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(5000);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = config(dir.path(), "support@example.test");
+    bench_pure(&settings);
+    rt.block_on(bench_store(&settings, n));
+    rt.block_on(bench_imap(n));
+}

@@ -1,0 +1,55 @@
+//! The pure stages (what `supportd inspect` prints) on the real-looking mails in tests/fixtures.
+
+use supportd::ingest::Analyzer;
+use supportd::model::EmailAddress;
+use supportd::thread::ReplySigner;
+
+fn analyzer() -> Analyzer {
+    Analyzer::new(
+        EmailAddress::parse("support@example.test").expect("address"),
+        "example.test".into(),
+        ReplySigner::new(Default::default(), Vec::new()),
+    )
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn every_fixture_is_understood() {
+    // file, verdict, language, ticket tag, reply text
+    let cases: &[(&str, &str, &str, Option<&str>, &str)] = &[
+        ("qq_gbk_refund.eml", "human", "zh-Hans", None, "您好：\n我在11月15日申请的退款（订单号 2026111500123）到现在还没有到账，请帮忙查询一下进度。\n谢谢！\n张三"),
+        ("foxmail_reply_original.eml", "human", "zh-Hans", Some("T-000042"), "问题还是没有解决，打印机仍然显示离线。"),
+        ("outlook_en_reply.eml", "human", "en", Some("T-000007"), "Thanks, I also need the October invoice.\n\nBob"),
+        ("gmail_html_only_en.eml", "human", "en", None, "Hello,\n\nThe app crashes every time I open it since the last update. I am on Android 15.\n\nCarol"),
+        ("big5_inquiry.eml", "human", "zh-Hant", None, "您好，請問貴公司的產品保固期是多久？謝謝。"),
+        ("iphone_zh_reply.eml", "human", "zh-Hans", Some("T-000055"), "好的，明天上午在家，可以上门。"),
+        ("exchange_out_of_office.eml", "auto_reply", "zh-Hans", Some("T-000099"), "我正在休假，11月30日返回。紧急事务请联系我的同事。"),
+        ("postfix_bounce.eml", "bounce", "en", None, ""),
+    ];
+    let a = analyzer();
+    for (file, verdict, lang, tag, reply) in cases {
+        let r = a.analyze(&fixture(file));
+        assert_eq!(
+            r.screen.verdict.as_str(),
+            *verdict,
+            "{file}: {}",
+            r.screen.reason
+        );
+        assert_eq!(r.classification.language.code(), *lang, "{file}");
+        assert_eq!(
+            r.hints.tag.map(|t| t.to_string()).as_deref(),
+            *tag,
+            "{file}"
+        );
+        if !reply.is_empty() {
+            assert_eq!(r.reply_text, *reply, "{file}");
+        }
+        assert!(r.mail.problems.is_empty(), "{file}: {:?}", r.mail.problems);
+    }
+}
