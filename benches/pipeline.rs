@@ -104,7 +104,7 @@ fn bench_pure(settings: &Settings) {
     );
 }
 
-async fn bench_store(settings: &Settings, n: usize) {
+async fn bench_store(settings: &Settings, n: usize, batch: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("b.db").display());
     let store = Store::connect(&url, 4).await.expect("store");
@@ -114,24 +114,36 @@ async fn bench_store(settings: &Settings, n: usize) {
         Templates::load(&root().join("templates")).expect("templates"),
     );
     let run: u64 = rand::random();
-    let mails: Vec<Vec<u8>> = (0..n).map(|i| customer_mail(i, run)).collect();
+    let mails: Vec<(u32, Vec<u8>)> = (0..n)
+        .map(|i| (i as u32 + 1, customer_mail(i, run)))
+        .collect();
     let clock = SystemClock;
     let start = Instant::now();
-    for (i, raw) in mails.iter().enumerate() {
-        let at = ImapLocation {
-            mailbox: "bench/INBOX".into(),
-            uidvalidity: 1,
-            uid: i as u32 + 1,
-        };
-        pipeline
-            .process(&store, &at, raw, clock.now())
-            .await
-            .expect("process");
+    if batch <= 1 {
+        for (uid, raw) in &mails {
+            let at = ImapLocation {
+                mailbox: "bench/INBOX".into(),
+                uidvalidity: 1,
+                uid: *uid,
+            };
+            pipeline
+                .process(&store, &at, raw, clock.now())
+                .await
+                .expect("process");
+        }
+    } else {
+        for chunk in mails.chunks(batch) {
+            pipeline
+                .process_batch(&store, "bench/INBOX", 1, chunk, clock.now())
+                .await
+                .expect("process");
+        }
     }
     let el = start.elapsed();
     assert_eq!(store.count("tickets").await.expect("count"), n as i64);
     println!(
-        "store (SQLite, one transaction per mail: message + ticket + events + ack in outbox + checkpoint): {n} mails in {:.2} s = {:.0} mails/s, {:.0} µs/mail; RSS {} MiB",
+        "store (SQLite; per mail: message + ticket + events + ack in outbox + checkpoint; {}): {n} mails in {:.2} s = {:.0} mails/s, {:.0} µs/mail; RSS {} MiB",
+        if batch <= 1 { "one transaction per mail".to_string() } else { format!("group commit of {batch}") },
         el.as_secs_f64(),
         n as f64 / el.as_secs_f64(),
         el.as_secs_f64() * 1e6 / n as f64,
@@ -217,6 +229,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let settings = config(dir.path(), "support@example.test");
     bench_pure(&settings);
-    rt.block_on(bench_store(&settings, n));
+    rt.block_on(bench_store(&settings, n, 1));
+    rt.block_on(bench_store(&settings, n, 500));
     rt.block_on(bench_imap(n));
 }

@@ -16,7 +16,7 @@ use crate::model::EmailAddress;
 use crate::parse::{self, InboundMail};
 use crate::reply_text;
 use crate::screen::{self, ScreenContext, ScreenVerdict};
-use crate::store::{ImapLocation, OutboxPolicy, Store, StoreError};
+use crate::store::{ImapLocation, OutboxPolicy, Store, StoreError, Tx};
 use crate::templates::Templates;
 use crate::thread::{self, ReplySigner, ThreadHints, ThreadPolicy};
 use serde::Serialize;
@@ -159,33 +159,90 @@ impl Pipeline {
         raw: &[u8],
         now: Millis,
     ) -> Result<bool, StoreError> {
+        let mut tx = store.begin().await?;
+        let wrote = self.process_in(store, &mut tx, at, raw, now).await?;
+        store
+            .set_checkpoint(&mut tx, &at.mailbox, at.uidvalidity, at.uid, now)
+            .await?;
+        tx.commit().await?;
+        Ok(wrote)
+    }
+
+    /// Stores a fetched batch (ascending UIDs) in one transaction — group commit: each mail's
+    /// effects are still all-or-nothing, and the checkpoint moves with them. If the batch fails,
+    /// it is retried one transaction per mail, so one bad mail cannot hold back the others'
+    /// commits. Returns how many mails were new.
+    pub async fn process_batch(
+        &self,
+        store: &Store,
+        mailbox: &str,
+        uidvalidity: u32,
+        batch: &[(u32, Vec<u8>)],
+        now: Millis,
+    ) -> Result<usize, StoreError> {
+        let Some(last) = batch.iter().map(|(u, _)| *u).max() else {
+            return Ok(0);
+        };
+        let at = |uid: u32| ImapLocation {
+            mailbox: mailbox.to_string(),
+            uidvalidity,
+            uid,
+        };
+        let grouped = async {
+            let mut tx = store.begin().await?;
+            let mut new = 0;
+            for (uid, raw) in batch {
+                new += usize::from(self.process_in(store, &mut tx, &at(*uid), raw, now).await?);
+            }
+            store
+                .set_checkpoint(&mut tx, mailbox, uidvalidity, last, now)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(new)
+        }
+        .await;
+        match grouped {
+            Ok(n) => Ok(n),
+            Err(e) if batch.len() > 1 => {
+                warn!(error = %e, mails = batch.len(), "group commit failed; storing the batch one mail at a time");
+                let mut new = 0;
+                for (uid, raw) in batch {
+                    new += usize::from(self.process(store, &at(*uid), raw, now).await?);
+                }
+                Ok(new)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Everything one mail causes, written inside `tx` (the caller commits).
+    async fn process_in(
+        &self,
+        store: &Store,
+        tx: &mut Tx,
+        at: &ImapLocation,
+        raw: &[u8],
+        now: Millis,
+    ) -> Result<bool, StoreError> {
         let a = self.analyzer.analyze(raw);
         let span = info_span!("message", imap.mailbox = %at.mailbox, imap.uid = at.uid, message.id = %a.mail.message_id);
         async {
-            let mut tx = store.begin().await?;
-            if store
-                .already_stored(&mut tx, &a.mail.message_id, at)
-                .await?
-            {
-                store
-                    .set_checkpoint(&mut tx, &at.mailbox, at.uidvalidity, at.uid, now)
-                    .await?;
-                tx.commit().await?;
+            if store.already_stored(tx, &a.mail.message_id, at).await? {
                 debug!("already stored; nothing to do");
                 return Ok(false);
             }
-            let facts = store.thread_facts(&mut tx, &a.hints).await?;
+            let facts = store.thread_facts(tx, &a.hints).await?;
             let decision = thread::thread(&a.mail, &facts, &self.thread_policy, now);
             let ticket = match apply::new_ticket(&a.mail, &a.screen, &decision, &a.classification) {
-                Some(new) => Some(store.create_ticket(&mut tx, &new, now).await?),
+                Some(new) => Some(store.create_ticket(tx, &new, now).await?),
                 None => match &decision {
                     thread::ThreadDecision::FollowUp { ticket, .. } => {
-                        store.ticket_state(&mut tx, *ticket).await?
+                        store.ticket_state(tx, *ticket).await?
                     }
                     thread::ThreadDecision::New { .. } => None,
                 },
             };
-            let acks = store.ack_facts(&mut tx, a.mail.from.as_ref(), now).await?;
+            let acks = store.ack_facts(tx, a.mail.from.as_ref(), now).await?;
             let templates = self.templates();
             let ctx = ApplyContext {
                 templates: &templates,
@@ -209,7 +266,7 @@ impl Pipeline {
             );
             store
                 .write_inbound(
-                    &mut tx,
+                    tx,
                     &a.mail,
                     raw,
                     at,
@@ -221,10 +278,6 @@ impl Pipeline {
                     now,
                 )
                 .await?;
-            store
-                .set_checkpoint(&mut tx, &at.mailbox, at.uidvalidity, at.uid, now)
-                .await?;
-            tx.commit().await?;
             info!(
                 ticket.ref = plan.ticket.map(|t| t.to_string()).unwrap_or_default(),
                 screen.verdict = a.screen.verdict.as_str(),
