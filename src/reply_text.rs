@@ -20,12 +20,19 @@ static ORIGINAL_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("static regex")
 });
 
-/// `On <date>, <name> wrote:` in many languages, possibly wrapped over two or three lines.
+/// `On <date>, <name> wrote:` in many languages, possibly wrapped over two or three lines; the
+/// verb may also stand before the name (`Op … schreef Julius <j@x>:`).
 static WROTE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^\s*(on|le|am|el|il|em|op|den|på|pe|w dniu|dne|в|vào|el día)\b.{0,400}(wrote|a écrit|schrieb|escribió|ha scritto|escreveu|schreef|skrev|kirjoitti|napisał|написал|написала|napsal|đã viết|a scris|yazdı)\s*:?\s*$",
+        r"(?i)^\s*(on|le|am|el|il|em|op|den|på|pe|w dniu|dnia|dne|в|vào|el día|kello|\d{1,4}[./-]\d{1,2}[./-]\d{1,4})\b.{0,400}\b(wrote|a écrit|schrieb|escribió|ha scritto|escreveu|schreef|skrev|kirjoitti|napisał|napisała|написал|написала|napsal|đã viết|a scris|yazdı)\b(.{0,300}:\s*$|\s*:?\s*$)",
     )
     .expect("static regex")
+});
+
+/// Android's `---- John Smith wrote ----`.
+static WROTE_DASHES: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*-{2,}.{0,200}\b(wrote|schrieb|a écrit)\b.{0,50}-{2,}\s*$")
+        .expect("static regex")
 });
 
 static WROTE_ZH: LazyLock<Regex> = LazyLock::new(|| {
@@ -87,7 +94,12 @@ fn quote_start(lines: &[&str]) -> Option<usize> {
         if t.is_empty() {
             continue;
         }
-        if ORIGINAL_MESSAGE.is_match(t) || WROTE_ZH.is_match(t) {
+        if ORIGINAL_MESSAGE.is_match(t) || WROTE_DASHES.is_match(t) {
+            return Some(i);
+        }
+        // A "wrote:" line directly above `>` quotes is removed with them, and text after the
+        // quote (a sign-off) is kept; otherwise it starts the quoted history.
+        if WROTE_ZH.is_match(t) && !quote_follows(lines, i + 1) {
             return Some(i);
         }
         if is_rule(t) && header_block_follows(lines, i + 1) {
@@ -98,20 +110,36 @@ fn quote_start(lines: &[&str]) -> Option<usize> {
         }
         // "On …" may wrap: join up to three lines and look for "wrote:".
         if WROTE.is_match(t) {
+            if quote_follows(lines, i + 1) {
+                continue;
+            }
             return Some(i);
         }
         if starts_with_on(t) {
             let mut joined = t.to_string();
-            for next in lines.iter().skip(i + 1).take(2) {
+            for (k, next) in lines.iter().enumerate().skip(i + 1).take(2) {
                 joined.push(' ');
                 joined.push_str(next.trim());
                 if WROTE.is_match(&joined) {
+                    if quote_follows(lines, k + 1) {
+                        break;
+                    }
                     return Some(i);
                 }
             }
         }
     }
     None
+}
+
+/// True when the next non-blank line is `>`-quoted and unquoted text follows that quote (the
+/// sender answered below or signed off after it): then the quote alone is removed.
+fn quote_follows(lines: &[&str], from: usize) -> bool {
+    let mut rest = lines.iter().skip(from).filter(|l| !l.trim().is_empty());
+    if !rest.next().is_some_and(|l| is_quoted(l)) {
+        return false;
+    }
+    rest.any(|l| !is_quoted(l))
 }
 
 fn starts_with_on(t: &str) -> bool {
@@ -136,9 +164,13 @@ fn header_block_follows(lines: &[&str], from: usize) -> bool {
 }
 
 fn cut_signature(mut kept: Vec<&str>) -> Vec<&str> {
-    // "-- " signature delimiter (also "--" as many clients trim the space).
-    if let Some(pos) = kept.iter().rposition(|l| *l == "-- " || *l == "--") {
-        if pos > 0 {
+    // "-- " signature delimiter (also "--" and "---", as clients trim or vary it), near the end.
+    let len = kept.len();
+    if let Some(pos) = kept
+        .iter()
+        .rposition(|l| matches!(l.trim_end(), "--" | "---") || *l == "-- ")
+    {
+        if pos > 0 && (len - pos <= 12 || kept[pos] == "-- ") {
             kept.truncate(pos);
         }
     }
