@@ -272,6 +272,18 @@ impl Store {
         Ok(row.is_some())
     }
 
+    async fn participants(&self, tx: &mut Tx, ticket_id: i64) -> Result<Vec<EmailAddress>> {
+        Ok(
+            sqlx::query("SELECT address FROM participants WHERE ticket_id = $1")
+                .bind(ticket_id)
+                .fetch_all(&mut **tx)
+                .await?
+                .iter()
+                .filter_map(|r| addr(&r.get::<String, _>(0)))
+                .collect(),
+        )
+    }
+
     async fn ticket_facts(&self, tx: &mut Tx, ticket_id: i64) -> Result<Option<TicketFacts>> {
         let Some(row) = sqlx::query("SELECT id, requester, solved_at FROM tickets WHERE id = $1")
             .bind(ticket_id)
@@ -283,13 +295,7 @@ impl Store {
         let Some(requester) = addr(&row.get::<String, _>(1)) else {
             return Ok(None);
         };
-        let participants = sqlx::query("SELECT address FROM participants WHERE ticket_id = $1")
-            .bind(ticket_id)
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .filter_map(|r| addr(&r.get::<String, _>(0)))
-            .collect();
+        let participants = self.participants(tx, ticket_id).await?;
         Ok(Some(TicketFacts {
             ticket: TicketRef(row.get(0)),
             requester,
@@ -352,13 +358,7 @@ impl Store {
         let Some(requester) = addr(&row.get::<String, _>(1)) else {
             return Ok(None);
         };
-        let participants = sqlx::query("SELECT address FROM participants WHERE ticket_id = $1")
-            .bind(t.0)
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .filter_map(|r| addr(&r.get::<String, _>(0)))
-            .collect();
+        let participants = self.participants(tx, t.0).await?;
         Ok(Some(TicketState {
             ticket: t,
             requester,

@@ -311,3 +311,15 @@ pub async fn wait_for_mail(user: &str, n: usize, secs: u64) -> Vec<Vec<u8>> {
 }
 
 pub use supportd::testing::lmtp_deliver;
+
+impl TestApp {
+    /// A new customer writes a plain mail to this app's support address through Postfix.
+    /// Returns the customer's address and the mail's Message-ID.
+    pub async fn mail_from_new_customer(&self, subject: &str, body: &str) -> (String, String) {
+        let customer = address(&unique("cust"));
+        let msgid = format!("{}@customer.example", unique("m"));
+        let raw = customer_mail(&customer, &self.support, subject, body, &msgid, "");
+        send_raw(&customer, &self.support, &raw).await;
+        (customer, msgid)
+    }
+}

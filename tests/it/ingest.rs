@@ -191,21 +191,9 @@ async fn a_gbk_encoded_mail_is_stored_with_the_right_text() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_to_the_acknowledgement_lands_on_the_same_ticket_without_a_second_ack() {
     let mut app = spawn_app(AppOptions::default()).await;
-    let customer = address(&unique("cust"));
-    let first = format!("{}@outlook.com", unique("m"));
-    send_raw(
-        &customer,
-        &app.support,
-        &customer_mail(
-            &customer,
-            &app.support,
-            "Broken charger",
-            "My charger stopped working.",
-            &first,
-            "",
-        ),
-    )
-    .await;
+    let (customer, first) = app
+        .mail_from_new_customer("Broken charger", "My charger stopped working.")
+        .await;
     let ack = parse(&wait_for_mail(&customer, 1, 20).await[0]);
     let reply = customer_mail(
         &customer,
@@ -273,20 +261,9 @@ async fn processed_mail_is_moved_to_the_archive_folder_and_never_deleted() {
         ..Default::default()
     })
     .await;
-    let customer = address(&unique("cust"));
-    send_raw(
-        &customer,
-        &app.support,
-        &customer_mail(
-            &customer,
-            &app.support,
-            "Hi",
-            "A question about invoices.",
-            &format!("{}@x.example", unique("m")),
-            "",
-        ),
-    )
-    .await;
+    let (customer, _) = app
+        .mail_from_new_customer("Hi", "A question about invoices.")
+        .await;
     wait_for_mail(&customer, 1, 20).await;
     let support = app.support.clone();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -316,20 +293,9 @@ async fn a_malformed_mail_is_stored_and_flagged_and_the_daemon_goes_on() {
     lmtp_deliver(&app.support, &[raw])
         .await
         .expect("LMTP delivery");
-    let customer = address(&unique("cust"));
-    send_raw(
-        &customer,
-        &app.support,
-        &customer_mail(
-            &customer,
-            &app.support,
-            "After the broken one",
-            "Still working?",
-            &format!("{}@x.example", unique("m")),
-            "",
-        ),
-    )
-    .await;
+    let (customer, _) = app
+        .mail_from_new_customer("After the broken one", "Still working?")
+        .await;
     wait_for_mail(&customer, 1, 20).await;
     assert_eq!(
         app.store.count("inbound").await.expect("count"),
