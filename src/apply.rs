@@ -14,7 +14,7 @@ use crate::model::{EmailAddress, Language, MessageId, TicketRef};
 use crate::parse::InboundMail;
 use crate::screen::ScreenVerdict;
 use crate::templates::{TemplateVars, Templates};
-use crate::thread::{ReplySigner, ThreadDecision};
+use crate::thread::{ReplySigner, ThreadDecision, ThreadVia};
 use serde_json::json;
 
 /// Settings `apply` needs, borrowed from the running application.
@@ -90,6 +90,8 @@ pub struct Plan {
     pub new_participants: Vec<EmailAddress>,
     pub events: Vec<EventDraft>,
     pub outbox: Vec<OutboxDraft>,
+    /// One of our outgoing mails that this delivery report says could not be delivered.
+    pub bounced: Option<MessageId>,
 }
 
 /// Whether this mail opens a new ticket, and with what. Called before [`apply`], so the store can
@@ -135,6 +137,7 @@ pub fn apply(
         new_participants: Vec::new(),
         events: Vec::new(),
         outbox: Vec::new(),
+        bounced: None,
     };
     let base = json!({
         "message_id": mail.message_id.as_str(),
@@ -190,6 +193,24 @@ pub fn apply(
             }
         }
         acknowledge(ctx, mail, t, acks, now, &mut plan);
+        return plan;
+    }
+
+    if let ThreadDecision::FollowUp {
+        via: ThreadVia::Bounce,
+        ..
+    } = decision
+    {
+        plan.bounced = mail.bounced_message_id.clone();
+        plan.events.push(EventDraft {
+            ticket: Some(t.ticket),
+            kind: "outbox_failed",
+            detail: json!({
+                "message_id": mail.bounced_message_id.as_ref().map(|m| m.as_str()),
+                "error": "bounced",
+                "report": mail.message_id.as_str(),
+            }),
+        });
         return plan;
     }
 

@@ -24,6 +24,7 @@ pub fn to_json(a: &Analysis) -> Value {
         "ticket_ref": a.hints.token.or(a.hints.tag).map(|t| t.to_string()),
         "ticket_ref_source": if a.hints.token.is_some() { Some("signed_address") } else if a.hints.tag.is_some() { Some("subject_tag") } else { None },
         "forged_token": a.hints.bad_token,
+        "bounced_message_id": m.bounced_message_id.as_ref().map(|i| i.as_str()),
         "text": m.text,
         "reply_text": a.reply_text,
         "attachments": m.attachments,

@@ -67,6 +67,9 @@ pub struct InboundMail {
     pub content_type: String,
     /// `report-type` parameter of a `multipart/report`.
     pub report_type: Option<String>,
+    /// For a delivery report: the Message-ID of the mail that could not be delivered (from the
+    /// returned headers or the attached original).
+    pub bounced_message_id: Option<MessageId>,
     /// Lower-cased names and raw values of the headers screening needs.
     pub screen_headers: Vec<(String, String)>,
     pub attachments: Vec<AttachmentMeta>,
@@ -152,6 +155,14 @@ pub fn parse(raw: &[u8]) -> InboundMail {
         None => ("text/plain".to_string(), None),
     };
 
+    let machine_from = from
+        .as_ref()
+        .is_some_and(|f| matches!(f.local_part(), "mailer-daemon" | "postmaster"));
+    let bounced_message_id = if content_type == "multipart/report" || machine_from {
+        returned_message_id(&msg)
+    } else {
+        None
+    };
     let text = body_text(&msg);
     let attachments = msg
         .attachments()
@@ -189,10 +200,50 @@ pub fn parse(raw: &[u8]) -> InboundMail {
         return_path,
         content_type,
         report_type,
+        bounced_message_id,
         screen_headers,
         attachments,
         problems,
     }
+}
+
+/// The Message-ID of the original in a delivery report: from a `message/rfc822` part, or the
+/// `Message-ID:` line of a `text/rfc822-headers` part.
+fn returned_message_id(msg: &mail_parser::Message<'_>) -> Option<MessageId> {
+    for part in msg.parts.iter() {
+        match &part.body {
+            mail_parser::PartType::Message(inner) => {
+                if let Some(id) = inner.message_id().and_then(MessageId::parse) {
+                    return Some(id);
+                }
+            }
+            mail_parser::PartType::Text(t)
+                if part.content_type().is_some_and(|ct| {
+                    ct.subtype()
+                        .is_some_and(|s| s.eq_ignore_ascii_case("rfc822-headers"))
+                }) =>
+            {
+                let mut lines = t.lines();
+                while let Some(line) = lines.next() {
+                    let Some((name, value)) = line.split_once(':') else {
+                        continue;
+                    };
+                    if name.trim().eq_ignore_ascii_case("message-id") {
+                        let value = if value.trim().is_empty() {
+                            lines.next().unwrap_or("")
+                        } else {
+                            value
+                        };
+                        if let Some(id) = MessageId::parse(value) {
+                            return Some(id);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn unparseable(raw: &[u8], problems: Vec<String>) -> InboundMail {
@@ -214,6 +265,7 @@ fn unparseable(raw: &[u8], problems: Vec<String>) -> InboundMail {
         return_path: None,
         content_type: "application/octet-stream".to_string(),
         report_type: None,
+        bounced_message_id: None,
         screen_headers: Vec::new(),
         attachments: Vec::new(),
         problems,
@@ -309,6 +361,25 @@ mod tests {
         let m = parse(&raw);
         assert_eq!(m.subject, "退款进度查询");
         assert_eq!(m.text, "您好，我的退款什么时候到账？");
+    }
+
+    #[test]
+    fn a_delivery_report_names_the_bounced_mail() {
+        let raw = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/postfix_bounce.eml"
+        ))
+        .expect("fixture");
+        let m = parse(&raw);
+        assert_eq!(
+            m.bounced_message_id.as_ref().map(|i| i.as_str()),
+            Some("ackabc@example.test")
+        );
+        let m = parse(b"From: a@b.c\r\nMessage-ID: <1@b.c>\r\n\r\nMessage-ID: <x@y>");
+        assert_eq!(
+            m.bounced_message_id, None,
+            "only delivery reports are looked into"
+        );
     }
 
     #[test]

@@ -342,6 +342,18 @@ impl Store {
         if let Some(t) = hints.tag {
             facts.by_tag = self.ticket_facts(tx, t.0).await?;
         }
+        if let Some(id) = &hints.bounced {
+            let ticket: Option<Option<i64>> = sqlx::query(
+                "SELECT ticket_id FROM messages WHERE direction = 'out' AND message_id = $1",
+            )
+            .bind(id.as_str())
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| r.get(0));
+            if let Some(Some(t)) = ticket {
+                facts.by_bounce = self.ticket_facts(tx, t).await?;
+            }
+        }
         Ok(facts)
     }
 
@@ -511,6 +523,16 @@ impl Store {
                 .await?;
             }
         }
+        if let Some(id) = &plan.bounced {
+            sqlx::query(
+                "UPDATE outbox SET status = 'failed', last_error = $1, locked_until = NULL
+                 WHERE message_id = $2 AND status <> 'failed'",
+            )
+            .bind(format!("bounced: {}", verdict.reason))
+            .bind(id.as_str())
+            .execute(&mut **tx)
+            .await?;
+        }
         for e in &plan.events {
             self.add_event(tx, e.ticket.map(|t| t.0), e.kind, &e.detail, now)
                 .await?;
@@ -648,7 +670,7 @@ impl Store {
 
     pub async fn mark_sent(&self, m: &ClaimedMail, now: Millis) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1, locked_until = NULL WHERE id = $2")
+        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1, locked_until = NULL WHERE id = $2 AND status = 'sending'")
             .bind(now)
             .bind(m.id)
             .execute(&mut *tx)
@@ -667,7 +689,7 @@ impl Store {
 
     pub async fn mark_retry(&self, m: &ClaimedMail, error: &str, next: Millis) -> Result<()> {
         sqlx::query(
-            "UPDATE outbox SET status = 'pending', attempts = attempts + 1, next_attempt_at = $1, last_error = $2, locked_until = NULL WHERE id = $3",
+            "UPDATE outbox SET status = 'pending', attempts = attempts + 1, next_attempt_at = $1, last_error = $2, locked_until = NULL WHERE id = $3 AND status = 'sending'",
         )
         .bind(next)
         .bind(error)
@@ -680,7 +702,7 @@ impl Store {
     pub async fn mark_failed(&self, m: &ClaimedMail, error: &str, now: Millis) -> Result<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
-            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $1, locked_until = NULL WHERE id = $2",
+            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $1, locked_until = NULL WHERE id = $2 AND status = 'sending'",
         )
         .bind(error)
         .bind(m.id)
@@ -734,6 +756,8 @@ impl Store {
             "sent" => "SELECT COUNT(*) FROM outbox WHERE status = 'sent'",
             "inbound" => "SELECT COUNT(*) FROM messages WHERE direction = 'in'",
             "flagged" => "SELECT COUNT(*) FROM messages WHERE problems IS NOT NULL",
+            "failed" => "SELECT COUNT(*) FROM outbox WHERE status = 'failed'",
+            "ack_suppressed" => "SELECT COUNT(*) FROM events WHERE kind = 'ack_suppressed'",
             _ => "SELECT -1",
         };
         Ok(sqlx::query(sql).fetch_one(&self.pool).await?.get(0))

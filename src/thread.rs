@@ -92,6 +92,8 @@ pub struct ThreadHints {
     pub references: Vec<MessageId>,
     /// The ticket tag in the subject.
     pub tag: Option<TicketRef>,
+    /// A delivery report's bounced Message-ID (the store checks it is one of ours).
+    pub bounced: Option<MessageId>,
 }
 
 /// Reads the hints from a mail. `support` is our address; tokens are looked for in the addresses
@@ -119,6 +121,7 @@ pub fn hints(mail: &InboundMail, support: &EmailAddress, signer: &ReplySigner) -
         }
     }
     h.tag = subject_tag(&mail.subject);
+    h.bounced = mail.bounced_message_id.clone();
     h
 }
 
@@ -154,11 +157,14 @@ pub struct ThreadFacts {
     /// The ticket of the first referenced Message-ID found in the store.
     pub by_reference: Option<TicketFacts>,
     pub by_tag: Option<TicketFacts>,
+    /// The ticket of the mail *we sent* that a delivery report says bounced.
+    pub by_bounce: Option<TicketFacts>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ThreadVia {
+    Bounce,
     Token,
     Reference,
     Tag,
@@ -215,6 +221,15 @@ pub fn thread(
             },
         }
     };
+    // A delivery report about a mail we sent belongs to that mail's ticket: its sender is a
+    // mail server, never a participant, and it never reopens anything.
+    if let Some(f) = &facts.by_bounce {
+        return ThreadDecision::FollowUp {
+            ticket: f.ticket,
+            via: ThreadVia::Bounce,
+            reopen: false,
+        };
+    }
     if let Some(f) = &facts.by_token {
         return follow(f, ThreadVia::Token);
     }
@@ -364,6 +379,23 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_delivery_report_about_our_mail_files_on_its_ticket() {
+        let mail = parse(b"From: MAILER-DAEMON@mx.example\r\nMessage-ID: <b@mx.example>\r\nSubject: Undelivered\r\n\r\nx");
+        let f = ThreadFacts {
+            by_bounce: Some(facts(9, "customer@b.c")),
+            ..Default::default()
+        };
+        assert_eq!(
+            thread(&mail, &f, &policy(), 0),
+            ThreadDecision::FollowUp {
+                ticket: TicketRef(9),
+                via: ThreadVia::Bounce,
+                reopen: false
+            }
+        );
     }
 
     #[test]

@@ -7,3 +7,4 @@ mod fixtures;
 mod helpers;
 mod ingest;
 mod reply_corpus;
+mod screening;
