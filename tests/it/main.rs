@@ -8,3 +8,4 @@ mod helpers;
 mod ingest;
 mod reply_corpus;
 mod screening;
+mod threading;
