@@ -24,9 +24,14 @@ static ORIGINAL_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
 /// verb may also stand before the name (`Op … schreef Julius <j@x>:`).
 static WROTE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^\s*(on|le|am|el|il|em|op|den|på|pe|w dniu|dnia|dne|в|vào|el día|kello|\d{1,4}[./-]\d{1,2}[./-]\d{1,4})\b.{0,400}\b(wrote|a écrit|schrieb|escribió|ha scritto|escreveu|schreef|skrev|kirjoitti|napisał|napisała|написал|написала|napsal|đã viết|a scris|yazdı)\b(.{0,300}:\s*$|\s*:?\s*$)",
+        r"(?i)^\s*(on|le|am|el|il|em|op|den|på|pe|w dniu|dnia|dne|в|vào|el día|kello|\d{1,4}[./-]\d{1,2}[./-]\d{1,4})\b.{0,400}\b(wrote|a écrit|schrieb|escribió|ha scritto|escreveu|schreef|skrev|kirjoitti|napisał|napisała|написал|написала|napsal|đã viết|a scris|yazdı|geschreven|sent)\b(.{0,300}:\s*$|\s*:?\s*$)",
     )
     .expect("static regex")
+});
+
+/// A header line that is a date and an address with a colon: `2017-11-24 16:32 GMT+01:00 Ann <a@b.c>:`.
+static DATE_ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*(\d{1,4}[-./]\d{1,2}[-./]\d{1,4}.{0,120}<?[\w.+-]+@[\w-]+(\.[\w-]+)+>?|.{0,150}\d.{0,150}<[\w.+-]+@[\w-]+(\.[\w-]+)+>)\s*:\s*$").expect("static regex")
 });
 
 /// Android's `---- John Smith wrote ----`.
@@ -41,10 +46,10 @@ static WROTE_ZH: LazyLock<Regex> = LazyLock::new(|| {
 
 /// A line in the forwarded/replied header block (Outlook, Foxmail, QQ Mail, NetEase …).
 static HEADER_FROM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\s*\*?\s*(from|发件人|發件人|寄件者|de|von|van|fra|från|od|от|mittente|lähettäjä)\s*\*?\s*[:：]").expect("static regex")
+    Regex::new(r"(?i)^\s*\*?\s*(from|发件人|發件人|寄件者|de|da|von|van|fra|från|od|от|mittente|lähettäjä|message du)\s*\*?\s*[:：]").expect("static regex")
 });
 static HEADER_OTHER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\s*\*?\s*(sent|date|to|cc|subject|发送时间|發送時間|时间|時間|日期|收件人|抄送|主题|主題|寄件日期|envoyé|gesendet|enviado|inviato|verzonden|sendt|skickat|wysłano|отправлено|datum|objet|betreff|asunto|oggetto|onderwerp|emne|ämne|temat|тема|aan|à|an|para|til)\s*\*?\s*[:：]").expect("static regex")
+    Regex::new(r"(?i)^\s*\*?\s*(sent|date|to|cc|subject|发送时间|發送時間|时间|時間|日期|收件人|抄送|主题|主題|寄件日期|envoyé|gesendet|enviado|inviato|verzonden|sendt|skickat|wysłano|отправлено|datum|objet|betreff|asunto|oggetto|onderwerp|emne|ämne|temat|тема|aan|à|a|an|para|til|copie à|inviato)\s*\*?\s*[:：]").expect("static regex")
 });
 
 static SENT_FROM: LazyLock<Regex> = LazyLock::new(|| {
@@ -94,7 +99,7 @@ fn quote_start(lines: &[&str]) -> Option<usize> {
         if t.is_empty() {
             continue;
         }
-        if ORIGINAL_MESSAGE.is_match(t) || WROTE_DASHES.is_match(t) {
+        if ORIGINAL_MESSAGE.is_match(t) || WROTE_DASHES.is_match(t) || DATE_ADDRESS.is_match(t) {
             return Some(i);
         }
         // A "wrote:" line directly above `>` quotes is removed with them, and text after the
@@ -144,9 +149,12 @@ fn quote_follows(lines: &[&str], from: usize) -> bool {
 
 fn starts_with_on(t: &str) -> bool {
     let lower = t.to_lowercase();
-    ["on ", "le ", "am ", "el ", "il ", "em ", "op ", "den "]
-        .iter()
-        .any(|p| lower.starts_with(p))
+    [
+        "on ", "le ", "am ", "el ", "il ", "em ", "op ", "den ", "w dniu", "dnia ", "pe ", "ma ",
+        "ti ", "ke ", "to ", "la ", "su ",
+    ]
+    .iter()
+    .any(|p| lower.starts_with(p))
 }
 
 fn is_rule(t: &str) -> bool {
@@ -174,15 +182,8 @@ fn cut_signature(mut kept: Vec<&str>) -> Vec<&str> {
             kept.truncate(pos);
         }
     }
-    // Phone sign-offs near the end.
-    let len = kept.len();
-    if let Some(pos) = kept
-        .iter()
-        .enumerate()
-        .skip(len.saturating_sub(4))
-        .find(|(_, l)| SENT_FROM.is_match(l))
-        .map(|(i, _)| i)
-    {
+    // Phone sign-offs: what follows one is old text the phone's client appended.
+    if let Some(pos) = kept.iter().position(|l| SENT_FROM.is_match(l)) {
         if pos > 0 {
             kept.truncate(pos);
         }
@@ -238,6 +239,14 @@ mod tests {
         assert_eq!(extract("Hello\n-- \nBob\nACME"), "Hello");
         assert_eq!(extract("收到\n\n发自我的iPhone"), "收到");
         assert_eq!(extract("Got it\n\nSent from my iPhone"), "Got it");
+    }
+
+    #[test]
+    fn wrapped_headers_in_other_languages_are_found() {
+        let t = "Lorem ipsum\n\nW dniu 28 stycznia 2015 01:53 użytkownik Zoe xxx <zoe.xxx@xxx.com>\nnapisał:\n\nBlah!";
+        assert_eq!(extract(t), "Lorem ipsum");
+        let t = "Hi\n\n2017-11-24 16:32 GMT+01:00 Baptiste <b@mail.example>:\n\nTest";
+        assert_eq!(extract(t), "Hi");
     }
 
     #[test]
