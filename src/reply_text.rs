@@ -24,7 +24,7 @@ static ORIGINAL_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
 /// verb may also stand before the name (`Op … schreef Julius <j@x>:`).
 static WROTE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^\s*(on|le|am|el|il|em|op|den|på|pe|w dniu|dnia|dne|в|vào|el día|kello|\d{1,4}[./-]\d{1,2}[./-]\d{1,4})\b.{0,400}\b(wrote|a écrit|schrieb|escribió|ha scritto|escreveu|schreef|skrev|kirjoitti|napisał|napisała|написал|написала|napsal|đã viết|a scris|yazdı|geschreven|sent)\b(.{0,300}:\s*$|\s*:?\s*$)",
+        r"(?i)^\s*(on|le|am|el|il|em|op|den|på|pe|in data|w dniu|dnia|dne|в|vào|el día|kello|\d{1,4}[./-]\d{1,2}[./-]\d{1,4})\b.{0,400}\b(wrote|a écrit|schrieb|escribió|ha scritto|escreveu|schreef|skrev|kirjoitti|napisał|napisała|написал|написала|napsal|đã viết|a scris|yazdı|geschreven|sent)\b(.{0,300}:\s*$|\s*:?\s*$)",
     )
     .expect("static regex")
 });
@@ -120,15 +120,21 @@ fn quote_start(lines: &[&str]) -> Option<usize> {
             }
             return Some(i);
         }
+        if t.starts_with(|c: char| c.is_ascii_digit()) && !DATE_ADDRESS.is_match(t) {
+            if let Some(next) = lines.get(i + 1) {
+                if DATE_ADDRESS.is_match(&format!("{t}{}", next.trim())) {
+                    return Some(i);
+                }
+            }
+        }
         if starts_with_on(t) {
             let mut joined = t.to_string();
-            for (k, next) in lines.iter().enumerate().skip(i + 1).take(2) {
+            for next in lines.iter().skip(i + 1).take(2) {
                 joined.push(' ');
                 joined.push_str(next.trim());
-                if WROTE.is_match(&joined) {
-                    if quote_follows(lines, k + 1) {
-                        break;
-                    }
+                // A wrapped header always starts the history: only a one-line "wrote:" is
+                // taken as a quote introduction inside a reply.
+                if WROTE.is_match(&joined) || DATE_ADDRESS.is_match(&joined) {
                     return Some(i);
                 }
             }
@@ -151,7 +157,7 @@ fn starts_with_on(t: &str) -> bool {
     let lower = t.to_lowercase();
     [
         "on ", "le ", "am ", "el ", "il ", "em ", "op ", "den ", "w dniu", "dnia ", "pe ", "ma ",
-        "ti ", "ke ", "to ", "la ", "su ",
+        "ti ", "ke ", "to ", "la ", "su ", "in data ",
     ]
     .iter()
     .any(|p| lower.starts_with(p))
