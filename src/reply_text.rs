@@ -15,7 +15,7 @@ use std::sync::LazyLock;
 
 static ORIGINAL_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^\s*[-_=*]{2,}\s*(original message|original|forwarded message|reply message|原始邮件|原始郵件|原邮件|原郵件|回复的原邮件|转发邮件|轉寄郵件|message d'origine|ursprüngliche nachricht|oprindelig meddelelse|opprinnelig melding|ursprungligt meddelande|alkuperäinen viesti|messaggio originale|mensagem original|mensaje original|oorspronkelijk bericht|исходное сообщение|wiadomość oryginalna)\s*[-_=*]*\s*$",
+        r"(?i)^\s*[-_=*]{2,}\s*(original message|original|forwarded message|reply message|oprindelig besked|antwort nachricht|originalnachricht|原始邮件|原始郵件|原邮件|原郵件|回复的原邮件|转发邮件|轉寄郵件|message d'origine|ursprüngliche nachricht|oprindelig meddelelse|opprinnelig melding|ursprungligt meddelande|alkuperäinen viesti|messaggio originale|mensagem original|mensaje original|oorspronkelijk bericht|исходное сообщение|wiadomość oryginalna)\s*[-_=*]*\s*$",
     )
     .expect("static regex")
 });
@@ -32,6 +32,17 @@ static WROTE: LazyLock<Regex> = LazyLock::new(|| {
 /// A header line that is a date and an address with a colon: `2017-11-24 16:32 GMT+01:00 Ann <a@b.c>:`.
 static DATE_ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^\s*(\d{1,4}[-./]\d{1,2}[-./]\d{1,4}.{0,120}<?[\w.+-]+@[\w-]+(\.[\w-]+)+>?|.{0,150}\d.{0,150}<[\w.+-]+@[\w-]+(\.[\w-]+)+>)\s*:\s*$").expect("static regex")
+});
+
+/// A "wrote" header with no known opening word but a date in it: `tir. 18. apr. 2017 kl. 13:09
+/// skrev Test user <test@example.com>:` (possibly wrapped, so it may end in an open `<…`).
+static WROTE_DATED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^.{0,100}\d.{0,150}\b(wrote|skrev|schrieb|a écrit|escribió|ha scritto|escreveu|schreef|kirjoitti|napisał)\b.{0,150}(:|<[^>\s]*)\s*$").expect("static regex")
+});
+
+/// A sign-off on a line of its own; what follows is the signature.
+static SIGN_OFF: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*(regards|best regards|kind regards|warm regards|best wishes|cheers|sincerely|yours sincerely|此致|此致敬礼|祝好)\s*[,，!.]?\s*$").expect("static regex")
 });
 
 /// Android's `---- John Smith wrote ----`.
@@ -53,7 +64,7 @@ static HEADER_OTHER: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static SENT_FROM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\s*(sent from my |sent from (mail|outlook|yahoo)|sent via |get outlook for |envoyé de mon |von meinem .* gesendet|enviado desde mi |发自我的|發自我的|来自我的|來自我的|从我的.*发送|發送自我的|发自 ?(网易|QQ|iPhone|iPad|Android)|sent from samsung)").expect("static regex")
+    Regex::new(r"(?i)^\s*(sent from my |sent from \S+|sent via |get outlook for |envoyé de mon |envoyé à partir de |gesendet von |inviato da |von meinem .* gesendet|enviado desde mi |发自我的|發自我的|来自我的|來自我的|从我的.*发送|發送自我的|发自 ?(网易|QQ|iPhone|iPad|Android)|sent from samsung)").expect("static regex")
 });
 
 /// Extracts the new text of a reply. Returns the whole text when nothing is recognised.
@@ -99,7 +110,11 @@ fn quote_start(lines: &[&str]) -> Option<usize> {
         if t.is_empty() {
             continue;
         }
-        if ORIGINAL_MESSAGE.is_match(t) || WROTE_DASHES.is_match(t) || DATE_ADDRESS.is_match(t) {
+        if ORIGINAL_MESSAGE.is_match(t)
+            || WROTE_DASHES.is_match(t)
+            || DATE_ADDRESS.is_match(t)
+            || (WROTE_DATED.is_match(t) && !quote_follows(lines, i + 1))
+        {
             return Some(i);
         }
         // A "wrote:" line directly above `>` quotes is removed with them, and text after the
@@ -185,6 +200,13 @@ fn cut_signature(mut kept: Vec<&str>) -> Vec<&str> {
         .rposition(|l| matches!(l.trim_end(), "--" | "---") || *l == "-- ")
     {
         if pos > 0 && (len - pos <= 12 || kept[pos] == "-- ") {
+            kept.truncate(pos);
+        }
+    }
+    // A sign-off line near the end: the rest is a signature.
+    let len = kept.len();
+    if let Some(pos) = kept.iter().rposition(|l| SIGN_OFF.is_match(l)) {
+        if pos > 0 && len - pos <= 6 {
             kept.truncate(pos);
         }
     }
