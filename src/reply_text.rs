@@ -45,6 +45,10 @@ static SIGN_OFF: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^\s*(regards|best regards|kind regards|warm regards|best wishes|cheers|sincerely|yours sincerely|此致|此致敬礼|祝好)\s*[,，!.]?\s*$").expect("static regex")
 });
 
+/// Text and an `On … wrote:` header on one line.
+static SHARED_LINE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(.*\S)[\s-]+(On\s.{5,200}\bwrote:)\s*$").expect("static regex"));
+
 /// Android's `---- John Smith wrote ----`.
 static WROTE_DASHES: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^\s*-{2,}.{0,200}\b(wrote|schrieb|a écrit)\b.{0,50}-{2,}\s*$")
@@ -69,7 +73,17 @@ static SENT_FROM: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Extracts the new text of a reply. Returns the whole text when nothing is recognised.
 pub fn extract(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
+    let mut lines: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        // "reply On Wed, … wrote:": the reply and the quote header share a line.
+        match SHARED_LINE.captures(line).and_then(|c| c.get(2)) {
+            Some(header) => {
+                lines.push(line[..header.start()].trim_end_matches([' ', '-']));
+                lines.push(&line[header.start()..]);
+            }
+            None => lines.push(line),
+        }
+    }
     let cut = quote_start(&lines).unwrap_or(lines.len());
     let mut kept: Vec<&str> = Vec::with_capacity(cut);
     let mut i = 0;
@@ -211,7 +225,10 @@ fn cut_signature(mut kept: Vec<&str>) -> Vec<&str> {
         }
     }
     // Phone sign-offs: what follows one is old text the phone's client appended.
-    if let Some(pos) = kept.iter().position(|l| SENT_FROM.is_match(l)) {
+    if let Some(pos) = kept
+        .iter()
+        .position(|l| SENT_FROM.is_match(l) && l.chars().count() <= 80 && !l.contains(", "))
+    {
         if pos > 0 {
             kept.truncate(pos);
         }
