@@ -79,9 +79,8 @@ impl Analyzer {
 #[derive(Debug)]
 pub struct Pipeline {
     templates: RwLock<Arc<Templates>>,
+    /// The pure stages; also holds the reply signer and the support address.
     pub analyzer: Analyzer,
-    pub signer: ReplySigner,
-    pub support_address: EmailAddress,
     pub support_name: String,
     pub message_id_domain: String,
     pub envelope_from: EmailAddress,
@@ -112,12 +111,7 @@ impl Pipeline {
         );
         Pipeline {
             templates: RwLock::new(Arc::new(templates)),
-            analyzer: Analyzer::new(
-                support_address.clone(),
-                message_id_domain.clone(),
-                signer.clone(),
-            ),
-            signer,
+            analyzer: Analyzer::new(support_address, message_id_domain.clone(), signer),
             thread_policy: ThreadPolicy {
                 reopen_within_ms: s.threading.reopen_within_days as i64 * 86_400_000,
                 agents: Vec::new(),
@@ -127,7 +121,6 @@ impl Pipeline {
             },
             envelope_from: s.envelope_from().clone(),
             support_name: s.service.support_name.clone(),
-            support_address,
             message_id_domain,
             first_solution_hours: 48,
             ack_hours: 24,
@@ -246,8 +239,8 @@ impl Pipeline {
             let templates = self.templates();
             let ctx = ApplyContext {
                 templates: &templates,
-                signer: &self.signer,
-                support_address: &self.support_address,
+                signer: &self.analyzer.signer,
+                support_address: &self.analyzer.support_address,
                 support_name: &self.support_name,
                 message_id_domain: &self.message_id_domain,
                 first_solution_hours: self.first_solution_hours,
@@ -337,6 +330,8 @@ impl MailboxLoop {
     ) -> Result<(), IngestError> {
         let s = &self.settings;
         let mut conn = fetch::connect(s).await?;
+        // `idle = false` in config: poll even when the server offers IDLE.
+        conn.idle_supported &= s.idle;
         if let Some(folder) = &s.move_to {
             conn.ensure_folder(folder).await?;
         }
