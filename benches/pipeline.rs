@@ -1,6 +1,7 @@
 //! `cargo bench --bench pipeline [-- N]`: how fast supportd ingests mail.
 //!
 //! 1. pure stages (parse → screen → reply text → hints → classify) per mail, over tests/fixtures;
+//!    and the classify stage alone over the 235 labelled mails of tests/fixtures/classification;
 //! 2. store: the whole per-mail transaction on SQLite (no IMAP), N mails from N customers, each
 //!    opening a ticket and queueing an acknowledgement;
 //! 3. end to end: N mails delivered into a rig mailbox over LMTP, then the real mailbox loop
@@ -101,6 +102,49 @@ fn bench_pure(settings: &Settings) {
         el.as_secs_f64(),
         el.as_secs_f64() * 1e6 / n as f64,
         n as f64 / el.as_secs_f64()
+    );
+}
+
+/// The classify stage alone, over the 235 labelled mails of tests/fixtures/classification.
+fn bench_classify() {
+    #[derive(serde::Deserialize)]
+    struct Case {
+        from: String,
+        subject: String,
+        body: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Set {
+        case: Vec<Case>,
+    }
+    let mut cases = Vec::new();
+    for f in ["cases.toml", "holdout.toml", "holdout2.toml"] {
+        let text = std::fs::read_to_string(root().join("tests/fixtures/classification").join(f))
+            .expect("case file");
+        let set: Set = toml::from_str(&text).expect("cases parse");
+        cases.extend(set.case);
+    }
+    let built = Instant::now();
+    let classifier = supportd::classify::Classifier::builtin();
+    let compile = built.elapsed();
+    let senders: Vec<_> = cases
+        .iter()
+        .map(|c| supportd::model::EmailAddress::parse(&c.from))
+        .collect();
+    let rounds = 200;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        for (c, s) in cases.iter().zip(&senders) {
+            std::hint::black_box(classifier.classify(s.as_ref(), &c.subject, &c.body));
+        }
+    }
+    let n = rounds * cases.len();
+    let el = start.elapsed();
+    println!(
+        "classify:     {n} mails in {:.2} s = {:.1} µs/mail (rules compiled in {:.0} ms)",
+        el.as_secs_f64(),
+        el.as_secs_f64() * 1e6 / n as f64,
+        compile.as_secs_f64() * 1e3
     );
 }
 
@@ -229,6 +273,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let settings = config(dir.path(), "support@example.test");
     bench_pure(&settings);
+    bench_classify();
     rt.block_on(bench_store(&settings, n, 1));
     rt.block_on(bench_store(&settings, n, 500));
     rt.block_on(bench_imap(n));

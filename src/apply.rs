@@ -7,7 +7,7 @@
 //! `ack_limit_per_hour` times an hour to one address, so two auto-responders cannot loop even when
 //! every header lies; mail we cannot attribute to a sender is stored with an ops event.
 
-use crate::classify::Classification;
+use crate::classify::{Category, Classification, Priority, Severity, TicketClass};
 use crate::clock::Millis;
 use crate::compose::{compose, new_message_id, OutgoingMail};
 use crate::model::{EmailAddress, Language, MessageId, TicketRef};
@@ -40,6 +40,7 @@ pub struct TicketState {
     pub language: Language,
     pub status: String,
     pub participants: Vec<EmailAddress>,
+    pub class: TicketClass,
     /// True when this mail created it.
     pub created: bool,
 }
@@ -57,7 +58,7 @@ pub struct NewTicket {
     pub requester: EmailAddress,
     pub requester_name: Option<String>,
     pub subject: String,
-    pub language: Language,
+    pub classification: Classification,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -92,6 +93,8 @@ pub struct Plan {
     pub outbox: Vec<OutboxDraft>,
     /// One of our outgoing mails that this delivery report says could not be delivered.
     pub bounced: Option<MessageId>,
+    /// A follow-up raised the ticket's urgency or severity (never lowers them: agents do that).
+    pub upgrade: Option<TicketClass>,
 }
 
 /// Whether this mail opens a new ticket, and with what. Called before [`apply`], so the store can
@@ -114,7 +117,32 @@ pub fn new_ticket(
         } else {
             mail.subject.clone()
         },
-        language: classification.language,
+        classification: classification.clone(),
+    })
+}
+
+/// Whether a follow-up's classification raises the ticket's: urgency switches on, or the mail is
+/// a major complaint. Category otherwise stays what it was (agents correct it explicitly).
+pub fn upgrade(t: &TicketClass, c: &Classification) -> Option<TicketClass> {
+    let major = c.category == Category::Complaint && c.severity == Some(Severity::Major);
+    let now_major = major && t.severity != Some(Severity::Major);
+    let now_urgent = c.urgent && !t.urgent;
+    if !now_major && !now_urgent {
+        return None;
+    }
+    let (category, severity) = if now_major {
+        (Category::Complaint, Some(Severity::Major))
+    } else {
+        (t.category, t.severity)
+    };
+    let urgent = t.urgent || c.urgent;
+    let derived = Priority::derive(category, severity, urgent, t.vip);
+    Some(TicketClass {
+        category,
+        severity,
+        urgent,
+        vip: t.vip,
+        priority: derived.min(t.priority),
     })
 }
 
@@ -125,6 +153,7 @@ pub fn apply(
     mail: &InboundMail,
     reply_text: String,
     verdict: &ScreenVerdict,
+    classification: &Classification,
     decision: &ThreadDecision,
     ticket: Option<&TicketState>,
     acks: AckFacts,
@@ -138,6 +167,7 @@ pub fn apply(
         events: Vec::new(),
         outbox: Vec::new(),
         bounced: None,
+        upgrade: None,
     };
     let base = json!({
         "message_id": mail.message_id.as_str(),
@@ -173,6 +203,11 @@ pub fn apply(
                 "message_id": mail.message_id.as_str(),
                 "language": t.language.code(),
             }),
+        });
+        plan.events.push(EventDraft {
+            ticket: Some(t.ticket),
+            kind: "classified",
+            detail: classification_detail(classification),
         });
         if let ThreadDecision::New {
             linked_to: Some(other),
@@ -240,7 +275,34 @@ pub fn apply(
             plan.new_participants.push(from.clone());
         }
     }
+    if verdict.is_human() {
+        if let Some(up) = upgrade(&t.class, classification) {
+            let mut detail = classification_detail(classification);
+            detail["message_id"] = json!(mail.message_id.as_str());
+            detail["from"] = json!(t.class);
+            detail["to"] = json!(up);
+            plan.events.push(EventDraft {
+                ticket: Some(t.ticket),
+                kind: "reclassified",
+                detail,
+            });
+            plan.upgrade = Some(up);
+        }
+    }
     plan
+}
+
+/// The `classified` event's detail: the result and the rules that fired (why).
+pub fn classification_detail(c: &Classification) -> serde_json::Value {
+    json!({
+        "language": c.language.code(),
+        "category": c.category.as_str(),
+        "severity": c.severity.map(Severity::as_str),
+        "urgent": c.urgent,
+        "vip": c.vip,
+        "priority": c.priority.as_str(),
+        "rules": c.rules,
+    })
 }
 
 fn is_ours(addr: &EmailAddress, support: &EmailAddress) -> bool {
@@ -390,8 +452,13 @@ mod tests {
             language: Language::ZhHans,
             status: "open".into(),
             participants: vec![],
+            class: TicketClass::of(&Classification::plain(Language::ZhHans)),
             created: true,
         }
+    }
+
+    fn plain() -> Classification {
+        Classification::plain(Language::ZhHans)
     }
 
     const MAIL: &[u8] = "From: 王先生 <wang@qq.com>\r\nTo: support@example.test\r\nCc: li@qq.com\r\nMessage-ID: <c1@qq.com>\r\nSubject: 退款\r\n\r\n退款什么时候到？".as_bytes();
@@ -410,6 +477,7 @@ mod tests {
             &mail,
             "x".into(),
             &human(),
+            &plain(),
             &new,
             Some(&t),
             AckFacts::default(),
@@ -445,6 +513,7 @@ mod tests {
             &mail,
             "x".into(),
             &human(),
+            &plain(),
             &new,
             Some(&t),
             acks,
@@ -465,9 +534,7 @@ mod tests {
             linked_to: None,
             why: None,
         };
-        let c = Classification {
-            language: Language::ZhHans,
-        };
+        let c = Classification::plain(Language::ZhHans);
         assert!(new_ticket(&mail, &auto, &new, &c).is_none());
         let f = Fixture::new();
         let plan = apply(
@@ -475,6 +542,7 @@ mod tests {
             &mail,
             "x".into(),
             &auto,
+            &c,
             &new,
             None,
             AckFacts::default(),
@@ -501,6 +569,7 @@ mod tests {
             &mail,
             "x".into(),
             &human(),
+            &plain(),
             &d,
             Some(&t),
             AckFacts::default(),
@@ -509,5 +578,60 @@ mod tests {
         assert!(plan.outbox.is_empty());
         assert_eq!(plan.status, Some("open"));
         assert!(plan.events.iter().any(|e| e.kind == "reopened"));
+    }
+
+    #[test]
+    fn a_follow_up_raises_urgency_and_severity_but_never_lowers_them() {
+        let mail = parse(MAIL);
+        let mut t = created(&mail);
+        t.created = false;
+        let mut c = plain();
+        assert_eq!(upgrade(&t.class, &c), None, "nothing new");
+        c.urgent = true;
+        let up = upgrade(&t.class, &c).expect("urgent now");
+        assert!(up.urgent);
+        assert_eq!(up.priority, Priority::Urgent);
+        assert_eq!(
+            up.category,
+            Category::Inquiry,
+            "category is the agents' to change"
+        );
+        c.urgent = false;
+        c.category = Category::Complaint;
+        c.severity = Some(Severity::Major);
+        let up = upgrade(&t.class, &c).expect("major complaint now");
+        assert_eq!(
+            (up.category, up.severity),
+            (Category::Complaint, Some(Severity::Major))
+        );
+        t.class.urgent = true;
+        t.class.priority = Priority::Urgent;
+        let calm = plain();
+        assert_eq!(
+            upgrade(&t.class, &calm),
+            None,
+            "a calm follow-up lowers nothing"
+        );
+        let f = Fixture::new();
+        let d = ThreadDecision::FollowUp {
+            ticket: t.ticket,
+            via: crate::thread::ThreadVia::Tag,
+            reopen: false,
+        };
+        t.class.urgent = false;
+        t.class.priority = Priority::Normal;
+        let plan = apply(
+            &f.ctx(),
+            &mail,
+            "x".into(),
+            &human(),
+            &c,
+            &d,
+            Some(&t),
+            AckFacts::default(),
+            0,
+        );
+        assert!(plan.upgrade.is_some());
+        assert!(plan.events.iter().any(|e| e.kind == "reclassified"));
     }
 }

@@ -2,11 +2,14 @@
 //! edge: errors become `anyhow` here and are printed with their causes; exit codes say success.
 
 use crate::app::Application;
+use crate::classify::{Category, Correction, Priority, Severity};
+use crate::clock::Clock;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{LogFormat, Settings};
 use crate::ingest::Analyzer;
 use crate::model::EmailAddress;
-use crate::store::Store;
+use crate::model::TicketRef;
+use crate::store::{Store, TicketOrder};
 use crate::templates::Templates;
 use crate::thread::ReplySigner;
 use anyhow::Context;
@@ -55,14 +58,15 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// List tickets.
+    /// Lists of tickets: `tickets list`.
     Tickets {
-        #[arg(long, short)]
-        config: PathBuf,
-        #[arg(long)]
-        json: bool,
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
+        #[command(subcommand)]
+        command: TicketsCommand,
+    },
+    /// One ticket: `ticket correct T-000123 --category complaint --by agent@…`.
+    Ticket {
+        #[command(subcommand)]
+        command: TicketCommand,
     },
     /// Load and render every template with sample data (strict mode).
     Templates {
@@ -71,6 +75,47 @@ pub enum Command {
         dir: Option<PathBuf>,
         #[arg(long, short)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TicketsCommand {
+    /// The agents' queue: open tickets, most pressing first (urgent, high, normal, low; then
+    /// oldest). `--all`: every ticket, newest first.
+    List {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TicketCommand {
+    /// Correct a ticket's classification (recorded, so the rules can be tuned).
+    Correct {
+        /// The ticket, e.g. T-000123.
+        ticket: String,
+        #[arg(long, short)]
+        config: PathBuf,
+        /// inquiry | status_query | complaint | suggestion
+        #[arg(long)]
+        category: Option<String>,
+        /// general | major (complaints)
+        #[arg(long)]
+        severity: Option<String>,
+        #[arg(long)]
+        urgent: Option<bool>,
+        /// urgent | high | normal | low
+        #[arg(long)]
+        priority: Option<String>,
+        /// Who corrects it (recorded).
+        #[arg(long)]
+        by: String,
     },
 }
 
@@ -130,21 +175,12 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { config } => check(&config).await,
         Command::Inspect { json, config } => {
             let analyzer = match config {
-                Some(path) => {
-                    let s = load(&path)?;
-                    Analyzer::new(
-                        s.service.support_address.clone(),
-                        s.message_id_domain().to_string(),
-                        ReplySigner::new(
-                            s.threading.reply_secret.clone(),
-                            s.threading.old_reply_secrets.clone(),
-                        ),
-                    )
-                }
+                Some(path) => Analyzer::from_settings(&load(&path)?),
                 None => Analyzer::new(
                     EmailAddress::parse("support@example.invalid").context("built-in address")?,
                     "example.invalid".into(),
                     ReplySigner::new(Default::default(), Vec::new()),
+                    Arc::new(crate::classify::Classifier::builtin()),
                 ),
             };
             let mut raw = Vec::new();
@@ -163,26 +199,97 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Tickets {
-            config,
-            json,
-            limit,
+            command:
+                TicketsCommand::List {
+                    config,
+                    all,
+                    json,
+                    limit,
+                },
         } => {
             let settings = load(&config)?;
             let store = Store::connect(&settings.database_url(), 1).await?;
-            let rows = store.tickets(limit).await?;
+            let order = if all {
+                TicketOrder::Newest
+            } else {
+                TicketOrder::Queue
+            };
+            let rows = store.list_tickets(order, limit).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 println!(
-                    "{:<10} {:<8} {:<32} {:<8} subject",
-                    "ticket", "status", "requester", "lang"
+                    "{:<10} {:<8} {:<8} {:<13} {:<32} {:<8} subject",
+                    "ticket", "status", "priority", "category", "requester", "lang"
                 );
                 for r in rows {
                     println!(
-                        "{:<10} {:<8} {:<32} {:<8} {}",
-                        r.ticket, r.status, r.requester, r.language, r.subject
+                        "{:<10} {:<8} {:<8} {:<13} {:<32} {:<8} {}",
+                        r.ticket,
+                        r.status,
+                        r.class.priority.as_str(),
+                        r.class.category.as_str(),
+                        r.requester,
+                        r.language,
+                        r.subject
                     );
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ticket {
+            command:
+                TicketCommand::Correct {
+                    ticket,
+                    config,
+                    category,
+                    severity,
+                    urgent,
+                    priority,
+                    by,
+                },
+        } => {
+            let t = TicketRef::parse(&ticket)
+                .with_context(|| format!("not a ticket number: {ticket:?} (e.g. T-000123)"))?;
+            let correction = Correction {
+                category: parse_opt(
+                    category,
+                    Category::parse,
+                    "--category",
+                    "inquiry, status_query, complaint, suggestion",
+                )?,
+                severity: parse_opt(severity, Severity::parse, "--severity", "general, major")?,
+                urgent,
+                priority: parse_opt(
+                    priority,
+                    Priority::parse,
+                    "--priority",
+                    "urgent, high, normal, low",
+                )?,
+            };
+            if correction == Correction::default() {
+                anyhow::bail!(
+                    "nothing to correct: give --category, --severity, --urgent or --priority"
+                );
+            }
+            let settings = load(&config)?;
+            let store = Store::connect(&settings.database_url(), 1).await?;
+            let mut tx = store.begin().await?;
+            let changes = store
+                .correct_classification(&mut tx, t, &correction, &by, SystemClock.now())
+                .await?
+                .with_context(|| format!("no ticket {t}"))?;
+            tx.commit().await?;
+            if changes.is_empty() {
+                println!("{t}: already so; nothing changed");
+            }
+            for c in changes {
+                println!(
+                    "{t}: {} {} -> {}",
+                    c.field,
+                    c.old.as_deref().unwrap_or("-"),
+                    c.new
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -202,6 +309,17 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Parses an optional command-line value, naming the flag and the accepted values on error.
+fn parse_opt<T>(
+    v: Option<String>,
+    parse: fn(&str) -> Option<T>,
+    flag: &str,
+    accepted: &str,
+) -> anyhow::Result<Option<T>> {
+    v.map(|s| parse(&s).with_context(|| format!("{flag} {s:?}: expected one of {accepted}")))
+        .transpose()
 }
 
 fn spawn_signal_handlers(cancel: CancellationToken, app: &Application) -> anyhow::Result<()> {

@@ -5,11 +5,13 @@
 //! problems at once; unknown keys are errors (a typo never silently falls back to a default);
 //! secrets are held in [`Secret`], whose `Debug` never prints them.
 
+use crate::classify::{Classifier, ClassifySettings};
 use crate::model::EmailAddress;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -85,6 +87,11 @@ pub struct Settings {
     pub threading: ThreadingSettings,
     #[serde(default)]
     pub log: LogSettings,
+    #[serde(default)]
+    pub classify: ClassifySettings,
+    /// The classification rules, compiled once when the config was validated.
+    #[serde(skip)]
+    compiled_classifier: Option<Arc<Classifier>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -376,6 +383,10 @@ impl Settings {
         if self.database.max_connections == 0 {
             problems.push("database.max_connections: must be at least 1".into());
         }
+        match Classifier::new(&self.classify) {
+            Ok(c) => self.compiled_classifier = Some(Arc::new(c)),
+            Err(p) => problems.extend(p),
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
             problems.push(format!(
                 "log.filter: not a valid filter: {:?}",
@@ -398,6 +409,14 @@ impl Settings {
                 self.service.state_dir.join("supportd.db").display()
             ),
         }
+    }
+
+    /// The compiled classification rules (built-in ones when the settings were not loaded from a
+    /// file, e.g. built by hand in a test).
+    pub fn classifier(&self) -> Arc<Classifier> {
+        self.compiled_classifier
+            .clone()
+            .unwrap_or_else(|| Arc::new(Classifier::builtin()))
     }
 
     pub fn message_id_domain(&self) -> &str {
@@ -521,6 +540,20 @@ reopen_within_days = 30
         let s = Settings::load(&path).expect("example config loads");
         assert_eq!(s.mailboxes["support"].password.expose(), "i");
         assert_eq!(s.smtp.password.expose(), "s");
+    }
+
+    #[test]
+    fn a_bad_classification_rule_is_rejected_with_its_key() {
+        let bad = format!(
+            "{GOOD}\n[classify]\nvip_domains = [\"bigcorp.example\"]\n[[classify.rules]]\nname = \"x\"\ntarget = \"complaint\"\npatterns = [\"(oops\"]\n"
+        );
+        let err = load_str(&bad).expect_err("invalid").to_string();
+        assert!(err.contains("classify.rules[0].patterns[0]"), "{err}");
+        let ok = format!("{GOOD}\n[classify]\nvip_domains = [\"bigcorp.example\"]\n");
+        let s = load_str(&ok).expect("valid");
+        assert!(s
+            .classifier()
+            .is_vip(EmailAddress::parse("a@bigcorp.example").as_ref()));
     }
 
     #[test]

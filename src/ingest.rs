@@ -8,7 +8,7 @@
 //! that goes away means reconnect with backoff, never exit.
 
 use crate::apply::{self, ApplyContext};
-use crate::classify::{self, Classification};
+use crate::classify::{Classification, Classifier};
 use crate::clock::{Millis, SharedClock};
 use crate::config::{MailboxSettings, Settings};
 use crate::fetch::{self, FetchError};
@@ -40,6 +40,7 @@ pub struct Analyzer {
     pub signer: ReplySigner,
     pub support_address: EmailAddress,
     pub screen: ScreenContext,
+    pub classifier: Arc<Classifier>,
 }
 
 impl Analyzer {
@@ -47,6 +48,7 @@ impl Analyzer {
         support_address: EmailAddress,
         message_id_domain: String,
         signer: ReplySigner,
+        classifier: Arc<Classifier>,
     ) -> Analyzer {
         Analyzer {
             screen: ScreenContext {
@@ -55,7 +57,21 @@ impl Analyzer {
             },
             support_address,
             signer,
+            classifier,
         }
+    }
+
+    /// The analyzer a configuration describes.
+    pub fn from_settings(s: &Settings) -> Analyzer {
+        Analyzer::new(
+            s.service.support_address.clone(),
+            s.message_id_domain().to_string(),
+            ReplySigner::new(
+                s.threading.reply_secret.clone(),
+                s.threading.old_reply_secrets.clone(),
+            ),
+            s.classifier(),
+        )
     }
 
     /// parse → screen → reply text → thread hints → classify. Pure.
@@ -64,7 +80,9 @@ impl Analyzer {
         let screen = screen::screen(&mail, &self.screen);
         let reply_text = reply_text::extract(&mail.text);
         let hints = thread::hints(&mail, &self.support_address, &self.signer);
-        let classification = classify::classify(&mail.subject, &reply_text);
+        let classification =
+            self.classifier
+                .classify(mail.from.as_ref(), &mail.subject, &reply_text);
         Analysis {
             mail,
             screen,
@@ -103,15 +121,10 @@ pub struct Analysis {
 
 impl Pipeline {
     pub fn new(s: &Settings, templates: Templates) -> Pipeline {
-        let support_address = s.service.support_address.clone();
         let message_id_domain = s.message_id_domain().to_string();
-        let signer = ReplySigner::new(
-            s.threading.reply_secret.clone(),
-            s.threading.old_reply_secrets.clone(),
-        );
         Pipeline {
             templates: RwLock::new(Arc::new(templates)),
-            analyzer: Analyzer::new(support_address, message_id_domain.clone(), signer),
+            analyzer: Analyzer::from_settings(s),
             thread_policy: ThreadPolicy {
                 reopen_within_ms: s.threading.reopen_within_days as i64 * 86_400_000,
                 agents: Vec::new(),
@@ -252,6 +265,7 @@ impl Pipeline {
                 &a.mail,
                 a.reply_text.clone(),
                 &a.screen,
+                &a.classification,
                 &decision,
                 ticket.as_ref(),
                 acks,

@@ -20,6 +20,12 @@ pub fn to_json(a: &Analysis) -> Value {
         "in_reply_to": m.in_reply_to.iter().map(|i| i.as_str()).collect::<Vec<_>>(),
         "references": m.references.iter().map(|i| i.as_str()).collect::<Vec<_>>(),
         "language": a.classification.language.code(),
+        "category": a.classification.category.as_str(),
+        "severity": a.classification.severity.map(|s| s.as_str()),
+        "urgent": a.classification.urgent,
+        "vip": a.classification.vip,
+        "priority": a.classification.priority.as_str(),
+        "rules": a.classification.rules,
         "screen": {"verdict": a.screen.verdict.as_str(), "reason": a.screen.reason},
         "ticket_ref": a.hints.token.or(a.hints.tag).map(|t| t.to_string()),
         "ticket_ref_source": if a.hints.token.is_some() { Some("signed_address") } else if a.hints.tag.is_some() { Some("subject_tag") } else { None },
@@ -42,6 +48,9 @@ pub fn to_text(a: &Analysis) -> String {
         "subject",
         "date",
         "language",
+        "category",
+        "severity",
+        "priority",
         "ticket_ref",
     ] {
         let val = match &v[key] {
@@ -51,6 +60,14 @@ pub fn to_text(a: &Analysis) -> String {
         };
         out.push_str(&format!("{key:<12} {val}\n"));
     }
+    out.push_str(&format!(
+        "{:<12} urgent={} vip={}\n{:<12} {}\n",
+        "flags",
+        a.classification.urgent,
+        a.classification.vip,
+        "rules",
+        a.classification.rules.join(", ")
+    ));
     out.push_str(&format!(
         "{:<12} {} ({})\n",
         "screen",

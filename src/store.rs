@@ -8,7 +8,9 @@
 //! UID; times come from the caller's clock, never SQL `now()`.
 
 use crate::apply::{AckFacts, NewTicket, Plan, TicketState};
-use crate::classify::Classification;
+use crate::classify::{
+    Category, Classification, Correction, FieldChange, Priority, Severity, TicketClass,
+};
 use crate::clock::Millis;
 use crate::model::{EmailAddress, Language, MessageId, TicketRef};
 use crate::parse::InboundMail;
@@ -92,10 +94,25 @@ pub struct TicketSummary {
     pub requester: String,
     pub subject: String,
     pub language: String,
+    #[serde(flatten)]
+    pub class: TicketClass,
     pub created_at: Millis,
     pub updated_at: Millis,
     pub messages: i64,
 }
+
+/// Which tickets `tickets list` shows, in which order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketOrder {
+    /// The agents' queue: tickets not solved, most pressing priority first, then oldest first.
+    Queue,
+    /// Every ticket, newest first.
+    Newest,
+}
+
+/// SQL ranking priorities for `ORDER BY` (urgent first).
+const PRIORITY_RANK: &str =
+    "CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END";
 
 fn lang(s: &str) -> Language {
     Language::from_code(s).unwrap_or(Language::Other)
@@ -103,6 +120,20 @@ fn lang(s: &str) -> Language {
 
 fn addr(s: &str) -> Option<EmailAddress> {
     EmailAddress::parse(s)
+}
+
+/// Reads `category, severity, urgent, vip, priority` starting at column `at`.
+fn class_from_row(row: &AnyRow, at: usize) -> TicketClass {
+    TicketClass {
+        category: Category::parse(&row.get::<String, _>(at)).unwrap_or(Category::Inquiry),
+        severity: row
+            .get::<Option<String>, _>(at + 1)
+            .as_deref()
+            .and_then(Severity::parse),
+        urgent: row.get::<i64, _>(at + 2) != 0,
+        vip: row.get::<i64, _>(at + 3) != 0,
+        priority: Priority::parse(&row.get::<String, _>(at + 4)).unwrap_or(Priority::Normal),
+    }
 }
 
 impl Store {
@@ -359,7 +390,8 @@ impl Store {
 
     pub async fn ticket_state(&self, tx: &mut Tx, t: TicketRef) -> Result<Option<TicketState>> {
         let Some(row) = sqlx::query(
-            "SELECT id, requester, requester_name, subject, language, status FROM tickets WHERE id = $1",
+            "SELECT id, requester, requester_name, subject, language, status, category, severity, urgent, vip, priority
+             FROM tickets WHERE id = $1",
         )
         .bind(t.0)
         .fetch_optional(&mut **tx)
@@ -379,6 +411,7 @@ impl Store {
             language: lang(&row.get::<String, _>(4)),
             status: row.get(5),
             participants,
+            class: class_from_row(&row, 6),
             created: false,
         }))
     }
@@ -389,15 +422,22 @@ impl Store {
         new: &NewTicket,
         now: Millis,
     ) -> Result<TicketState> {
+        let c = &new.classification;
         let id: i64 = sqlx::query(
-            "INSERT INTO tickets (status, requester, requester_name, subject, language, created_at, updated_at)
-             VALUES ('open', $1, $2, $3, $4, $5, $5) RETURNING id",
+            "INSERT INTO tickets (status, requester, requester_name, subject, language, created_at, updated_at,
+                category, severity, urgent, vip, priority)
+             VALUES ('open', $1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(new.requester.as_str())
         .bind(new.requester_name.as_deref())
         .bind(&new.subject)
-        .bind(new.language.code())
+        .bind(c.language.code())
         .bind(now)
+        .bind(c.category.as_str())
+        .bind(c.severity.map(Severity::as_str))
+        .bind(i64::from(c.urgent))
+        .bind(i64::from(c.vip))
+        .bind(c.priority.as_str())
         .fetch_one(&mut **tx)
         .await?
         .get(0);
@@ -412,9 +452,10 @@ impl Store {
             requester: new.requester.clone(),
             requester_name: new.requester_name.clone(),
             subject: new.subject.clone(),
-            language: new.language,
+            language: c.language,
             status: "open".into(),
             participants: Vec::new(),
+            class: TicketClass::of(c),
             created: true,
         })
     }
@@ -511,6 +552,9 @@ impl Store {
                         .await?
                 }
             };
+            if let Some(up) = &plan.upgrade {
+                self.set_class(tx, t, up).await?;
+            }
             for p in &plan.new_participants {
                 sqlx::query(
                     "INSERT INTO participants (ticket_id, address, role, added_at) VALUES ($1, $2, 'cc', $3)
@@ -591,6 +635,90 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         Ok(())
+    }
+
+    async fn set_class(&self, tx: &mut Tx, ticket_id: i64, c: &TicketClass) -> Result<()> {
+        sqlx::query(
+            "UPDATE tickets SET category = $1, severity = $2, urgent = $3, priority = $4 WHERE id = $5",
+        )
+        .bind(c.category.as_str())
+        .bind(c.severity.map(Severity::as_str))
+        .bind(i64::from(c.urgent))
+        .bind(c.priority.as_str())
+        .bind(ticket_id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The classification a ticket carries now.
+    pub async fn ticket_class(&self, tx: &mut Tx, t: TicketRef) -> Result<Option<TicketClass>> {
+        Ok(sqlx::query(
+            "SELECT category, severity, urgent, vip, priority FROM tickets WHERE id = $1",
+        )
+        .bind(t.0)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| class_from_row(&r, 0)))
+    }
+
+    /// Records an agent's correction inside `tx`: the new class on the ticket, one row per changed
+    /// field in `classification_corrections`, and a `classification_corrected` event. Returns the
+    /// changes (empty when the correction changed nothing).
+    pub async fn correct_classification(
+        &self,
+        tx: &mut Tx,
+        t: TicketRef,
+        correction: &Correction,
+        by: &str,
+        now: Millis,
+    ) -> Result<Option<Vec<FieldChange>>> {
+        let Some(current) = self.ticket_class(tx, t).await? else {
+            return Ok(None);
+        };
+        let (new, changes) = current.corrected(correction);
+        if new != current {
+            self.set_class(tx, t.0, &new).await?;
+        }
+        for c in &changes {
+            sqlx::query(
+                "INSERT INTO classification_corrections (ticket_id, field, old_value, new_value, corrected_by, at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(t.0)
+            .bind(c.field)
+            .bind(c.old.as_deref())
+            .bind(&c.new)
+            .bind(by)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if !changes.is_empty() {
+            self.add_event(
+                tx,
+                Some(t.0),
+                "classification_corrected",
+                &serde_json::json!({"by": by, "changes": changes, "from": current, "to": new}),
+                now,
+            )
+            .await?;
+        }
+        Ok(Some(changes))
+    }
+
+    /// Share of tickets created in `[from, to)` whose classification an agent corrected.
+    pub async fn correction_rate(&self, from: Millis, to: Millis) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*),
+                    COUNT(*) FILTER (WHERE EXISTS (SELECT 1 FROM classification_corrections c WHERE c.ticket_id = t.id))
+             FROM tickets t WHERE t.created_at >= $1 AND t.created_at < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.get(1), row.get(0)))
     }
 
     // ---- outbox ------------------------------------------------------------------------------
@@ -722,15 +850,29 @@ impl Store {
 
     // ---- queries for the CLI and tests --------------------------------------------------------
 
+    /// The newest tickets, newest first.
     pub async fn tickets(&self, limit: u32) -> Result<Vec<TicketSummary>> {
-        let rows = sqlx::query(
+        self.list_tickets(TicketOrder::Newest, limit).await
+    }
+
+    pub async fn list_tickets(&self, order: TicketOrder, limit: u32) -> Result<Vec<TicketSummary>> {
+        let (filter, order_by) = match order {
+            TicketOrder::Queue => (
+                "WHERE t.status <> 'solved'".to_string(),
+                format!("{PRIORITY_RANK}, t.created_at, t.id"),
+            ),
+            TicketOrder::Newest => (String::new(), "t.id DESC".to_string()),
+        };
+        let sql = format!(
             "SELECT t.id, t.status, t.requester, t.subject, t.language, t.created_at, t.updated_at,
-                    (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS n
-             FROM tickets t ORDER BY t.id DESC LIMIT $1",
-        )
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
+                    (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS n,
+                    t.category, t.severity, t.urgent, t.vip, t.priority
+             FROM tickets t {filter} ORDER BY {order_by} LIMIT $1"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .iter()
             .map(|r| TicketSummary {
@@ -742,6 +884,7 @@ impl Store {
                 created_at: r.get(5),
                 updated_at: r.get(6),
                 messages: r.get(7),
+                class: class_from_row(r, 8),
             })
             .collect())
     }

@@ -9,6 +9,7 @@ fn analyzer() -> Analyzer {
         EmailAddress::parse("support@example.test").expect("address"),
         "example.test".into(),
         ReplySigner::new(Default::default(), Vec::new()),
+        std::sync::Arc::new(supportd::classify::Classifier::builtin()),
     )
 }
 

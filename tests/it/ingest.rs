@@ -60,7 +60,10 @@ async fn acknowledgement_round_trip(db: Db) {
         .event_kinds(TicketRef::parse(&t.ticket).expect("ref"))
         .await
         .expect("events");
-    assert_eq!(kinds, ["ticket_created", "ack_queued", "mail_sent"]);
+    assert_eq!(
+        kinds,
+        ["ticket_created", "classified", "ack_queued", "mail_sent"]
+    );
     app.stop().await;
 }
 
