@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod apply;
+pub mod calendar;
 pub mod classify;
 pub mod cli;
 pub mod clock;
@@ -22,6 +23,7 @@ pub mod reply_text;
 pub mod screen;
 pub mod send;
 pub mod store;
+pub mod survey;
 pub mod templates;
 pub mod testing;
 pub mod thread;
