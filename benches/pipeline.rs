@@ -239,6 +239,7 @@ async fn bench_imap(n: usize) {
         pipeline,
         clock,
         outbox_wake: Arc::new(tokio::sync::Notify::new()),
+        timer_wake: Arc::new(tokio::sync::Notify::new()),
     };
     let start = Instant::now();
     let task = tokio::spawn(lp.run(cancel.clone()));

@@ -6,6 +6,7 @@
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::ingest::{MailboxLoop, Pipeline};
+use crate::scheduler::Scheduler;
 use crate::send::{self, OutboxWorker};
 use crate::store::{Store, StoreError};
 use crate::templates::{TemplateError, Templates};
@@ -31,6 +32,7 @@ pub struct Application {
     pub pipeline: Arc<Pipeline>,
     pub clock: SharedClock,
     pub outbox_wake: Arc<Notify>,
+    pub timer_wake: Arc<Notify>,
     mailer: send::Mailer,
 }
 
@@ -48,6 +50,7 @@ impl Application {
             pipeline,
             clock,
             outbox_wake: Arc::new(Notify::new()),
+            timer_wake: Arc::new(Notify::new()),
             mailer,
         })
     }
@@ -68,6 +71,17 @@ impl Application {
             retry_base_ms: self.settings.outbox.retry_base_secs as i64 * 1000,
             retry_max_ms: self.settings.outbox.retry_max_secs as i64 * 1000,
             batch: self.settings.outbox.batch_size,
+            policy: self.pipeline.outbox_policy.clone(),
+        }
+    }
+
+    pub fn scheduler(&self) -> Scheduler {
+        Scheduler {
+            store: self.store.clone(),
+            pipeline: self.pipeline.clone(),
+            clock: self.clock.clone(),
+            wake: self.timer_wake.clone(),
+            outbox_wake: self.outbox_wake.clone(),
         }
     }
 
@@ -75,6 +89,7 @@ impl Application {
     pub async fn run_until_stopped(self, cancel: CancellationToken) {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(self.outbox_worker().run(cancel.clone()));
+        tasks.spawn(self.scheduler().run(cancel.clone()));
         for (name, mb) in &self.settings.mailboxes {
             let l = MailboxLoop {
                 name: name.clone(),
@@ -83,6 +98,7 @@ impl Application {
                 pipeline: self.pipeline.clone(),
                 clock: self.clock.clone(),
                 outbox_wake: self.outbox_wake.clone(),
+                timer_wake: self.timer_wake.clone(),
             };
             tasks.spawn(l.run(cancel.clone()));
         }

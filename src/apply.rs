@@ -1,49 +1,24 @@
-//! Stage `apply`: what one inbound mail changes — ticket, participants, events, outgoing mail.
-//! Pure: it returns a [`Plan`], and `store` commits the plan in one transaction together with the
-//! message and the IMAP checkpoint.
+//! Stage `apply`: what one inbound mail changes — ticket, participants, events, timers, outgoing
+//! mail. Pure: it returns a [`Plan`], and `store` commits the plan in one transaction together with
+//! the message and the IMAP checkpoint.
 //!
 //! Invariants: `apply` never fails (a mail is never lost because, say, a template broke: that
 //! becomes an event); only `human` mail is acknowledged, once per new ticket, and never more than
 //! `ack_limit_per_hour` times an hour to one address, so two auto-responders cannot loop even when
-//! every header lies; mail we cannot attribute to a sender is stored with an ops event.
+//! every header lies; mail we cannot attribute to a sender is stored with an ops event; a new
+//! ticket starts its service-promise timers in the same transaction that creates it.
 
 use crate::classify::{Category, Classification, Priority, Severity, TicketClass};
 use crate::clock::Millis;
-use crate::compose::{compose, new_message_id, OutgoingMail};
-use crate::model::{EmailAddress, Language, MessageId, TicketRef};
+use crate::compose::{Ctx, Letter};
+use crate::lifecycle;
+use crate::model::EmailAddress;
 use crate::parse::InboundMail;
+use crate::plan::{Plan, TicketState};
 use crate::screen::ScreenVerdict;
-use crate::templates::{TemplateVars, Templates};
-use crate::thread::{ReplySigner, ThreadDecision, ThreadVia};
+use crate::sla;
+use crate::thread::{ThreadDecision, ThreadVia};
 use serde_json::json;
-
-/// Settings `apply` needs, borrowed from the running application.
-#[derive(Debug)]
-pub struct ApplyContext<'a> {
-    pub templates: &'a Templates,
-    pub signer: &'a ReplySigner,
-    pub support_address: &'a EmailAddress,
-    pub support_name: &'a str,
-    pub message_id_domain: &'a str,
-    pub first_solution_hours: u32,
-    pub ack_hours: u32,
-    pub ack_limit_per_hour: u32,
-}
-
-/// A ticket as `apply` sees it (already created by the store when the mail opens one).
-#[derive(Debug, Clone)]
-pub struct TicketState {
-    pub ticket: TicketRef,
-    pub requester: EmailAddress,
-    pub requester_name: Option<String>,
-    pub subject: String,
-    pub language: Language,
-    pub status: String,
-    pub participants: Vec<EmailAddress>,
-    pub class: TicketClass,
-    /// True when this mail created it.
-    pub created: bool,
-}
 
 /// Facts about recent automatic mail, for the loop brake.
 #[derive(Debug, Clone, Copy, Default)]
@@ -59,42 +34,6 @@ pub struct NewTicket {
     pub requester_name: Option<String>,
     pub subject: String,
     pub classification: Classification,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventDraft {
-    /// `None`: an ops event not tied to a ticket.
-    pub ticket: Option<TicketRef>,
-    pub kind: &'static str,
-    pub detail: serde_json::Value,
-}
-
-#[derive(Debug, Clone)]
-pub struct OutboxDraft {
-    pub ticket: TicketRef,
-    pub kind: &'static str,
-    pub message_id: MessageId,
-    pub recipients: Vec<EmailAddress>,
-    pub subject: String,
-    pub text: String,
-    pub in_reply_to: Option<MessageId>,
-    pub raw: Vec<u8>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Plan {
-    /// The ticket the message is filed on (none for mail nobody can be answered about).
-    pub ticket: Option<TicketRef>,
-    pub reply_text: String,
-    /// New status for the ticket, when it changes.
-    pub status: Option<&'static str>,
-    pub new_participants: Vec<EmailAddress>,
-    pub events: Vec<EventDraft>,
-    pub outbox: Vec<OutboxDraft>,
-    /// One of our outgoing mails that this delivery report says could not be delivered.
-    pub bounced: Option<MessageId>,
-    /// A follow-up raised the ticket's urgency or severity (never lowers them: agents do that).
-    pub upgrade: Option<TicketClass>,
 }
 
 /// Whether this mail opens a new ticket, and with what. Called before [`apply`], so the store can
@@ -149,9 +88,9 @@ pub fn upgrade(t: &TicketClass, c: &Classification) -> Option<TicketClass> {
 /// Everything else the mail causes.
 #[allow(clippy::too_many_arguments)]
 pub fn apply(
-    ctx: &ApplyContext<'_>,
+    ctx: &Ctx<'_>,
     mail: &InboundMail,
-    reply_text: String,
+    reply_text: &str,
     verdict: &ScreenVerdict,
     classification: &Classification,
     decision: &ThreadDecision,
@@ -161,13 +100,7 @@ pub fn apply(
 ) -> Plan {
     let mut plan = Plan {
         ticket: ticket.map(|t| t.ticket),
-        reply_text,
-        status: None,
-        new_participants: Vec::new(),
-        events: Vec::new(),
-        outbox: Vec::new(),
-        bounced: None,
-        upgrade: None,
+        ..Default::default()
     };
     let base = json!({
         "message_id": mail.message_id.as_str(),
@@ -175,50 +108,36 @@ pub fn apply(
         "reason": verdict.reason,
     });
     if !mail.problems.is_empty() {
-        plan.events.push(EventDraft {
-            ticket: plan.ticket,
-            kind: "malformed_mail",
-            detail: json!({"message_id": mail.message_id.as_str(), "problems": mail.problems}),
-        });
+        plan.event(
+            "malformed_mail",
+            json!({"message_id": mail.message_id.as_str(), "problems": mail.problems}),
+        );
     }
     let Some(t) = ticket else {
         // Nothing to file it on: a machine's mail, or mail without a usable sender.
-        plan.events.push(EventDraft {
-            ticket: None,
-            kind: if verdict.is_human() {
+        plan.event(
+            if verdict.is_human() {
                 "unattributed_mail"
             } else {
                 "screened_out"
             },
-            detail: base,
-        });
+            base,
+        );
         return plan;
     };
 
     if t.created {
-        plan.events.push(EventDraft {
-            ticket: Some(t.ticket),
-            kind: "ticket_created",
-            detail: json!({
-                "message_id": mail.message_id.as_str(),
-                "language": t.language.code(),
-            }),
-        });
-        plan.events.push(EventDraft {
-            ticket: Some(t.ticket),
-            kind: "classified",
-            detail: classification_detail(classification),
-        });
+        plan.event(
+            "ticket_created",
+            json!({"message_id": mail.message_id.as_str(), "language": t.language.code()}),
+        );
+        plan.event("classified", classification_detail(classification));
         if let ThreadDecision::New {
             linked_to: Some(other),
             why,
         } = decision
         {
-            plan.events.push(EventDraft {
-                ticket: Some(t.ticket),
-                kind: "linked",
-                detail: json!({"ticket": other.to_string(), "why": why}),
-            });
+            plan.event("linked", json!({"ticket": other.to_string(), "why": why}));
         }
         let mut seen = vec![t.requester.clone()];
         for r in mail.recipients() {
@@ -227,7 +146,11 @@ pub fn apply(
                 plan.new_participants.push(r.clone());
             }
         }
-        acknowledge(ctx, mail, t, acks, now, &mut plan);
+        let acked = acknowledge(ctx, mail, t, acks, now, &mut plan);
+        plan.start_timers = sla::new_ticket_timers(ctx.sla, &t.class, now, acked);
+        if ctx.sla.complex_from_start(&t.class) {
+            plan.update.complex = Some(true);
+        }
         return plan;
     }
 
@@ -237,57 +160,60 @@ pub fn apply(
     } = decision
     {
         plan.bounced = mail.bounced_message_id.clone();
-        plan.events.push(EventDraft {
-            ticket: Some(t.ticket),
-            kind: "outbox_failed",
-            detail: json!({
+        plan.event(
+            "outbox_failed",
+            json!({
                 "message_id": mail.bounced_message_id.as_ref().map(|m| m.as_str()),
                 "error": "bounced",
                 "report": mail.message_id.as_str(),
             }),
-        });
+        );
         return plan;
     }
 
     // A follow-up on an existing ticket.
-    let kind = if verdict.is_human() {
-        "customer_replied"
-    } else {
-        "automatic_reply_received"
-    };
-    plan.events.push(EventDraft {
-        ticket: Some(t.ticket),
-        kind,
-        detail: base,
-    });
-    if let ThreadDecision::FollowUp { reopen: true, .. } = decision {
+    plan.event(
         if verdict.is_human() {
-            plan.status = Some("open");
-            plan.events.push(EventDraft {
-                ticket: Some(t.ticket),
-                kind: "reopened",
-                detail: json!({"message_id": mail.message_id.as_str()}),
-            });
-        }
+            "customer_replied"
+        } else {
+            "automatic_reply_received"
+        },
+        base,
+    );
+    if !verdict.is_human() {
+        return plan;
     }
     if let Some(from) = &mail.from {
-        if verdict.is_human() && from != &t.requester && !t.participants.contains(from) {
+        if from != &t.requester && !t.participants.contains(from) {
             plan.new_participants.push(from.clone());
         }
     }
-    if verdict.is_human() {
-        if let Some(up) = upgrade(&t.class, classification) {
-            let mut detail = classification_detail(classification);
-            detail["message_id"] = json!(mail.message_id.as_str());
-            detail["from"] = json!(t.class);
-            detail["to"] = json!(up);
-            plan.events.push(EventDraft {
-                ticket: Some(t.ticket),
-                kind: "reclassified",
-                detail,
-            });
-            plan.upgrade = Some(up);
+    let reopen_allowed = matches!(decision, ThreadDecision::FollowUp { reopen: true, .. });
+    let mut replies_to = mail.in_reply_to.clone();
+    replies_to.extend(mail.references.iter().cloned());
+    lifecycle::customer_followed_up(
+        ctx,
+        t,
+        reply_text,
+        &replies_to,
+        reopen_allowed,
+        now,
+        &mut plan,
+    );
+    if let Some(up) = upgrade(&t.class, classification) {
+        let mut detail = classification_detail(classification);
+        detail["message_id"] = json!(mail.message_id.as_str());
+        detail["from"] = json!(t.class);
+        detail["to"] = json!(up);
+        plan.event("reclassified", detail);
+        // Running promises tighten to the new class's times (counted from their start).
+        for running in &t.timers {
+            let d = ctx.sla.draft(running.kind, &up, running.started_at);
+            if d.due_at < running.due_at {
+                plan.start_timers.push(d);
+            }
         }
+        plan.upgrade = Some(up);
     }
     plan
 }
@@ -310,131 +236,47 @@ fn is_ours(addr: &EmailAddress, support: &EmailAddress) -> bool {
         && addr.local_part().split('+').next() == Some(support.local_part())
 }
 
+/// Queues the acknowledgement, unless the loop brake holds it. Returns whether one was queued.
 fn acknowledge(
-    ctx: &ApplyContext<'_>,
+    ctx: &Ctx<'_>,
     mail: &InboundMail,
     t: &TicketState,
     acks: AckFacts,
     now: Millis,
     plan: &mut Plan,
-) {
+) -> bool {
     if acks.acks_to_sender_last_hour >= ctx.ack_limit_per_hour {
-        plan.events.push(EventDraft {
-            ticket: Some(t.ticket),
-            kind: "ack_suppressed",
-            detail: json!({
-                "reason": "rate limit",
-                "limit_per_hour": ctx.ack_limit_per_hour,
-            }),
-        });
-        return;
+        plan.event(
+            "ack_suppressed",
+            json!({"reason": "rate limit", "limit_per_hour": ctx.ack_limit_per_hour}),
+        );
+        return false;
     }
-    let vars = TemplateVars {
-        customer_name: t
-            .requester_name
-            .clone()
-            .unwrap_or_else(|| t.requester.local_part().to_string()),
-        customer_address: t.requester.to_string(),
-        ticket_ref: t.ticket.to_string(),
-        subject: t.subject.clone(),
-        support_name: ctx.support_name.to_string(),
-        support_address: ctx.support_address.to_string(),
-        first_solution_hours: ctx.first_solution_hours,
-        ack_hours: ctx.ack_hours,
-    };
-    let rendered = match ctx.templates.render("ack", t.language, &vars) {
-        Ok(r) => r,
-        Err(e) => {
-            plan.events.push(EventDraft {
-                ticket: Some(t.ticket),
-                kind: "ack_failed",
-                detail: json!({"error": e.to_string()}),
-            });
-            return;
-        }
-    };
-    let message_id = new_message_id(ctx.message_id_domain);
-    let mut references = mail.references.clone();
-    if !references.contains(&mail.message_id) {
-        references.push(mail.message_id.clone());
-    }
-    let out = OutgoingMail {
-        message_id: message_id.clone(),
-        from_name: ctx.support_name.to_string(),
-        from: ctx.support_address.clone(),
-        reply_to: Some(ctx.signer.reply_address(ctx.support_address, t.ticket)),
+    let letter = Letter {
+        template: "ack",
+        kind: "ack",
+        language: t.language.template_language(),
         to: vec![(t.requester_name.clone(), t.requester.clone())],
-        subject: rendered.subject.clone(),
-        body: rendered.body.clone(),
+        vars: ctx.vars(t),
         in_reply_to: Some(mail.message_id.clone()),
-        references,
-        automatic: true,
-        ticket: t.ticket,
-        date: now,
-        loop_marker: ctx.message_id_domain.to_string(),
+        references: mail.references.clone(),
     };
-    match compose(&out) {
-        Ok(raw) => {
-            plan.events.push(EventDraft {
-                ticket: Some(t.ticket),
-                kind: "ack_queued",
-                detail: json!({"message_id": message_id.as_str()}),
-            });
-            plan.outbox.push(OutboxDraft {
-                ticket: t.ticket,
-                kind: "ack",
-                message_id,
-                recipients: vec![t.requester.clone()],
-                subject: rendered.subject,
-                text: rendered.body,
-                in_reply_to: Some(mail.message_id.clone()),
-                raw,
-            });
+    match ctx.queue(plan, t.ticket, letter, now) {
+        Some(id) => {
+            plan.event("ack_queued", json!({"message_id": id.as_str()}));
+            true
         }
-        Err(e) => plan.events.push(EventDraft {
-            ticket: Some(t.ticket),
-            kind: "ack_failed",
-            detail: json!({"error": e.to_string()}),
-        }),
+        None => false,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
     use crate::parse::parse;
+    use crate::plan::{Status, TimerKind};
     use crate::screen::Verdict;
-
-    struct Fixture {
-        templates: Templates,
-        signer: ReplySigner,
-        support: EmailAddress,
-    }
-    impl Fixture {
-        fn new() -> Self {
-            Fixture {
-                templates: Templates::load(
-                    &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates"),
-                )
-                .expect("templates"),
-                signer: ReplySigner::new(Secret::new("0123456789abcdef0123"), vec![]),
-                support: EmailAddress::parse("support@example.test").expect("addr"),
-            }
-        }
-        fn ctx(&self) -> ApplyContext<'_> {
-            ApplyContext {
-                templates: &self.templates,
-                signer: &self.signer,
-                support_address: &self.support,
-                support_name: "客服中心",
-                message_id_domain: "example.test",
-                first_solution_hours: 48,
-                ack_hours: 24,
-                ack_limit_per_hour: 3,
-            }
-        }
-    }
+    use crate::testing::StageFixture;
 
     fn human() -> ScreenVerdict {
         ScreenVerdict {
@@ -443,42 +285,41 @@ mod tests {
         }
     }
 
-    fn created(mail: &InboundMail) -> TicketState {
-        TicketState {
-            ticket: TicketRef(7),
-            requester: mail.from.clone().expect("from"),
-            requester_name: mail.from_name.clone(),
-            subject: mail.subject.clone(),
-            language: Language::ZhHans,
-            status: "open".into(),
-            participants: vec![],
-            class: TicketClass::of(&Classification::plain(Language::ZhHans)),
-            created: true,
-        }
-    }
-
     fn plain() -> Classification {
-        Classification::plain(Language::ZhHans)
+        Classification::plain(crate::model::Language::ZhHans)
     }
 
     const MAIL: &[u8] = "From: 王先生 <wang@qq.com>\r\nTo: support@example.test\r\nCc: li@qq.com\r\nMessage-ID: <c1@qq.com>\r\nSubject: 退款\r\n\r\n退款什么时候到？".as_bytes();
 
-    #[test]
-    fn a_new_ticket_gets_one_threaded_acknowledgement() {
-        let f = Fixture::new();
-        let mail = parse(MAIL);
-        let new = ThreadDecision::New {
+    fn created(mail: &InboundMail) -> TicketState {
+        TicketState::new(
+            crate::model::TicketRef(7),
+            mail.from.clone().expect("from"),
+            mail.from_name.clone(),
+            mail.subject.clone(),
+            &plain(),
+        )
+    }
+
+    fn new_decision() -> ThreadDecision {
+        ThreadDecision::New {
             linked_to: None,
             why: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_new_ticket_gets_one_threaded_acknowledgement_and_its_timers() {
+        let f = StageFixture::new();
+        let mail = parse(MAIL);
         let t = created(&mail);
         let plan = apply(
             &f.ctx(),
             &mail,
-            "x".into(),
+            "x",
             &human(),
             &plain(),
-            &new,
+            &new_decision(),
             Some(&t),
             AckFacts::default(),
             0,
@@ -494,16 +335,43 @@ mod tests {
             vec![EmailAddress::parse("li@qq.com").expect("addr")]
         );
         assert!(plan.events.iter().any(|e| e.kind == "ticket_created"));
+        let kinds: Vec<_> = plan.start_timers.iter().map(|t| t.kind).collect();
+        assert_eq!(kinds, [TimerKind::Ack, TimerKind::Solution]);
     }
 
     #[test]
-    fn the_ack_brake_stops_a_fourth_ack_in_an_hour() {
-        let f = Fixture::new();
+    fn the_ack_promises_the_ticket_s_own_solution_time() {
+        let f = StageFixture::with_sla(
+            r#"
+            [[overrides]]
+            priority = "urgent"
+            first_solution_hours = 4
+            "#,
+        );
         let mail = parse(MAIL);
-        let new = ThreadDecision::New {
-            linked_to: None,
-            why: None,
-        };
+        let mut t = created(&mail);
+        t.class.urgent = true;
+        t.class.priority = Priority::Urgent;
+        let plan = apply(
+            &f.ctx(),
+            &mail,
+            "x",
+            &human(),
+            &plain(),
+            &new_decision(),
+            Some(&t),
+            AckFacts::default(),
+            0,
+        );
+        let ack = parse(&plan.outbox[0].raw);
+        assert!(ack.text.contains(" 4 "), "{}", ack.text);
+        assert_eq!(plan.start_timers[1].due_at, 4 * 3_600_000);
+    }
+
+    #[test]
+    fn the_ack_brake_stops_a_fourth_ack_in_an_hour_and_promises_no_ack() {
+        let f = StageFixture::new();
+        let mail = parse(MAIL);
         let t = created(&mail);
         let acks = AckFacts {
             acks_to_sender_last_hour: 3,
@@ -511,16 +379,18 @@ mod tests {
         let plan = apply(
             &f.ctx(),
             &mail,
-            "x".into(),
+            "x",
             &human(),
             &plain(),
-            &new,
+            &new_decision(),
             Some(&t),
             acks,
             0,
         );
         assert!(plan.outbox.is_empty());
         assert!(plan.events.iter().any(|e| e.kind == "ack_suppressed"));
+        let kinds: Vec<_> = plan.start_timers.iter().map(|t| t.kind).collect();
+        assert_eq!(kinds, [TimerKind::Solution]);
     }
 
     #[test]
@@ -530,20 +400,15 @@ mod tests {
             verdict: Verdict::AutoReply,
             reason: "Auto-Submitted".into(),
         };
-        let new = ThreadDecision::New {
-            linked_to: None,
-            why: None,
-        };
-        let c = Classification::plain(Language::ZhHans);
-        assert!(new_ticket(&mail, &auto, &new, &c).is_none());
-        let f = Fixture::new();
+        assert!(new_ticket(&mail, &auto, &new_decision(), &plain()).is_none());
+        let f = StageFixture::new();
         let plan = apply(
             &f.ctx(),
             &mail,
-            "x".into(),
+            "x",
             &auto,
-            &c,
-            &new,
+            &plain(),
+            &new_decision(),
             None,
             AckFacts::default(),
             0,
@@ -554,20 +419,20 @@ mod tests {
 
     #[test]
     fn a_follow_up_on_a_solved_ticket_reopens_it_without_a_new_ack() {
-        let f = Fixture::new();
+        let f = StageFixture::new();
         let mail = parse(MAIL);
         let mut t = created(&mail);
         t.created = false;
-        t.status = "solved".into();
+        t.status = Status::Solved;
         let d = ThreadDecision::FollowUp {
             ticket: t.ticket,
-            via: crate::thread::ThreadVia::Tag,
+            via: ThreadVia::Tag,
             reopen: true,
         };
         let plan = apply(
             &f.ctx(),
             &mail,
-            "x".into(),
+            "x",
             &human(),
             &plain(),
             &d,
@@ -576,8 +441,9 @@ mod tests {
             0,
         );
         assert!(plan.outbox.is_empty());
-        assert_eq!(plan.status, Some("open"));
+        assert_eq!(plan.update.status, Some(Status::Open));
         assert!(plan.events.iter().any(|e| e.kind == "reopened"));
+        assert_eq!(plan.start_timers[0].kind, TimerKind::Solution);
     }
 
     #[test]
@@ -606,24 +472,35 @@ mod tests {
         );
         t.class.urgent = true;
         t.class.priority = Priority::Urgent;
-        let calm = plain();
         assert_eq!(
-            upgrade(&t.class, &calm),
+            upgrade(&t.class, &plain()),
             None,
             "a calm follow-up lowers nothing"
         );
-        let f = Fixture::new();
-        let d = ThreadDecision::FollowUp {
-            ticket: t.ticket,
-            via: crate::thread::ThreadVia::Tag,
-            reopen: false,
-        };
+
+        let f = StageFixture::with_sla(
+            r#"
+            [[overrides]]
+            priority = "urgent"
+            first_solution_hours = 4
+            "#,
+        );
         t.class.urgent = false;
         t.class.priority = Priority::Normal;
+        t.timers = vec![crate::plan::RunningTimer {
+            kind: TimerKind::Solution,
+            started_at: 0,
+            due_at: 48 * 3_600_000,
+        }];
+        let d = ThreadDecision::FollowUp {
+            ticket: t.ticket,
+            via: ThreadVia::Tag,
+            reopen: false,
+        };
         let plan = apply(
             &f.ctx(),
             &mail,
-            "x".into(),
+            "x",
             &human(),
             &c,
             &d,
@@ -633,5 +510,12 @@ mod tests {
         );
         assert!(plan.upgrade.is_some());
         assert!(plan.events.iter().any(|e| e.kind == "reclassified"));
+        assert_eq!(plan.start_timers.len(), 1);
+        assert_eq!(plan.start_timers[0].kind, TimerKind::Solution);
+        assert_eq!(
+            plan.start_timers[0].due_at,
+            4 * 3_600_000,
+            "4 h now, not 48"
+        );
     }
 }

@@ -1,18 +1,24 @@
-//! Building outgoing mail (used by `apply` when it queues mail). Pure: the same inputs give the
-//! same bytes, so the outbox stores the finished message and a retry sends exactly what was
-//! committed, Message-ID included.
+//! Building outgoing mail from approved templates, for every stage that queues mail (`apply`,
+//! `sla`, `lifecycle`). Pure apart from the random Message-ID: the outbox stores the finished
+//! message, so a retry sends exactly what was committed, Message-ID included.
 //!
 //! Invariants: every automatic mail carries `Auto-Submitted: auto-replied` (RFC 3834),
 //! `X-Auto-Response-Suppress: All` (so Exchange does not answer it) and our loop header; every
 //! mail threads under the customer's (`In-Reply-To`, `References`).
 
 use crate::clock::Millis;
-use crate::model::{EmailAddress, MessageId, TicketRef};
+use crate::config::Agent;
+use crate::model::{EmailAddress, Language, MessageId, TicketRef};
+use crate::plan::{OutboxDraft, Plan, TicketState};
 use crate::screen::LOOP_HEADER;
+use crate::sla::SlaPolicy;
+use crate::templates::{number_text, TemplateVars, Templates};
+use crate::thread::ReplySigner;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::Mailbox;
 use lettre::Message;
 use rand::Rng;
+use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
@@ -99,6 +105,146 @@ pub fn compose(m: &OutgoingMail) -> Result<Vec<u8>, ComposeError> {
         .body(m.body.clone())
         .map_err(|e| ComposeError::Build(e.to_string()))?;
     Ok(msg.formatted())
+}
+
+/// What a stage needs to write mail and keep promises: approved templates, our identity, the
+/// promises, the agents. Borrowed from the running application for one decision.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    pub templates: &'a Templates,
+    pub signer: &'a ReplySigner,
+    pub support_address: &'a EmailAddress,
+    pub support_name: &'a str,
+    pub message_id_domain: &'a str,
+    pub sla: &'a SlaPolicy,
+    pub agents: &'a [Agent],
+    /// The language of notices to agents.
+    pub agent_language: Language,
+    /// Acknowledgements to one address per hour, at most (loop brake).
+    pub ack_limit_per_hour: u32,
+}
+
+/// A mail from a template, about a ticket.
+#[derive(Debug, Clone)]
+pub struct Letter {
+    /// Template name (`ack`, `survey`, `notice_warning`, …).
+    pub template: &'static str,
+    /// Outbox kind (`ack`, `survey`, `followup`, `notice`, …).
+    pub kind: &'static str,
+    pub language: Language,
+    pub to: Vec<(Option<String>, EmailAddress)>,
+    pub vars: TemplateVars,
+    /// Thread under this mail (the customer's), with these references.
+    pub in_reply_to: Option<MessageId>,
+    pub references: Vec<MessageId>,
+}
+
+/// Shortens a text for a notice: at most `max` characters, on a character boundary.
+fn excerpt(s: &str, max: usize) -> String {
+    let s = s.trim();
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+impl Ctx<'_> {
+    /// The variables every template about this ticket can use.
+    pub fn vars(&self, t: &TicketState) -> TemplateVars {
+        use crate::plan::TimerKind as K;
+        TemplateVars {
+            customer_name: t.customer_name(),
+            customer_address: t.requester.to_string(),
+            ticket_ref: t.ticket.to_string(),
+            subject: t.subject.clone(),
+            support_name: self.support_name.to_string(),
+            support_address: self.support_address.to_string(),
+            ack_hours: number_text(self.sla.hours(K::Ack, &t.class)),
+            first_solution_hours: number_text(self.sla.hours(K::Solution, &t.class)),
+            progress_hours: number_text(self.sla.hours(K::Progress, &t.class)),
+            supervisor_contact_hours: number_text(self.sla.hours(K::SupervisorContact, &t.class)),
+            followup_days: number_text(self.sla.hours(K::Followup, &t.class) / 24.0),
+            category: t.class.category.as_str().into(),
+            severity: t.class.severity.map(|s| s.as_str()).unwrap_or("").into(),
+            priority: t.class.priority.as_str().into(),
+            owner: t.owner.as_ref().map(|o| o.to_string()).unwrap_or_default(),
+            summary: excerpt(&t.summary, 600),
+            ..Default::default()
+        }
+    }
+
+    /// The display name of an agent address (the address when it is not a listed agent).
+    pub fn agent_name(&self, a: &EmailAddress) -> String {
+        self.agents
+            .iter()
+            .find(|x| &x.address == a)
+            .map(|x| x.name.clone())
+            .unwrap_or_else(|| a.to_string())
+    }
+
+    /// Renders `letter` and adds it to the plan's outbox; on a template or address problem the
+    /// plan gets a `mail_failed` event instead (nothing else is held back). Returns the queued
+    /// mail's Message-ID.
+    pub fn queue(
+        &self,
+        plan: &mut Plan,
+        ticket: TicketRef,
+        letter: Letter,
+        now: Millis,
+    ) -> Option<MessageId> {
+        let failed = |plan: &mut Plan, error: String| {
+            plan.event(
+                "mail_failed",
+                json!({"template": letter.template, "kind": letter.kind, "error": error}),
+            );
+            None
+        };
+        let rendered = match self
+            .templates
+            .render(letter.template, letter.language, &letter.vars)
+        {
+            Ok(r) => r,
+            Err(e) => return failed(plan, e.to_string()),
+        };
+        let message_id = new_message_id(self.message_id_domain);
+        let mut references = letter.references.clone();
+        if let Some(irt) = &letter.in_reply_to {
+            if !references.contains(irt) {
+                references.push(irt.clone());
+            }
+        }
+        let out = OutgoingMail {
+            message_id: message_id.clone(),
+            from_name: self.support_name.to_string(),
+            from: self.support_address.clone(),
+            reply_to: Some(self.signer.reply_address(self.support_address, ticket)),
+            to: letter.to.clone(),
+            subject: rendered.subject.clone(),
+            body: rendered.body.clone(),
+            in_reply_to: letter.in_reply_to.clone(),
+            references,
+            automatic: true,
+            ticket,
+            date: now,
+            loop_marker: self.message_id_domain.to_string(),
+        };
+        match compose(&out) {
+            Ok(raw) => {
+                plan.outbox.push(OutboxDraft {
+                    ticket,
+                    kind: letter.kind,
+                    message_id: message_id.clone(),
+                    recipients: letter.to.iter().map(|(_, a)| a.clone()).collect(),
+                    subject: rendered.subject,
+                    text: rendered.body,
+                    in_reply_to: letter.in_reply_to,
+                    raw,
+                });
+                Some(message_id)
+            }
+            Err(e) => failed(plan, e.to_string()),
+        }
+    }
 }
 
 #[cfg(test)]

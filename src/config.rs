@@ -5,8 +5,10 @@
 //! problems at once; unknown keys are errors (a typo never silently falls back to a default);
 //! secrets are held in [`Secret`], whose `Debug` never prints them.
 
+use crate::calendar::{Calendar, CalendarSettings};
 use crate::classify::{Classifier, ClassifySettings};
-use crate::model::EmailAddress;
+use crate::model::{EmailAddress, Language};
+use crate::sla::{SlaPolicy, SlaSettings};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -89,9 +91,40 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub classify: ClassifySettings,
+    #[serde(default)]
+    pub sla: SlaSettings,
+    #[serde(default)]
+    pub calendar: CalendarSettings,
+    /// The people who answer customers (`[[agents]]`).
+    #[serde(default)]
+    pub agents: Vec<Agent>,
     /// The classification rules, compiled once when the config was validated.
     #[serde(skip)]
     compiled_classifier: Option<Arc<Classifier>>,
+    #[serde(skip)]
+    compiled_sla: Option<Arc<SlaPolicy>>,
+}
+
+/// An agent or supervisor.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    pub name: String,
+    pub address: EmailAddress,
+    #[serde(default = "default_role")]
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Agent,
+    /// Gets escalations; may contact unsatisfied customers.
+    Supervisor,
+}
+
+fn default_role() -> Role {
+    Role::Agent
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,6 +145,13 @@ pub struct ServiceSettings {
     /// How long a stop may take to finish work in hand.
     #[serde(default = "default_shutdown_secs")]
     pub shutdown_timeout_secs: u64,
+    /// The language of internal notices to agents (zh-Hans, zh-Hant, en).
+    #[serde(default = "default_agent_language")]
+    pub agent_language: Language,
+}
+
+fn default_agent_language() -> Language {
+    Language::ZhHans
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -387,6 +427,38 @@ impl Settings {
             Ok(c) => self.compiled_classifier = Some(Arc::new(c)),
             Err(p) => problems.extend(p),
         }
+        match Calendar::new(&self.calendar) {
+            Ok(cal) => match SlaPolicy::new(&self.sla, cal) {
+                Ok(p) => self.compiled_sla = Some(Arc::new(p)),
+                Err(p) => problems.extend(p),
+            },
+            Err(p) => problems.extend(p),
+        }
+        if self.service.agent_language == Language::Other {
+            problems.push(
+                "service.agent_language: must be a language with templates (zh-Hans, zh-Hant, en)"
+                    .into(),
+            );
+        }
+        for (i, a) in self.agents.iter().enumerate() {
+            if a.name.trim().is_empty() {
+                problems.push(format!("agents[{i}].name: must not be empty"));
+            }
+            if self.agents[..i].iter().any(|b| b.address == a.address) {
+                problems.push(format!(
+                    "agents[{i}].address: {} is listed twice",
+                    a.address
+                ));
+            }
+            if a.address.domain() == self.service.support_address.domain()
+                && a.address.local_part().split('+').next()
+                    == Some(self.service.support_address.local_part())
+            {
+                problems.push(format!(
+                    "agents[{i}].address: the support address itself cannot be an agent"
+                ));
+            }
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
             problems.push(format!(
                 "log.filter: not a valid filter: {:?}",
@@ -417,6 +489,12 @@ impl Settings {
         self.compiled_classifier
             .clone()
             .unwrap_or_else(|| Arc::new(Classifier::builtin()))
+    }
+
+    /// The compiled service promises and calendar (the defaults when the settings were not loaded
+    /// from a file).
+    pub fn sla_policy(&self) -> Arc<SlaPolicy> {
+        self.compiled_sla.clone().unwrap_or_default()
     }
 
     pub fn message_id_domain(&self) -> &str {

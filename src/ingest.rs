@@ -7,15 +7,17 @@
 //! dedupe turns into a no-op, and left-over actions are finished on the next connect); a server
 //! that goes away means reconnect with backoff, never exit.
 
-use crate::apply::{self, ApplyContext};
+use crate::apply;
 use crate::classify::{Classification, Classifier};
 use crate::clock::{Millis, SharedClock};
-use crate::config::{MailboxSettings, Settings};
+use crate::compose::Ctx;
+use crate::config::{Agent, MailboxSettings, Settings};
 use crate::fetch::{self, FetchError};
-use crate::model::EmailAddress;
+use crate::model::{EmailAddress, Language};
 use crate::parse::{self, InboundMail};
 use crate::reply_text;
 use crate::screen::{self, ScreenContext, ScreenVerdict};
+use crate::sla::SlaPolicy;
 use crate::store::{ImapLocation, OutboxPolicy, Store, StoreError, Tx};
 use crate::templates::Templates;
 use crate::thread::{self, ReplySigner, ThreadHints, ThreadPolicy};
@@ -101,11 +103,11 @@ pub struct Pipeline {
     pub analyzer: Analyzer,
     pub support_name: String,
     pub message_id_domain: String,
-    pub envelope_from: EmailAddress,
     pub thread_policy: ThreadPolicy,
     pub outbox_policy: OutboxPolicy,
-    pub first_solution_hours: u32,
-    pub ack_hours: u32,
+    pub sla: Arc<SlaPolicy>,
+    pub agents: Vec<Agent>,
+    pub agent_language: Language,
     pub ack_limit_per_hour: u32,
 }
 
@@ -127,17 +129,33 @@ impl Pipeline {
             analyzer: Analyzer::from_settings(s),
             thread_policy: ThreadPolicy {
                 reopen_within_ms: s.threading.reopen_within_days as i64 * 86_400_000,
-                agents: Vec::new(),
+                agents: s.agents.iter().map(|a| a.address.clone()).collect(),
             },
             outbox_policy: OutboxPolicy {
+                envelope_from: s.envelope_from().clone(),
                 give_up_after_ms: s.outbox.give_up_after_secs as i64 * 1000,
             },
-            envelope_from: s.envelope_from().clone(),
             support_name: s.service.support_name.clone(),
             message_id_domain,
-            first_solution_hours: 48,
-            ack_hours: 24,
+            sla: s.sla_policy(),
+            agents: s.agents.clone(),
+            agent_language: s.service.agent_language,
             ack_limit_per_hour: 3,
+        }
+    }
+
+    /// The context a stage needs to write mail and keep promises, with these templates.
+    pub fn ctx<'a>(&'a self, templates: &'a Templates) -> Ctx<'a> {
+        Ctx {
+            templates,
+            signer: &self.analyzer.signer,
+            support_address: &self.analyzer.support_address,
+            support_name: &self.support_name,
+            message_id_domain: &self.message_id_domain,
+            sla: &self.sla,
+            agents: &self.agents,
+            agent_language: self.agent_language,
+            ack_limit_per_hour: self.ack_limit_per_hour,
         }
     }
 
@@ -250,20 +268,10 @@ impl Pipeline {
             };
             let acks = store.ack_facts(tx, a.mail.from.as_ref(), now).await?;
             let templates = self.templates();
-            let ctx = ApplyContext {
-                templates: &templates,
-                signer: &self.analyzer.signer,
-                support_address: &self.analyzer.support_address,
-                support_name: &self.support_name,
-                message_id_domain: &self.message_id_domain,
-                first_solution_hours: self.first_solution_hours,
-                ack_hours: self.ack_hours,
-                ack_limit_per_hour: self.ack_limit_per_hour,
-            };
             let plan = apply::apply(
-                &ctx,
+                &self.ctx(&templates),
                 &a.mail,
-                a.reply_text.clone(),
+                &a.reply_text,
                 &a.screen,
                 &a.classification,
                 &decision,
@@ -279,11 +287,13 @@ impl Pipeline {
                     at,
                     &a.screen,
                     &a.classification,
-                    &plan,
-                    self.outbox_policy,
-                    &self.envelope_from,
+                    &a.reply_text,
+                    plan.ticket,
                     now,
                 )
+                .await?;
+            store
+                .apply_plan(tx, &plan, &self.outbox_policy, now)
                 .await?;
             info!(
                 ticket.ref = plan.ticket.map(|t| t.to_string()).unwrap_or_default(),
@@ -311,6 +321,7 @@ pub struct MailboxLoop {
     pub pipeline: Arc<Pipeline>,
     pub clock: SharedClock,
     pub outbox_wake: Arc<Notify>,
+    pub timer_wake: Arc<Notify>,
 }
 
 impl MailboxLoop {
@@ -396,6 +407,7 @@ impl MailboxLoop {
                     done.push(*uid);
                 }
                 self.outbox_wake.notify_one();
+                self.timer_wake.notify_one();
                 conn.mark_done(&done, s.after, s.move_to.as_deref()).await?;
                 self.store
                     .mark_imap_done(&key, sel.uidvalidity, &done)

@@ -6,6 +6,7 @@
 //! mailbox; `app` runs the whole daemon. The stages between `fetch` and `store` are pure functions
 //! over plain data.
 
+pub mod actions;
 pub mod app;
 pub mod apply;
 pub mod calendar;
@@ -17,11 +18,15 @@ pub mod config;
 pub mod fetch;
 pub mod ingest;
 pub mod inspect;
+pub mod lifecycle;
 pub mod model;
 pub mod parse;
+pub mod plan;
 pub mod reply_text;
+pub mod scheduler;
 pub mod screen;
 pub mod send;
+pub mod sla;
 pub mod store;
 pub mod survey;
 pub mod templates;

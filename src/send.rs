@@ -11,7 +11,7 @@
 
 use crate::clock::{Millis, SharedClock};
 use crate::config::{SmtpSettings, TlsMode};
-use crate::store::{ClaimedMail, Store};
+use crate::store::{ClaimedMail, OutboxPolicy, Store};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -112,6 +112,7 @@ pub struct OutboxWorker {
     pub retry_base_ms: Millis,
     pub retry_max_ms: Millis,
     pub batch: u32,
+    pub policy: OutboxPolicy,
 }
 
 /// What one step did.
@@ -145,7 +146,7 @@ impl OutboxWorker {
                 match result {
                     Ok(()) => {
                         info!(message_id = %mail.message_id, "mail sent");
-                        self.store.mark_sent(&mail, now).await
+                        self.store.mark_sent(&mail, &self.policy, now).await
                     }
                     Err(SendError::Transient(e)) if now < mail.give_up_at => {
                         let next = now + backoff(mail.attempts, self.retry_base_ms, self.retry_max_ms);

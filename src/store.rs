@@ -7,13 +7,14 @@
 //! vanishes together; an inbound Message-ID is stored once (unique index), and so is a mailbox
 //! UID; times come from the caller's clock, never SQL `now()`.
 
-use crate::apply::{AckFacts, NewTicket, Plan, TicketState};
+use crate::apply::{AckFacts, NewTicket};
 use crate::classify::{
     Category, Classification, Correction, FieldChange, Priority, Severity, TicketClass,
 };
 use crate::clock::Millis;
 use crate::model::{EmailAddress, Language, MessageId, TicketRef};
 use crate::parse::InboundMail;
+use crate::plan::{Plan, RunningTimer, Status, TicketState, TimerEnd, TimerKind};
 use crate::screen::ScreenVerdict;
 use crate::thread::{ThreadFacts, ThreadHints, TicketFacts};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -39,6 +40,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// A timer step was already taken (by another scheduler): roll back, nothing to do.
+    #[error("timer {0} was already fired")]
+    StaleTimer(i64),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -71,6 +75,8 @@ pub struct ImapLocation {
 pub struct ClaimedMail {
     pub id: i64,
     pub ticket_id: i64,
+    /// `ack`, `survey`, `notice`, …
+    pub kind: String,
     pub message_id: String,
     pub recipients: Vec<String>,
     pub envelope_from: String,
@@ -80,9 +86,11 @@ pub struct ClaimedMail {
     pub give_up_at: Millis,
 }
 
-/// How outgoing mail is retried.
-#[derive(Debug, Clone, Copy)]
+/// How outgoing mail is queued: its envelope sender, and when a mail that cannot be sent is given
+/// up.
+#[derive(Debug, Clone)]
 pub struct OutboxPolicy {
+    pub envelope_from: EmailAddress,
     pub give_up_after_ms: Millis,
 }
 
@@ -96,9 +104,15 @@ pub struct TicketSummary {
     pub language: String,
     #[serde(flatten)]
     pub class: TicketClass,
+    pub owner: Option<String>,
+    pub complex: bool,
+    pub escalated: bool,
     pub created_at: Millis,
     pub updated_at: Millis,
     pub messages: i64,
+    /// The most pressing open promise: its due time (past when overdue) and kind.
+    pub next_due: Option<Millis>,
+    pub next_promise: Option<String>,
 }
 
 /// Which tickets `tickets list` shows, in which order.
@@ -108,6 +122,105 @@ pub enum TicketOrder {
     Queue,
     /// Every ticket, newest first.
     Newest,
+}
+
+/// `tickets list` filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketFilter {
+    None,
+    /// A promise past due and not kept (breached, or due and about to be).
+    Overdue,
+    /// A running promise due within this many ms (overdue ones included).
+    DueWithin(Millis),
+    /// Escalated to the supervisors and not solved.
+    Escalated,
+}
+
+/// A promise's timer, as `ticket show` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TimerRow {
+    pub promise: String,
+    pub state: String,
+    pub started_at: Millis,
+    pub due_at: Millis,
+    pub warnings: i64,
+    pub met_at: Option<Millis>,
+    pub breached_at: Option<Millis>,
+}
+
+/// `supportd ticket show`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TicketDetail {
+    #[serde(flatten)]
+    pub summary: TicketSummary,
+    pub acked_at: Option<Millis>,
+    pub first_reply_at: Option<Millis>,
+    pub solved_at: Option<Millis>,
+    pub agent_replies: i64,
+    pub reopens: i64,
+    pub followup_result: Option<String>,
+    pub participants: Vec<String>,
+    pub timers: Vec<TimerRow>,
+    /// (at, kind, detail) oldest first.
+    pub events: Vec<(Millis, String, serde_json::Value)>,
+    /// (at, direction, from, subject, verdict) oldest first.
+    pub messages: Vec<(Millis, String, Option<String>, String, String)>,
+}
+
+/// The monthly figures (`supportd report`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Report {
+    pub from: Millis,
+    pub to: Millis,
+    pub tickets_created: i64,
+    pub by_category: Vec<(String, i64)>,
+    /// Tickets created in the period and solved by now.
+    pub solved: i64,
+    /// Promises started in the period and settled by now (kept, breached, or overdue): kept on
+    /// time / all, by promise kind.
+    pub promises: Vec<(String, i64, i64)>,
+    /// Breaches in the period by promise and category.
+    pub breaches: Vec<(String, String, i64)>,
+    pub surveys: i64,
+    /// Surveys with an overall score of 4 or 5.
+    pub satisfied: i64,
+    /// Tickets solved in the period / of them solved with at most one agent reply and no reopen.
+    pub solved_in_period: i64,
+    pub first_contact: i64,
+    /// Tickets created in the period whose classification an agent corrected.
+    pub corrected: i64,
+}
+
+/// A timer whose promise is still open: running, or breached and not yet kept.
+const OPEN_TIMER: &str = "(x.state = 'running' OR (x.state = 'breached' AND x.met_at IS NULL))";
+
+/// The columns `summary_from_row` reads, from `tickets t`.
+const SUMMARY_COLUMNS: &str = "t.id, t.status, t.requester, t.subject, t.language, t.created_at, t.updated_at,
+    (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS n,
+    t.category, t.severity, t.urgent, t.vip, t.priority, t.owner, t.complex, t.escalated,
+    (SELECT MIN(x.due_at) FROM timers x WHERE x.ticket_id = t.id
+        AND (x.state = 'running' OR (x.state = 'breached' AND x.met_at IS NULL))) AS next_due,
+    (SELECT x.kind FROM timers x WHERE x.ticket_id = t.id
+        AND (x.state = 'running' OR (x.state = 'breached' AND x.met_at IS NULL)) ORDER BY x.due_at LIMIT 1) AS next_kind";
+const SUMMARY_COLUMN_COUNT: usize = 18;
+
+fn summary_from_row(r: &AnyRow) -> TicketSummary {
+    TicketSummary {
+        ticket: TicketRef(r.get(0)).to_string(),
+        status: r.get(1),
+        requester: r.get(2),
+        subject: r.get(3),
+        language: r.get(4),
+        created_at: r.get(5),
+        updated_at: r.get(6),
+        messages: r.get(7),
+        class: class_from_row(r, 8),
+        owner: r.get(13),
+        complex: r.get::<i64, _>(14) != 0,
+        escalated: r.get::<i64, _>(15) != 0,
+        next_due: r.get(16),
+        next_promise: r.get(17),
+    }
 }
 
 /// SQL ranking priorities for `ORDER BY` (urgent first).
@@ -390,7 +503,9 @@ impl Store {
 
     pub async fn ticket_state(&self, tx: &mut Tx, t: TicketRef) -> Result<Option<TicketState>> {
         let Some(row) = sqlx::query(
-            "SELECT id, requester, requester_name, subject, language, status, category, severity, urgent, vip, priority
+            "SELECT id, requester, requester_name, subject, language, status, category, severity, urgent, vip,
+                    priority, owner, complex, escalated, survey_message_id, first_reply_at, solved_at,
+                    followup_sent_at, followup_at
              FROM tickets WHERE id = $1",
         )
         .bind(t.0)
@@ -403,15 +518,51 @@ impl Store {
             return Ok(None);
         };
         let participants = self.participants(tx, t.0).await?;
+        let summary: Option<String> = sqlx::query(
+            "SELECT reply_text FROM messages WHERE ticket_id = $1 AND direction = 'in' AND verdict = 'human'
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(t.0)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| r.get(0));
+        let timers = sqlx::query(
+            "SELECT kind, started_at, due_at FROM timers WHERE ticket_id = $1 AND state = 'running'",
+        )
+        .bind(t.0)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .filter_map(|r| {
+            Some(RunningTimer {
+                kind: TimerKind::parse(&r.get::<String, _>(0))?,
+                started_at: r.get(1),
+                due_at: r.get(2),
+            })
+        })
+        .collect();
         Ok(Some(TicketState {
             ticket: t,
             requester,
             requester_name: row.get(2),
             subject: row.get(3),
             language: lang(&row.get::<String, _>(4)),
-            status: row.get(5),
+            status: Status::parse(&row.get::<String, _>(5)).unwrap_or(Status::Open),
             participants,
             class: class_from_row(&row, 6),
+            owner: row.get::<Option<String>, _>(11).as_deref().and_then(addr),
+            complex: row.get::<i64, _>(12) != 0,
+            escalated: row.get::<i64, _>(13) != 0,
+            survey_message_id: row
+                .get::<Option<String>, _>(14)
+                .as_deref()
+                .and_then(MessageId::parse),
+            first_reply_at: row.get(15),
+            solved_at: row.get(16),
+            followup_pending: row.get::<Option<i64>, _>(17).is_some()
+                && row.get::<Option<i64>, _>(18).is_none(),
+            summary: summary.unwrap_or_default(),
+            timers,
             created: false,
         }))
     }
@@ -447,17 +598,13 @@ impl Store {
             .bind(now)
             .execute(&mut **tx)
             .await?;
-        Ok(TicketState {
-            ticket: TicketRef(id),
-            requester: new.requester.clone(),
-            requester_name: new.requester_name.clone(),
-            subject: new.subject.clone(),
-            language: c.language,
-            status: "open".into(),
-            participants: Vec::new(),
-            class: TicketClass::of(c),
-            created: true,
-        })
+        Ok(TicketState::new(
+            TicketRef(id),
+            new.requester.clone(),
+            new.requester_name.clone(),
+            new.subject.clone(),
+            c,
+        ))
     }
 
     pub async fn ack_facts(
@@ -482,7 +629,8 @@ impl Store {
         })
     }
 
-    /// Writes an inbound mail and everything its plan says, inside `tx`.
+    /// Writes an inbound mail's message row, filed on `ticket`, inside `tx`. (What the mail causes
+    /// is its plan: [`Store::apply_plan`] in the same transaction.)
     #[allow(clippy::too_many_arguments)]
     pub async fn write_inbound(
         &self,
@@ -492,12 +640,10 @@ impl Store {
         at: &ImapLocation,
         verdict: &ScreenVerdict,
         classification: &Classification,
-        plan: &Plan,
-        outbox: OutboxPolicy,
-        envelope_from: &EmailAddress,
+        reply_text: &str,
+        ticket: Option<TicketRef>,
         now: Millis,
     ) -> Result<()> {
-        let ticket_id = plan.ticket.map(|t| t.0);
         let join = |v: &[EmailAddress]| v.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ");
         let problems = if mail.problems.is_empty() {
             None
@@ -510,7 +656,7 @@ impl Store {
                 received_at, text, reply_text, language, verdict, verdict_reason, problems, raw)
              VALUES ($1, 'in', $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
         )
-        .bind(ticket_id)
+        .bind(ticket.map(|t| t.0))
         .bind(mail.message_id.as_str())
         .bind(&at.mailbox)
         .bind(at.uidvalidity as i64)
@@ -525,7 +671,7 @@ impl Store {
         .bind(mail.date)
         .bind(now)
         .bind(&mail.text)
-        .bind(&plan.reply_text)
+        .bind(reply_text)
         .bind(classification.language.code())
         .bind(verdict.verdict.as_str())
         .bind(&verdict.reason)
@@ -533,46 +679,146 @@ impl Store {
         .bind(raw)
         .execute(&mut **tx)
         .await?;
+        Ok(())
+    }
 
-        if let Some(t) = ticket_id {
-            match plan.status {
-                Some(status) => {
-                    sqlx::query("UPDATE tickets SET status = $1, updated_at = $2, solved_at = NULL WHERE id = $3")
-                        .bind(status)
-                        .bind(now)
-                        .bind(t)
-                        .execute(&mut **tx)
-                        .await?
+    /// Commits a plan inside `tx`: the fired timer's step first (a stale step — another
+    /// scheduler fired it — is [`StoreError::StaleTimer`] and the caller rolls back), then the
+    /// ticket's fields, timers ended and started, participants, the bounced mail, events, outgoing
+    /// mail and survey scores.
+    pub async fn apply_plan(
+        &self,
+        tx: &mut Tx,
+        plan: &Plan,
+        outbox: &OutboxPolicy,
+        now: Millis,
+    ) -> Result<()> {
+        let envelope_from = &outbox.envelope_from;
+        if let Some(step) = &plan.timer_step {
+            let done = sqlx::query(
+                "UPDATE timers SET warnings_fired = $1, next_at = COALESCE($2, next_at), state = COALESCE($3, state),
+                    breached_at = CASE WHEN $3 = 'breached' THEN $4 ELSE breached_at END,
+                    met_at = CASE WHEN $3 = 'met' THEN $4 ELSE met_at END
+                 WHERE id = $5 AND state = 'running' AND warnings_fired = $6",
+            )
+            .bind(i64::from(step.warnings_after))
+            .bind(step.next_at)
+            .bind(step.finished)
+            .bind(now)
+            .bind(step.id)
+            .bind(i64::from(step.warnings_before))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if done != 1 {
+                return Err(StoreError::StaleTimer(step.id));
+            }
+        }
+        let Some(t) = plan.ticket.map(|t| t.0) else {
+            for e in &plan.events {
+                self.add_event(tx, None, e.kind, &e.detail, now).await?;
+            }
+            return Ok(());
+        };
+        let u = &plan.update;
+        let survey_id = if u.survey_sent {
+            plan.outbox
+                .iter()
+                .find(|o| o.kind == "survey")
+                .map(|o| o.message_id.as_str().to_string())
+        } else {
+            None
+        };
+        sqlx::query(
+            "UPDATE tickets SET updated_at = $1,
+                status = COALESCE($2, status),
+                solved_at = CASE WHEN $3 = 1 THEN $1 WHEN $4 = 1 THEN NULL ELSE solved_at END,
+                reopens = reopens + $4,
+                owner = COALESCE($5, owner),
+                complex = COALESCE($6, complex),
+                escalated = CASE WHEN $7 = 1 THEN 1 ELSE escalated END,
+                escalated_at = CASE WHEN $7 = 1 THEN $1 ELSE escalated_at END,
+                agent_replies = agent_replies + $8,
+                first_reply_at = CASE WHEN $8 = 1 AND first_reply_at IS NULL THEN $1 ELSE first_reply_at END,
+                acked_at = CASE WHEN $9 = 1 AND acked_at IS NULL THEN $1 ELSE acked_at END,
+                survey_message_id = CASE WHEN $10 IS NOT NULL THEN $10 WHEN $11 = 1 THEN NULL ELSE survey_message_id END,
+                survey_sent_at = CASE WHEN $10 IS NOT NULL THEN $1 ELSE survey_sent_at END,
+                followup_result = COALESCE($12, followup_result),
+                followup_at = CASE WHEN $12 IS NOT NULL THEN $1 ELSE followup_at END,
+                followup_sent_at = CASE WHEN $14 = 1 THEN $1 ELSE followup_sent_at END
+             WHERE id = $13",
+        )
+        .bind(now)
+        .bind(u.status.map(Status::as_str))
+        .bind(i64::from(u.solved))
+        .bind(i64::from(u.reopened))
+        .bind(u.owner.as_ref().map(|o| o.as_str()))
+        .bind(u.complex.map(i64::from))
+        .bind(i64::from(u.escalate))
+        .bind(i64::from(u.agent_reply))
+        .bind(i64::from(u.acked))
+        .bind(survey_id)
+        .bind(i64::from(u.survey_answered))
+        .bind(u.followup_result.as_deref())
+        .bind(t)
+        .bind(i64::from(u.followup_sent))
+        .execute(&mut **tx)
+        .await?;
+        if let Some(up) = &plan.upgrade {
+            self.set_class(tx, t, up).await?;
+        }
+        for (kind, end) in &plan.end_timers {
+            let sql = match end {
+                TimerEnd::Met => {
+                    "UPDATE timers SET state = CASE WHEN state = 'running' THEN 'met' ELSE state END, met_at = $1
+                     WHERE ticket_id = $2 AND kind = $3 AND met_at IS NULL AND state IN ('running', 'breached')"
                 }
-                None => {
-                    sqlx::query("UPDATE tickets SET updated_at = $1 WHERE id = $2")
-                        .bind(now)
-                        .bind(t)
-                        .execute(&mut **tx)
-                        .await?
+                TimerEnd::Cancelled => {
+                    "UPDATE timers SET state = 'cancelled', met_at = NULL
+                     WHERE ticket_id = $2 AND kind = $3 AND state = 'running' AND $1 = $1"
                 }
             };
-            if let Some(up) = &plan.upgrade {
-                self.set_class(tx, t, up).await?;
-            }
-            for p in &plan.new_participants {
-                sqlx::query(
-                    "INSERT INTO participants (ticket_id, address, role, added_at) VALUES ($1, $2, 'cc', $3)
-                     ON CONFLICT (ticket_id, address) DO NOTHING",
-                )
-                .bind(t)
-                .bind(p.as_str())
+            sqlx::query(sql)
                 .bind(now)
+                .bind(t)
+                .bind(kind.as_str())
                 .execute(&mut **tx)
                 .await?;
-            }
+        }
+        for d in &plan.start_timers {
+            sqlx::query(
+                "INSERT INTO timers (ticket_id, kind, started_at, span_ms, due_at, next_at, warnings_fired, state, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, 0, 'running', $7)
+                 ON CONFLICT (ticket_id, kind) WHERE state = 'running' DO UPDATE SET
+                    started_at = excluded.started_at, span_ms = excluded.span_ms, due_at = excluded.due_at,
+                    next_at = excluded.next_at, warnings_fired = 0",
+            )
+            .bind(t)
+            .bind(d.kind.as_str())
+            .bind(d.started_at)
+            .bind(d.span_ms)
+            .bind(d.due_at)
+            .bind(d.next_at)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        for p in &plan.new_participants {
+            sqlx::query(
+                "INSERT INTO participants (ticket_id, address, role, added_at) VALUES ($1, $2, 'cc', $3)
+                 ON CONFLICT (ticket_id, address) DO NOTHING",
+            )
+            .bind(t)
+            .bind(p.as_str())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
         }
         if let Some(id) = &plan.bounced {
             sqlx::query(
-                "UPDATE outbox SET status = 'failed', last_error = $1, locked_until = NULL
-                 WHERE message_id = $2 AND status <> 'failed'",
+                "UPDATE outbox SET status = 'failed', last_error = 'bounced', locked_until = NULL
+                 WHERE message_id = $1 AND status <> 'failed'",
             )
-            .bind(format!("bounced: {}", verdict.reason))
             .bind(id.as_str())
             .execute(&mut **tx)
             .await?;
@@ -581,6 +827,7 @@ impl Store {
             self.add_event(tx, e.ticket.map(|t| t.0), e.kind, &e.detail, now)
                 .await?;
         }
+        let join = |v: &[EmailAddress]| v.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ");
         for o in &plan.outbox {
             let row: i64 = sqlx::query(
                 "INSERT INTO messages (ticket_id, direction, message_id, from_addr, to_addrs, subject, in_reply_to,
@@ -613,6 +860,19 @@ impl Store {
             .bind(envelope_from.as_str())
             .bind(now)
             .bind(now + outbox.give_up_after_ms)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if let Some(sc) = &plan.survey {
+            sqlx::query(
+                "INSERT INTO surveys (ticket_id, speed, solving, attitude, overall, at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(t)
+            .bind(sc.speed.map(i64::from))
+            .bind(sc.solving.map(i64::from))
+            .bind(sc.attitude.map(i64::from))
+            .bind(i64::from(sc.overall))
+            .bind(now)
             .execute(&mut **tx)
             .await?;
         }
@@ -721,6 +981,83 @@ impl Store {
         Ok((row.get(1), row.get(0)))
     }
 
+    // ---- timers ------------------------------------------------------------------------------
+
+    /// Running timers due at `now`, soonest first (the partial index on `next_at`: no scans).
+    pub async fn due_timers(&self, now: Millis, limit: u32) -> Result<Vec<i64>> {
+        Ok(sqlx::query(
+            "SELECT id FROM timers WHERE state = 'running' AND next_at <= $1 ORDER BY next_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+    }
+
+    /// Timer `id` with its ticket, if it is still running and due, locked for firing inside `tx`
+    /// (PostgreSQL: a timer another daemon is firing is skipped, not waited for).
+    pub async fn timer_for_firing(
+        &self,
+        tx: &mut Tx,
+        id: i64,
+        now: Millis,
+    ) -> Result<Option<(crate::sla::Timer, TicketRef)>> {
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "SELECT id, ticket_id, kind, started_at, span_ms, due_at, next_at, warnings_fired
+                 FROM timers WHERE id = $1 AND state = 'running' AND next_at <= $2"
+            }
+            Backend::Postgres => {
+                "SELECT id, ticket_id, kind, started_at, span_ms, due_at, next_at, warnings_fired
+                 FROM timers WHERE id = $1 AND state = 'running' AND next_at <= $2 FOR UPDATE SKIP LOCKED"
+            }
+        };
+        let Some(r) = sqlx::query(sql)
+            .bind(id)
+            .bind(now)
+            .fetch_optional(&mut **tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(kind) = TimerKind::parse(&r.get::<String, _>(2)) else {
+            return Ok(None);
+        };
+        Ok(Some((
+            crate::sla::Timer {
+                id: r.get(0),
+                kind,
+                started_at: r.get(3),
+                span_ms: r.get(4),
+                due_at: r.get(5),
+                next_at: r.get(6),
+                warnings_fired: r.get::<i64, _>(7).clamp(0, u32::MAX as i64) as u32,
+            },
+            TicketRef(r.get(1)),
+        )))
+    }
+
+    pub async fn cancel_timer(&self, tx: &mut Tx, id: i64) -> Result<()> {
+        sqlx::query("UPDATE timers SET state = 'cancelled' WHERE id = $1 AND state = 'running'")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// When the next running timer falls due.
+    pub async fn next_timer_at(&self) -> Result<Option<Millis>> {
+        Ok(
+            sqlx::query("SELECT MIN(next_at) FROM timers WHERE state = 'running'")
+                .fetch_one(&self.pool)
+                .await?
+                .get::<Option<i64>, _>(0),
+        )
+    }
+
     // ---- outbox ------------------------------------------------------------------------------
 
     /// Claims up to `limit` due mails for sending, with a lease: a daemon that dies mid-send
@@ -738,7 +1075,7 @@ impl Store {
                               WHERE (status = 'pending' AND next_attempt_at <= $2)
                                  OR (status = 'sending' AND locked_until <= $2)
                               ORDER BY next_attempt_at LIMIT $3)
-                 RETURNING id, ticket_id, message_id, recipients, envelope_from, message_row, attempts, created_at, give_up_at"
+                 RETURNING id, ticket_id, message_id, recipients, envelope_from, message_row, attempts, created_at, give_up_at, kind"
             }
             Backend::Postgres => {
                 "UPDATE outbox SET status = 'sending', locked_until = $1
@@ -746,7 +1083,7 @@ impl Store {
                               WHERE (status = 'pending' AND next_attempt_at <= $2)
                                  OR (status = 'sending' AND locked_until <= $2)
                               ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-                 RETURNING id, ticket_id, message_id, recipients, envelope_from, message_row, attempts, created_at, give_up_at"
+                 RETURNING id, ticket_id, message_id, recipients, envelope_from, message_row, attempts, created_at, give_up_at, kind"
             }
         };
         let mut tx = self.begin().await?;
@@ -778,6 +1115,7 @@ impl Store {
                 attempts: r.get(6),
                 created_at: r.get(7),
                 give_up_at: r.get(8),
+                kind: r.get(9),
             });
         }
         tx.commit().await?;
@@ -796,8 +1134,19 @@ impl Store {
         Ok(row.get::<Option<i64>, _>(0))
     }
 
-    pub async fn mark_sent(&self, m: &ClaimedMail, now: Millis) -> Result<()> {
+    /// Records a mail as sent, with what its sending changes for the ticket (an acknowledgement
+    /// keeps the acknowledgement promise), in one transaction.
+    pub async fn mark_sent(
+        &self,
+        m: &ClaimedMail,
+        outbox: &OutboxPolicy,
+        now: Millis,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
+        let plan = crate::lifecycle::mail_sent(TicketRef(m.ticket_id), &m.kind);
+        if !plan.update.is_empty() || !plan.end_timers.is_empty() {
+            self.apply_plan(&mut tx, &plan, outbox, now).await?;
+        }
         sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1, locked_until = NULL WHERE id = $2 AND status = 'sending'")
             .bind(now)
             .bind(m.id)
@@ -852,41 +1201,208 @@ impl Store {
 
     /// The newest tickets, newest first.
     pub async fn tickets(&self, limit: u32) -> Result<Vec<TicketSummary>> {
-        self.list_tickets(TicketOrder::Newest, limit).await
+        self.list_tickets(TicketOrder::Newest, TicketFilter::None, 0, limit)
+            .await
     }
 
-    pub async fn list_tickets(&self, order: TicketOrder, limit: u32) -> Result<Vec<TicketSummary>> {
-        let (filter, order_by) = match order {
-            TicketOrder::Queue => (
-                "WHERE t.status <> 'solved'".to_string(),
-                format!("{PRIORITY_RANK}, t.created_at, t.id"),
-            ),
-            TicketOrder::Newest => (String::new(), "t.id DESC".to_string()),
+    /// Tickets for `tickets list`. `now` decides what is overdue or due soon.
+    pub async fn list_tickets(
+        &self,
+        order: TicketOrder,
+        filter: TicketFilter,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<TicketSummary>> {
+        let mut conditions = Vec::new();
+        if order == TicketOrder::Queue {
+            conditions.push("t.status <> 'solved'".to_string());
+        }
+        let within = match filter {
+            TicketFilter::None => 0,
+            TicketFilter::Overdue => {
+                conditions.push(format!("EXISTS (SELECT 1 FROM timers x WHERE x.ticket_id = t.id AND {OPEN_TIMER} AND x.due_at <= $2)"));
+                0
+            }
+            TicketFilter::DueWithin(ms) => {
+                conditions.push(format!("EXISTS (SELECT 1 FROM timers x WHERE x.ticket_id = t.id AND {OPEN_TIMER} AND x.due_at <= $2 + $3)"));
+                ms
+            }
+            TicketFilter::Escalated => {
+                conditions.push("t.escalated = 1 AND t.status <> 'solved'".to_string());
+                0
+            }
+        };
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let order_by = match order {
+            TicketOrder::Queue => format!("{PRIORITY_RANK}, t.created_at, t.id"),
+            TicketOrder::Newest => "t.id DESC".to_string(),
         };
         let sql = format!(
-            "SELECT t.id, t.status, t.requester, t.subject, t.language, t.created_at, t.updated_at,
-                    (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS n,
-                    t.category, t.severity, t.urgent, t.vip, t.priority
-             FROM tickets t {filter} ORDER BY {order_by} LIMIT $1"
+            "SELECT {SUMMARY_COLUMNS} FROM tickets t {filter} ORDER BY {order_by} LIMIT $1"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(limit as i64)
+            .bind(now)
+            .bind(within)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| TicketSummary {
-                ticket: TicketRef(r.get(0)).to_string(),
-                status: r.get(1),
-                requester: r.get(2),
-                subject: r.get(3),
-                language: r.get(4),
-                created_at: r.get(5),
-                updated_at: r.get(6),
-                messages: r.get(7),
-                class: class_from_row(r, 8),
-            })
-            .collect())
+        Ok(rows.iter().map(summary_from_row).collect())
+    }
+
+    /// Everything `ticket show` prints.
+    pub async fn ticket_detail(&self, t: TicketRef) -> Result<Option<TicketDetail>> {
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS}, t.acked_at, t.first_reply_at, t.solved_at, t.agent_replies, t.reopens,
+                    t.followup_result
+             FROM tickets t WHERE t.id = $1"
+        );
+        let Some(r) = sqlx::query(AssertSqlSafe(sql))
+            .bind(t.0)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let base = SUMMARY_COLUMN_COUNT;
+        let timers = sqlx::query(
+            "SELECT kind, state, started_at, due_at, warnings_fired, met_at, breached_at FROM timers
+             WHERE ticket_id = $1 ORDER BY id",
+        )
+        .bind(t.0)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|x| TimerRow {
+            promise: x.get(0),
+            state: x.get(1),
+            started_at: x.get(2),
+            due_at: x.get(3),
+            warnings: x.get(4),
+            met_at: x.get(5),
+            breached_at: x.get(6),
+        })
+        .collect();
+        let events =
+            sqlx::query("SELECT at, kind, detail FROM events WHERE ticket_id = $1 ORDER BY id")
+                .bind(t.0)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|x| {
+                    let detail: String = x.get(2);
+                    (
+                        x.get(0),
+                        x.get(1),
+                        serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+                    )
+                })
+                .collect();
+        let messages = sqlx::query(
+            "SELECT received_at, direction, from_addr, subject, verdict FROM messages WHERE ticket_id = $1 ORDER BY id",
+        )
+        .bind(t.0)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|x| (x.get(0), x.get(1), x.get(2), x.get(3), x.get(4)))
+        .collect();
+        let participants =
+            sqlx::query("SELECT address FROM participants WHERE ticket_id = $1 ORDER BY added_at")
+                .bind(t.0)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|x| x.get(0))
+                .collect();
+        Ok(Some(TicketDetail {
+            summary: summary_from_row(&r),
+            acked_at: r.get(base),
+            first_reply_at: r.get(base + 1),
+            solved_at: r.get(base + 2),
+            agent_replies: r.get(base + 3),
+            reopens: r.get(base + 4),
+            followup_result: r.get(base + 5),
+            participants,
+            timers,
+            events,
+            messages,
+        }))
+    }
+
+    /// The figures of `[from, to)`, as of `now` (promises still running and not yet due are not
+    /// counted).
+    pub async fn report(&self, from: Millis, to: Millis, now: Millis) -> Result<Report> {
+        let mut r = Report {
+            from,
+            to,
+            ..Default::default()
+        };
+        for row in sqlx::query(
+            "SELECT category, COUNT(*), SUM(CASE WHEN status = 'solved' THEN 1 ELSE 0 END)
+             FROM tickets WHERE created_at >= $1 AND created_at < $2 GROUP BY category ORDER BY category",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let n: i64 = row.get(1);
+            r.tickets_created += n;
+            r.solved += row.get::<Option<i64>, _>(2).unwrap_or(0);
+            r.by_category.push((row.get(0), n));
+        }
+        for row in sqlx::query(
+            "SELECT kind, SUM(CASE WHEN met_at IS NOT NULL AND met_at <= due_at THEN 1 ELSE 0 END), COUNT(*)
+             FROM timers WHERE started_at >= $1 AND started_at < $2 AND state <> 'cancelled'
+                AND (state <> 'running' OR due_at <= $3)
+             GROUP BY kind ORDER BY kind",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            r.promises
+                .push((row.get(0), row.get::<Option<i64>, _>(1).unwrap_or(0), row.get(2)));
+        }
+        r.breaches = sqlx::query(
+            "SELECT x.kind, t.category, COUNT(*) FROM timers x JOIN tickets t ON t.id = x.ticket_id
+             WHERE x.state = 'breached' AND x.breached_at >= $1 AND x.breached_at < $2
+             GROUP BY x.kind, t.category ORDER BY x.kind, t.category",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|x| (x.get(0), x.get(1), x.get(2)))
+        .collect();
+        let row = sqlx::query(
+            "SELECT COUNT(*), SUM(CASE WHEN overall >= 4 THEN 1 ELSE 0 END) FROM surveys WHERE at >= $1 AND at < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        r.surveys = row.get(0);
+        r.satisfied = row.get::<Option<i64>, _>(1).unwrap_or(0);
+        let row = sqlx::query(
+            "SELECT COUNT(*), SUM(CASE WHEN agent_replies <= 1 AND reopens = 0 THEN 1 ELSE 0 END)
+             FROM tickets WHERE solved_at >= $1 AND solved_at < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        r.solved_in_period = row.get(0);
+        r.first_contact = row.get::<Option<i64>, _>(1).unwrap_or(0);
+        r.corrected = self.correction_rate(from, to).await?.0;
+        Ok(r)
     }
 
     /// Counts rows of a table (tests and `check`). Only fixed table names are accepted.
@@ -901,6 +1417,8 @@ impl Store {
             "flagged" => "SELECT COUNT(*) FROM messages WHERE problems IS NOT NULL",
             "failed" => "SELECT COUNT(*) FROM outbox WHERE status = 'failed'",
             "ack_suppressed" => "SELECT COUNT(*) FROM events WHERE kind = 'ack_suppressed'",
+            "surveys" => "SELECT COUNT(*) FROM surveys",
+            "running_timers" => "SELECT COUNT(*) FROM timers WHERE state = 'running'",
             _ => "SELECT -1",
         };
         Ok(sqlx::query(sql).fetch_one(&self.pool).await?.get(0))

@@ -23,8 +23,15 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The templates the daemon needs, in each of these languages.
-pub const REQUIRED: &[&str] = &["ack"];
+/// The templates the daemon needs, in each of these languages: to customers (`ack`, `survey`,
+/// `followup`) and to agents (`notice_warning`, `notice_escalation`).
+pub const REQUIRED: &[&str] = &[
+    "ack",
+    "survey",
+    "followup",
+    "notice_warning",
+    "notice_escalation",
+];
 pub const LANGUAGES: &[Language] = &[Language::ZhHans, Language::ZhHant, Language::En];
 
 #[derive(Debug, thiserror::Error)]
@@ -66,9 +73,9 @@ pub struct Rendered {
     pub body: String,
 }
 
-/// Everything a template may use. Every field is always present, so strict mode only catches
-/// typos and unknown variables.
-#[derive(Debug, Clone, Serialize)]
+/// Everything a template may use. Every field is always present (empty when it does not apply),
+/// so strict mode only catches typos and unknown variables.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct TemplateVars {
     pub customer_name: String,
     pub customer_address: String,
@@ -76,8 +83,28 @@ pub struct TemplateVars {
     pub subject: String,
     pub support_name: String,
     pub support_address: String,
-    pub first_solution_hours: u32,
-    pub ack_hours: u32,
+    /// The promises for this ticket, in hours or days ("48", "4.5").
+    pub ack_hours: String,
+    pub first_solution_hours: String,
+    pub progress_hours: String,
+    pub supervisor_contact_hours: String,
+    pub followup_days: String,
+    /// Codes: `complaint`, `major`, `urgent` … (templates translate them with `eq`).
+    pub category: String,
+    pub severity: String,
+    pub priority: String,
+    pub owner: String,
+    /// Notices: which promise (`ack`, `solution`, `progress`, `supervisor_contact`,
+    /// `followup`), when it is due (local time), how long is left, and why (`warning`, `breach`,
+    /// `unsatisfied`).
+    pub promise: String,
+    pub due_at: String,
+    pub remaining: String,
+    pub reason: String,
+    /// The customer's newest text, shortened (notices to agents only).
+    pub summary: String,
+    /// The agent a notice is addressed to.
+    pub recipient_name: String,
 }
 
 impl TemplateVars {
@@ -89,10 +116,47 @@ impl TemplateVars {
             subject: "退款进度".into(),
             support_name: "客服中心".into(),
             support_address: "support@example.com".into(),
-            first_solution_hours: 48,
-            ack_hours: 24,
+            ack_hours: "24".into(),
+            first_solution_hours: "48".into(),
+            progress_hours: "24".into(),
+            supervisor_contact_hours: "24".into(),
+            followup_days: "7".into(),
+            category: "complaint".into(),
+            severity: "general".into(),
+            priority: "high".into(),
+            owner: "lina@example.com".into(),
+            promise: "solution".into(),
+            due_at: "2026-11-30 14:00 Asia/Shanghai".into(),
+            remaining: "12 h".into(),
+            reason: "breach".into(),
+            summary: "您好，我的退款还没有到账。".into(),
+            recipient_name: "李娜".into(),
         }
     }
+}
+
+/// Hours or days for people: `48`, `4.5`.
+pub fn number_text(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{}", v.round() as i64)
+    } else {
+        format!("{:.1}", v)
+    }
+}
+
+/// A duration for people: `2 d 3 h`, `9 h 30 min`, `45 min`; negative: `-2 h`.
+pub fn duration_text(ms: i64) -> String {
+    let sign = if ms < 0 { "-" } else { "" };
+    let mins = ms.unsigned_abs() / 60_000;
+    let (d, h, m) = (mins / 1440, (mins % 1440) / 60, mins % 60);
+    let body = match (d, h, m) {
+        (0, 0, m) => format!("{m} min"),
+        (0, h, 0) => format!("{h} h"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, 0, _) => format!("{d} d"),
+        (d, h, _) => format!("{d} d {h} h"),
+    };
+    format!("{sign}{body}")
 }
 
 pub struct Templates {
@@ -264,6 +328,16 @@ mod tests {
             assert!(r.subject.contains("T-000123"), "{lang:?}: {}", r.subject);
             assert!(r.body.contains("T-000123"), "{lang:?}");
             assert!(r.body.contains("48"), "{lang:?}: the 48-hour promise");
+            for name in REQUIRED {
+                let r = t
+                    .render(name, *lang, &TemplateVars::sample())
+                    .expect("renders");
+                assert!(
+                    r.subject.contains("T-000123"),
+                    "{name}.{lang:?}: {}",
+                    r.subject
+                );
+            }
         }
     }
 
@@ -283,6 +357,16 @@ mod tests {
             .expect_err("must fail")
             .to_string();
         assert!(err.contains("ack") && err.contains("tikcet_ref"), "{err}");
+    }
+
+    #[test]
+    fn durations_and_numbers_read_naturally() {
+        assert_eq!(duration_text(9 * 3_600_000 + 30 * 60_000), "9 h 30 min");
+        assert_eq!(duration_text(2 * 86_400_000 + 3 * 3_600_000), "2 d 3 h");
+        assert_eq!(duration_text(-2 * 3_600_000), "-2 h");
+        assert_eq!(duration_text(45 * 60_000), "45 min");
+        assert_eq!(number_text(48.0), "48");
+        assert_eq!(number_text(4.5), "4.5");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Test and benchmark support for the local mail rig (`deploy/dev/mailrig`). Not used by the
-//! daemon itself.
+//! Test and benchmark support: the local mail rig (`deploy/dev/mailrig`) and fixtures for unit
+//! tests of the pure stages. Not used by the daemon itself.
 
 use std::io::{Error, ErrorKind, Result};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -67,4 +67,103 @@ pub async fn lmtp_deliver(to: &str, mails: &[Vec<u8>]) -> Result<()> {
     }
     w.write_all(b"QUIT\r\n").await?;
     Ok(())
+}
+
+/// Everything a pure stage's unit test needs: the shipped templates, a signer, the default
+/// promises (or given ones), one agent, one other agent and one supervisor.
+pub struct StageFixture {
+    pub templates: crate::templates::Templates,
+    pub signer: crate::thread::ReplySigner,
+    pub support: crate::model::EmailAddress,
+    pub sla: crate::sla::SlaPolicy,
+    pub agents: Vec<crate::config::Agent>,
+}
+
+impl StageFixture {
+    pub fn new() -> StageFixture {
+        StageFixture::with_sla("")
+    }
+
+    /// With `[sla]` settings given as TOML.
+    pub fn with_sla(sla_toml: &str) -> StageFixture {
+        use crate::config::{Agent, Role};
+        use crate::model::EmailAddress;
+        let addr = |s: &str| EmailAddress::parse(s).unwrap_or_else(|| panic!("address {s}"));
+        let settings: crate::sla::SlaSettings =
+            toml::from_str(sla_toml).unwrap_or_else(|e| panic!("sla settings: {e}"));
+        StageFixture {
+            templates: crate::templates::Templates::load(
+                &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates"),
+            )
+            .unwrap_or_else(|e| panic!("templates: {e}")),
+            signer: crate::thread::ReplySigner::new(
+                crate::config::Secret::new("0123456789abcdef0123"),
+                vec![],
+            ),
+            support: addr("support@example.test"),
+            sla: crate::sla::SlaPolicy::new(&settings, crate::calendar::Calendar::hours())
+                .unwrap_or_else(|e| panic!("sla: {e:?}")),
+            agents: vec![
+                Agent {
+                    name: "李娜".into(),
+                    address: addr("lina@example.test"),
+                    role: Role::Agent,
+                },
+                Agent {
+                    name: "Tom".into(),
+                    address: addr("tom@example.test"),
+                    role: Role::Agent,
+                },
+                Agent {
+                    name: "王敏".into(),
+                    address: addr("wangmin@example.test"),
+                    role: Role::Supervisor,
+                },
+            ],
+        }
+    }
+
+    pub fn ctx(&self) -> crate::compose::Ctx<'_> {
+        crate::compose::Ctx {
+            templates: &self.templates,
+            signer: &self.signer,
+            support_address: &self.support,
+            support_name: "客服中心",
+            message_id_domain: "example.test",
+            sla: &self.sla,
+            agents: &self.agents,
+            agent_language: crate::model::Language::ZhHans,
+            ack_limit_per_hour: 3,
+        }
+    }
+
+    /// Agent number `i` of the fixture's list.
+    pub fn agent(&self, i: usize) -> crate::model::EmailAddress {
+        self.agents[i].address.clone()
+    }
+
+    /// An open ticket of a category, not created by the mail at hand.
+    pub fn ticket(&self, category: crate::classify::Category) -> crate::plan::TicketState {
+        let mut c = crate::classify::Classification::plain(crate::model::Language::ZhHans);
+        c.category = category;
+        if category == crate::classify::Category::Complaint {
+            c.severity = Some(crate::classify::Severity::General);
+        }
+        c.priority = crate::classify::Priority::derive(c.category, c.severity, false, false);
+        let mut t = crate::plan::TicketState::new(
+            crate::model::TicketRef(42),
+            crate::model::EmailAddress::parse("wang@qq.com").unwrap_or_else(|| panic!("addr")),
+            Some("王先生".into()),
+            "退款".into(),
+            &c,
+        );
+        t.created = false;
+        t
+    }
+}
+
+impl Default for StageFixture {
+    fn default() -> Self {
+        StageFixture::new()
+    }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use supportd::classify::{Classifier, ClassifySettings};
 use supportd::ingest::Analyzer;
 use supportd::model::EmailAddress;
-use supportd::store::TicketOrder;
+use supportd::store::{TicketFilter, TicketOrder};
 use supportd::thread::ReplySigner;
 
 #[derive(Debug, Deserialize)]
@@ -205,7 +205,7 @@ async fn classified_through_the_rig(db: Db) {
     wait_for_mail(&customer, 1, 20).await;
     let t = &app
         .store
-        .list_tickets(TicketOrder::Queue, 10)
+        .list_tickets(TicketOrder::Queue, TicketFilter::None, 0, 10)
         .await
         .expect("queue")[0];
     assert_eq!(t.class.category, Category::Complaint);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 use supportd::app::Application;
-use supportd::clock::{SharedClock, SystemClock};
+use supportd::clock::{FakeClock, SharedClock, SystemClock};
 use supportd::config::{AfterProcessing, MailboxSettings, Secret, Settings, TlsMode};
 use supportd::store::Store;
 use tokio_util::sync::CancellationToken;
@@ -90,6 +90,11 @@ pub struct TestApp {
     pub support: String,
     pub store: Store,
     pub settings: Settings,
+    pub clock: SharedClock,
+    /// The running application's wake-ups (timers, outbox).
+    pub timer_wake: Arc<tokio::sync::Notify>,
+    pub outbox_wake: Arc<tokio::sync::Notify>,
+    scheduler: Option<supportd::scheduler::Scheduler>,
     /// Holds the database file and config for the test's lifetime.
     _dir: tempfile::TempDir,
     cancel: CancellationToken,
@@ -99,6 +104,10 @@ pub struct TestApp {
 pub struct AppOptions {
     pub db: Db,
     pub after: &'static str,
+    /// A fake clock instead of the system's.
+    pub clock: Option<Arc<FakeClock>>,
+    /// More config, appended as is (`[sla]`, `[[agents]]`, …).
+    pub extra: String,
 }
 
 impl Default for AppOptions {
@@ -106,6 +115,8 @@ impl Default for AppOptions {
         AppOptions {
             db: Db::Sqlite,
             after: "seen",
+            clock: None,
+            extra: String::new(),
         }
     }
 }
@@ -156,7 +167,9 @@ batch_size = 50
 reply_secret = "integration-test-secret-0123456789"
 old_reply_secrets = []
 reopen_within_days = 30
+{extra}
 "#,
+        extra = opts.extra,
         state = dir.path().display(),
         templates = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("templates")
@@ -166,10 +179,18 @@ reopen_within_days = 30
     let config_path = dir.path().join("supportd.toml");
     std::fs::write(&config_path, toml).expect("write config");
     let settings = Settings::load(&config_path).expect("test config is valid");
+    let clock: SharedClock = match opts.clock {
+        Some(c) => c,
+        None => Arc::new(SystemClock),
+    };
     let mut app = TestApp {
         support,
         store: Store::connect(&url, 2).await.expect("store"),
         settings,
+        clock,
+        timer_wake: Arc::new(tokio::sync::Notify::new()),
+        outbox_wake: Arc::new(tokio::sync::Notify::new()),
+        scheduler: None,
         _dir: dir,
         cancel: CancellationToken::new(),
         task: None,
@@ -180,10 +201,12 @@ reopen_within_days = 30
 
 impl TestApp {
     pub async fn start(&mut self) {
-        let clock: SharedClock = Arc::new(SystemClock);
-        let app = Application::build(self.settings.clone(), clock)
+        let app = Application::build(self.settings.clone(), self.clock.clone())
             .await
             .expect("application builds");
+        self.timer_wake = app.timer_wake.clone();
+        self.outbox_wake = app.outbox_wake.clone();
+        self.scheduler = Some(app.scheduler());
         self.cancel = CancellationToken::new();
         let cancel = self.cancel.clone();
         self.task = Some(tokio::spawn(app.run_until_stopped(cancel)));
@@ -214,6 +237,34 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("timed out after {secs} s waiting for: {what}");
+    }
+}
+
+impl TestApp {
+    /// Fires every timer due now (as the running scheduler would on its next wake-up), and lets
+    /// the outbox send what it queued. Returns how many fired.
+    pub async fn fire_timers(&self) -> usize {
+        let s = self.scheduler.as_ref().expect("started");
+        let n = match s.try_fire_once().await.expect("timers fire") {
+            supportd::send::Step::Worked(n) => n,
+            supportd::send::Step::Idle => 0,
+        };
+        self.outbox_wake.notify_one();
+        n
+    }
+
+    /// A pipeline like the daemon's (for agents' actions through `supportd::actions`).
+    pub fn pipeline(&self) -> supportd::ingest::Pipeline {
+        supportd::ingest::Pipeline::new(
+            &self.settings,
+            supportd::templates::Templates::load(&self.settings.service.templates_dir)
+                .expect("templates"),
+        )
+    }
+
+    /// The ticket events of `t`, oldest first.
+    pub async fn events(&self, t: supportd::model::TicketRef) -> Vec<String> {
+        self.store.event_kinds(t).await.expect("events")
     }
 }
 

@@ -7,6 +7,7 @@ mod classification;
 mod fixtures;
 mod helpers;
 mod ingest;
+mod promises;
 mod reply_corpus;
 mod screening;
 mod threading;
