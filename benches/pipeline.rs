@@ -92,7 +92,7 @@ fn bench_pure(settings: &Settings) {
     let mut n = 0usize;
     for _ in 0..rounds {
         for m in &mails {
-            std::hint::black_box(pipeline.analyzer.analyze(m));
+            std::hint::black_box(pipeline.live().analyzer.analyze(m));
             n += 1;
         }
     }
@@ -240,6 +240,8 @@ async fn bench_imap(n: usize) {
         clock,
         outbox_wake: Arc::new(tokio::sync::Notify::new()),
         timer_wake: Arc::new(tokio::sync::Notify::new()),
+        health: Arc::new(supportd::health::Health::new()),
+        metrics: Arc::new(supportd::metrics::Metrics::new()),
     };
     let start = Instant::now();
     let task = tokio::spawn(lp.run(cancel.clone()));

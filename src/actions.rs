@@ -67,8 +67,8 @@ pub async fn perform(
         .ticket_state(&mut tx, t)
         .await?
         .ok_or(ActionError::NoTicket(t))?;
-    let templates = pipeline.templates();
-    let ctx = pipeline.ctx(&templates);
+    let live = pipeline.live();
+    let ctx = pipeline.ctx(&live);
     let mut corrected = Vec::new();
     let plan = match action {
         Action::ReplySent { by } => lifecycle::agent_replied(&ctx, &ticket, by, true, now),

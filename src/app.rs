@@ -1,16 +1,29 @@
 //! The running daemon: [`Application::build`] does all set-up (templates, database, migrations,
-//! SMTP transport), [`Application::run_until_stopped`] runs one loop per mailbox and the outbox
-//! worker until the cancellation token fires, then lets work in hand finish within the shutdown
-//! timeout. Tests build the same application with their own settings and clock.
+//! SMTP transport, the ops listener), [`Application::run_until_stopped`] runs one loop per mailbox,
+//! the outbox worker, the timer worker, the HTTP listener and the systemd watchdog until the
+//! cancellation token fires, then lets work in hand finish within the shutdown timeout. Tests build
+//! the same application with their own settings and clock. [`Reloader`] is SIGHUP.
+//!
+//! Invariants: systemd hears READY=1 only after the database is migrated and every mailbox has
+//! tried its first login (succeeded, or failed and is retrying); a stop finishes the batch and the
+//! mail in hand (their transactions commit or roll back whole) and is bounded by
+//! `service.shutdown_timeout_secs`; a reload that fails changes nothing.
 
 use crate::clock::SharedClock;
-use crate::config::Settings;
-use crate::ingest::{MailboxLoop, Pipeline};
+use crate::config::{ConfigError, Settings};
+use crate::health::Health;
+use crate::http::{self, HttpState};
+use crate::ingest::{Live, MailboxLoop, Pipeline};
+use crate::logging::LogReload;
+use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
 use crate::send::{self, OutboxWorker};
 use crate::store::{Store, StoreError};
+use crate::systemd;
 use crate::templates::{TemplateError, Templates};
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +37,12 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Send(#[from] send::SendError),
+    #[error("http.listen: cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub struct Application {
@@ -33,6 +52,9 @@ pub struct Application {
     pub clock: SharedClock,
     pub outbox_wake: Arc<Notify>,
     pub timer_wake: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    listener: Option<tokio::net::TcpListener>,
     mailer: send::Mailer,
 }
 
@@ -43,6 +65,14 @@ impl Application {
             Store::connect(&settings.database_url(), settings.database.max_connections).await?;
         store.migrate().await?;
         let mailer = send::mailer(&settings.smtp)?;
+        let listener = match settings.http.address() {
+            Some(address) => Some(
+                tokio::net::TcpListener::bind(address)
+                    .await
+                    .map_err(|source| AppError::Listen { address, source })?,
+            ),
+            None => None,
+        };
         let pipeline = Arc::new(Pipeline::new(&settings, templates));
         Ok(Application {
             settings,
@@ -51,15 +81,26 @@ impl Application {
             clock,
             outbox_wake: Arc::new(Notify::new()),
             timer_wake: Arc::new(Notify::new()),
+            metrics: Arc::new(Metrics::new()),
+            health: Arc::new(Health::new()),
+            listener,
             mailer,
         })
     }
 
-    /// Reloads the templates; on any problem keeps the old ones and says why.
-    pub fn reload_templates(&self) -> Result<(), TemplateError> {
-        let t = Templates::load(&self.settings.service.templates_dir)?;
-        self.pipeline.set_templates(t);
-        Ok(())
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (the bound address, so port 0 works).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// SIGHUP: reloads from `config_path` (and the log filter through `log`).
+    pub fn reloader(&self, config_path: PathBuf, log: Option<LogReload>) -> Reloader {
+        Reloader {
+            path: config_path,
+            pipeline: self.pipeline.clone(),
+            current: Mutex::new(self.settings.clone()),
+            log,
+        }
     }
 
     pub fn outbox_worker(&self) -> OutboxWorker {
@@ -72,6 +113,8 @@ impl Application {
             retry_max_ms: self.settings.outbox.retry_max_secs as i64 * 1000,
             batch: self.settings.outbox.batch_size,
             policy: self.pipeline.outbox_policy.clone(),
+            health: self.health.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -82,15 +125,18 @@ impl Application {
             clock: self.clock.clone(),
             wake: self.timer_wake.clone(),
             outbox_wake: self.outbox_wake.clone(),
+            health: self.health.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 
     /// Runs until `cancel` fires; then waits up to the shutdown timeout for work in hand.
-    pub async fn run_until_stopped(self, cancel: CancellationToken) {
+    pub async fn run_until_stopped(mut self, cancel: CancellationToken) {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(self.outbox_worker().run(cancel.clone()));
         tasks.spawn(self.scheduler().run(cancel.clone()));
         for (name, mb) in &self.settings.mailboxes {
+            self.health.register_mailbox(name);
             let l = MailboxLoop {
                 name: name.clone(),
                 settings: mb.clone(),
@@ -99,14 +145,49 @@ impl Application {
                 clock: self.clock.clone(),
                 outbox_wake: self.outbox_wake.clone(),
                 timer_wake: self.timer_wake.clone(),
+                health: self.health.clone(),
+                metrics: self.metrics.clone(),
             };
             tasks.spawn(l.run(cancel.clone()));
         }
-        info!(
-            mailboxes = self.settings.mailboxes.len(),
-            "supportd running"
-        );
+        // The listener and the watchdog stop with the token but are not work in hand.
+        let mut side = tokio::task::JoinSet::new();
+        if let Some(listener) = self.listener.take() {
+            let addr = listener.local_addr().ok();
+            let state = Arc::new(HttpState {
+                metrics: self.metrics.clone(),
+                health: self.health.clone(),
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                mailbox_stale: Duration::from_secs(self.settings.http.mailbox_stale_secs),
+                outbox_stuck: Duration::from_secs(self.settings.http.outbox_stuck_secs),
+            });
+            side.spawn(http::serve(listener, state, cancel.clone()));
+            info!(address = ?addr, "serving /metrics, /healthz, /readyz");
+        }
+        if let Some(interval) = systemd::watchdog_interval() {
+            info!(interval = ?interval, "systemd watchdog enabled");
+            side.spawn(systemd::watchdog(
+                self.health.clone(),
+                interval,
+                cancel.clone(),
+            ));
+        }
+        let mailboxes = self.settings.mailboxes.len();
+        let ready = async {
+            while !self.health.first_attempts_done() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::select! {
+            _ = ready => {
+                systemd::ready(&format!("processing mail from {mailboxes} mailbox(es)"));
+                info!(mailboxes, "supportd running");
+            }
+            _ = cancel.cancelled() => {}
+        }
         cancel.cancelled().await;
+        systemd::stopping();
         let limit = Duration::from_secs(self.settings.service.shutdown_timeout_secs);
         info!(timeout = ?limit, "stopping: finishing work in hand");
         let drained =
@@ -115,7 +196,44 @@ impl Application {
             warn!(left = tasks.len(), "shutdown timeout: abandoning unfinished tasks (their work was not committed and will be redone)");
             tasks.abort_all();
         }
+        side.abort_all();
         self.store.close().await;
         info!("supportd stopped");
+    }
+}
+
+/// Reloads the reloadable parts of the configuration (SIGHUP): templates, `[classify]`, `[sla]`,
+/// `[calendar]`, `[[agents]]`, `[screening]`, reply secrets and reopening, `service.agent_language`,
+/// the log filter and address masking. Everything is checked before anything is swapped.
+pub struct Reloader {
+    path: PathBuf,
+    pipeline: Arc<Pipeline>,
+    current: Mutex<Settings>,
+    log: Option<LogReload>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] Box<ConfigError>),
+    #[error(transparent)]
+    Templates(#[from] TemplateError),
+    #[error("log.filter: {0}")]
+    Log(String),
+}
+
+impl Reloader {
+    /// Reloads. Returns the changed settings that only take effect after a restart.
+    pub fn reload(&self) -> Result<Vec<&'static str>, ReloadError> {
+        let new = Settings::load(&self.path).map_err(Box::new)?;
+        let templates = Templates::load(&new.service.templates_dir)?;
+        if let Some(log) = &self.log {
+            log.apply(&new.log).map_err(ReloadError::Log)?;
+        }
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let restart = current.restart_needed(&new);
+        self.pipeline.set_live(Live::new(&new, templates));
+        *current = new;
+        Ok(restart)
     }
 }

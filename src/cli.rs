@@ -2,12 +2,12 @@
 //! edge: errors become `anyhow` here and are printed with their causes; exit codes say success.
 
 use crate::actions::Action;
-use crate::app::Application;
+use crate::app::{Application, Reloader};
 use crate::calendar::Calendar;
 use crate::classify::{Category, Correction, Priority, Severity};
 use crate::clock::Clock;
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::{LogFormat, Settings};
+use crate::config::Settings;
 use crate::ingest::Analyzer;
 use crate::ingest::Pipeline;
 use crate::model::EmailAddress;
@@ -217,18 +217,6 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(s: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&s.log.filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match s.log.format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Plain => builder.try_init(),
-    };
-}
-
 fn load(path: &Path) -> anyhow::Result<Settings> {
     Ok(Settings::load(path)?)
 }
@@ -237,11 +225,11 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config } => {
             let settings = load(&config)?;
-            init_logging(&settings);
+            let log = crate::logging::init(&settings.log);
             let clock: SharedClock = Arc::new(SystemClock);
             let app = Application::build(settings, clock).await?;
             let cancel = CancellationToken::new();
-            spawn_signal_handlers(cancel.clone(), &app)?;
+            spawn_signal_handlers(cancel.clone(), app.reloader(config, log))?;
             app.run_until_stopped(cancel).await;
             Ok(ExitCode::SUCCESS)
         }
@@ -701,23 +689,28 @@ fn parse_opt<T>(
         .transpose()
 }
 
-fn spawn_signal_handlers(cancel: CancellationToken, app: &Application) -> anyhow::Result<()> {
+fn spawn_signal_handlers(cancel: CancellationToken, reloader: Reloader) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
-    let pipeline_dir = app.settings.service.templates_dir.clone();
-    let pipeline = app.pipeline.clone();
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: stopping"); cancel.cancel(); break; }
                 _ = int.recv() => { tracing::info!("SIGINT: stopping"); cancel.cancel(); break; }
                 _ = hup.recv() => {
-                    match Templates::load(&pipeline_dir) {
-                        Ok(t) => { pipeline.set_templates(t); tracing::info!("SIGHUP: templates reloaded"); }
-                        Err(e) => tracing::error!(error = %e, "SIGHUP: reload rejected; keeping the templates in use"),
+                    crate::systemd::reloading();
+                    match reloader.reload() {
+                        Ok(restart) => {
+                            tracing::info!("SIGHUP: configuration and templates reloaded");
+                            if !restart.is_empty() {
+                                tracing::warn!(settings = ?restart, "SIGHUP: these changes take effect only after a restart");
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, "SIGHUP: reload rejected; keeping the configuration and templates in use"),
                     }
+                    crate::systemd::ready("processing mail");
                 }
             }
         }
@@ -788,6 +781,13 @@ async fn check(config: &Path) -> anyhow::Result<ExitCode> {
             ),
         },
         Err(e) => report(false, format!("smtp: {e}")),
+    }
+    match settings.http.address() {
+        Some(a) => report(
+            true,
+            format!("http: /metrics, /healthz, /readyz on {a} (http.listen)"),
+        ),
+        None => report(true, "http: no listener (http.listen is empty)".into()),
     }
     Ok(if failed {
         ExitCode::FAILURE

@@ -88,6 +88,10 @@ pub struct Settings {
     #[serde(default)]
     pub threading: ThreadingSettings,
     #[serde(default)]
+    pub screening: ScreeningSettings,
+    #[serde(default)]
+    pub http: HttpSettings,
+    #[serde(default)]
     pub log: LogSettings,
     #[serde(default)]
     pub classify: ClassifySettings,
@@ -224,21 +228,38 @@ pub struct SmtpSettings {
 #[serde(deny_unknown_fields)]
 pub struct OutboxSettings {
     /// First retry delay; doubles per attempt up to `retry_max_secs`, with jitter.
+    #[serde(default = "default_retry_base")]
     pub retry_base_secs: u64,
+    #[serde(default = "default_retry_max")]
     pub retry_max_secs: u64,
     /// After this long since queueing, a mail that still could not be sent is given up and the
     /// failure recorded on its ticket.
+    #[serde(default = "default_give_up")]
     pub give_up_after_secs: u64,
+    #[serde(default = "default_outbox_batch")]
     pub batch_size: u32,
+}
+
+fn default_retry_base() -> u64 {
+    30
+}
+fn default_retry_max() -> u64 {
+    3600
+}
+fn default_give_up() -> u64 {
+    2 * 24 * 3600
+}
+fn default_outbox_batch() -> u32 {
+    50
 }
 
 impl Default for OutboxSettings {
     fn default() -> Self {
         OutboxSettings {
-            retry_base_secs: 30,
-            retry_max_secs: 3600,
-            give_up_after_secs: 2 * 24 * 3600,
-            batch_size: 50,
+            retry_base_secs: default_retry_base(),
+            retry_max_secs: default_retry_max(),
+            give_up_after_secs: default_give_up(),
+            batch_size: default_outbox_batch(),
         }
     }
 }
@@ -249,9 +270,15 @@ pub struct ThreadingSettings {
     /// Secret for the signed reply address `support+T000123.<mac>@…`.
     pub reply_secret: Secret,
     /// Older secrets still accepted while rotating.
+    #[serde(default)]
     pub old_reply_secrets: Vec<Secret>,
     /// A reply to a ticket solved longer ago than this opens a new, linked ticket.
+    #[serde(default = "default_reopen_days")]
     pub reopen_within_days: u64,
+}
+
+fn default_reopen_days() -> u64 {
+    30
 }
 
 impl Default for ThreadingSettings {
@@ -259,24 +286,101 @@ impl Default for ThreadingSettings {
         ThreadingSettings {
             reply_secret: Secret::default(),
             old_reply_secrets: Vec::new(),
-            reopen_within_days: 30,
+            reopen_within_days: default_reopen_days(),
         }
+    }
+}
+
+/// `[screening]`: automatic mail and loops.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScreeningSettings {
+    /// Acknowledgements to one address per hour, at most: two auto-responders can never loop,
+    /// even when every header lies.
+    #[serde(default = "default_ack_limit")]
+    pub ack_limit_per_hour: u32,
+}
+
+fn default_ack_limit() -> u32 {
+    3
+}
+
+impl Default for ScreeningSettings {
+    fn default() -> Self {
+        ScreeningSettings {
+            ack_limit_per_hour: default_ack_limit(),
+        }
+    }
+}
+
+/// `[http]`: `/metrics`, `/healthz`, `/readyz`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// `host:port` to listen on (loopback by default); empty: no listener.
+    #[serde(default = "default_http_listen")]
+    pub listen: String,
+    /// `/readyz` fails when a mailbox has not been polled successfully for this long.
+    #[serde(default = "default_poll_stale")]
+    pub mailbox_stale_secs: u64,
+    /// `/readyz` fails when a mail has been due for sending this long without being sent.
+    #[serde(default = "default_outbox_stuck")]
+    pub outbox_stuck_secs: u64,
+}
+
+fn default_http_listen() -> String {
+    "127.0.0.1:9187".into()
+}
+fn default_poll_stale() -> u64 {
+    300
+}
+fn default_outbox_stuck() -> u64 {
+    900
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            listen: default_http_listen(),
+            mailbox_stale_secs: default_poll_stale(),
+            outbox_stuck_secs: default_outbox_stuck(),
+        }
+    }
+}
+
+impl HttpSettings {
+    /// The listen address, or `None` when the listener is off.
+    pub fn address(&self) -> Option<std::net::SocketAddr> {
+        self.listen.trim().parse().ok()
     }
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
+    #[serde(default = "default_log_format")]
     pub format: LogFormat,
     /// `RUST_LOG`-style filter; the `RUST_LOG` variable wins when set.
+    #[serde(default = "default_log_filter")]
     pub filter: String,
+    /// Show customers' addresses in logs as `w***@qq.com`.
+    #[serde(default)]
+    pub mask_addresses: bool,
+}
+
+fn default_log_format() -> LogFormat {
+    LogFormat::Plain
+}
+fn default_log_filter() -> String {
+    "info".into()
 }
 
 impl Default for LogSettings {
     fn default() -> Self {
         LogSettings {
-            format: LogFormat::Plain,
-            filter: "info".into(),
+            format: default_log_format(),
+            filter: default_log_filter(),
+            mask_addresses: false,
         }
     }
 }
@@ -373,8 +477,8 @@ impl Settings {
             if !(1..=5000).contains(&mb.batch_size) {
                 problems.push(format!("{key}.batch_size: must be 1-5000"));
             }
-            if mb.poll_interval_secs == 0 {
-                problems.push(format!("{key}.poll_interval_secs: must be at least 1"));
+            if !(1..=3600).contains(&mb.poll_interval_secs) {
+                problems.push(format!("{key}.poll_interval_secs: must be 1-3600"));
             }
         }
         check_host("smtp.host", &self.smtp.host, &mut problems);
@@ -459,6 +563,15 @@ impl Settings {
                 ));
             }
         }
+        if !self.http.listen.trim().is_empty() && self.http.address().is_none() {
+            problems.push(format!(
+                "http.listen: not an address host:port (e.g. 127.0.0.1:9187), or \"\" for no listener: {:?}",
+                self.http.listen
+            ));
+        }
+        if self.screening.ack_limit_per_hour == 0 {
+            problems.push("screening.ack_limit_per_hour: must be at least 1".into());
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
             problems.push(format!(
                 "log.filter: not a valid filter: {:?}",
@@ -470,6 +583,68 @@ impl Settings {
         } else {
             Err(problems)
         }
+    }
+
+    /// The settings a reload cannot change that differ in `new` (they need a restart).
+    pub fn restart_needed(&self, new: &Settings) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut differ = |name: &'static str, a: String, b: String| {
+            if a != b {
+                out.push(name);
+            }
+        };
+        let s = &self.service;
+        let n = &new.service;
+        differ(
+            "service (support address, name, Message-ID domain, state dir, shutdown timeout)",
+            format!(
+                "{:?}{:?}{:?}{:?}{:?}",
+                s.support_address,
+                s.support_name,
+                s.message_id_domain,
+                s.state_dir,
+                s.shutdown_timeout_secs
+            ),
+            format!(
+                "{:?}{:?}{:?}{:?}{:?}",
+                n.support_address,
+                n.support_name,
+                n.message_id_domain,
+                n.state_dir,
+                n.shutdown_timeout_secs
+            ),
+        );
+        differ(
+            "database",
+            format!("{:?}", self.database_url()),
+            format!("{:?}", new.database_url()),
+        );
+        differ(
+            "mailboxes",
+            format!("{:?}", self.mailboxes),
+            format!("{:?}", new.mailboxes),
+        );
+        differ(
+            "smtp",
+            format!("{:?}", self.smtp),
+            format!("{:?}", new.smtp),
+        );
+        differ(
+            "outbox",
+            format!("{:?}", self.outbox),
+            format!("{:?}", new.outbox),
+        );
+        differ(
+            "http",
+            format!("{:?}", self.http),
+            format!("{:?}", new.http),
+        );
+        differ(
+            "log.format",
+            format!("{:?}", self.log.format),
+            format!("{:?}", new.log.format),
+        );
+        out
     }
 
     /// The database URL, defaulting to a SQLite file in the state directory.

@@ -13,6 +13,8 @@ use crate::clock::{Millis, SharedClock};
 use crate::compose::Ctx;
 use crate::config::{Agent, MailboxSettings, Settings};
 use crate::fetch::{self, FetchError};
+use crate::health::Health;
+use crate::metrics::Metrics;
 use crate::model::{EmailAddress, Language};
 use crate::parse::{self, InboundMail};
 use crate::reply_text;
@@ -95,20 +97,44 @@ impl Analyzer {
     }
 }
 
-/// The stages' settings, built once from config and shared by every mailbox loop.
+/// The parts of the configuration a reload (SIGHUP) replaces, all at once: templates, rules,
+/// promises, agents, reply secrets. A mail or a timer uses one snapshot from start to commit.
 #[derive(Debug)]
-pub struct Pipeline {
-    templates: RwLock<Arc<Templates>>,
+pub struct Live {
+    pub templates: Templates,
     /// The pure stages; also holds the reply signer and the support address.
     pub analyzer: Analyzer,
-    pub support_name: String,
-    pub message_id_domain: String,
     pub thread_policy: ThreadPolicy,
-    pub outbox_policy: OutboxPolicy,
     pub sla: Arc<SlaPolicy>,
     pub agents: Vec<Agent>,
     pub agent_language: Language,
     pub ack_limit_per_hour: u32,
+}
+
+impl Live {
+    pub fn new(s: &Settings, templates: Templates) -> Live {
+        Live {
+            templates,
+            analyzer: Analyzer::from_settings(s),
+            thread_policy: ThreadPolicy {
+                reopen_within_ms: s.threading.reopen_within_days as i64 * 86_400_000,
+                agents: s.agents.iter().map(|a| a.address.clone()).collect(),
+            },
+            sla: s.sla_policy(),
+            agents: s.agents.clone(),
+            agent_language: s.service.agent_language,
+            ack_limit_per_hour: s.screening.ack_limit_per_hour,
+        }
+    }
+}
+
+/// The stages' settings, built from config and shared by every mailbox loop and worker.
+#[derive(Debug)]
+pub struct Pipeline {
+    live: RwLock<Arc<Live>>,
+    pub support_name: String,
+    pub message_id_domain: String,
+    pub outbox_policy: OutboxPolicy,
 }
 
 /// What the pure stages conclude about one mail (what `inspect` prints).
@@ -123,79 +149,74 @@ pub struct Analysis {
 
 impl Pipeline {
     pub fn new(s: &Settings, templates: Templates) -> Pipeline {
-        let message_id_domain = s.message_id_domain().to_string();
         Pipeline {
-            templates: RwLock::new(Arc::new(templates)),
-            analyzer: Analyzer::from_settings(s),
-            thread_policy: ThreadPolicy {
-                reopen_within_ms: s.threading.reopen_within_days as i64 * 86_400_000,
-                agents: s.agents.iter().map(|a| a.address.clone()).collect(),
-            },
+            live: RwLock::new(Arc::new(Live::new(s, templates))),
             outbox_policy: OutboxPolicy {
                 envelope_from: s.envelope_from().clone(),
                 give_up_after_ms: s.outbox.give_up_after_secs as i64 * 1000,
             },
             support_name: s.service.support_name.clone(),
-            message_id_domain,
-            sla: s.sla_policy(),
-            agents: s.agents.clone(),
-            agent_language: s.service.agent_language,
-            ack_limit_per_hour: 3,
+            message_id_domain: s.message_id_domain().to_string(),
         }
     }
 
-    /// The context a stage needs to write mail and keep promises, with these templates.
-    pub fn ctx<'a>(&'a self, templates: &'a Templates) -> Ctx<'a> {
-        Ctx {
-            templates,
-            signer: &self.analyzer.signer,
-            support_address: &self.analyzer.support_address,
-            support_name: &self.support_name,
-            message_id_domain: &self.message_id_domain,
-            sla: &self.sla,
-            agents: &self.agents,
-            agent_language: self.agent_language,
-            ack_limit_per_hour: self.ack_limit_per_hour,
-        }
-    }
-
-    pub fn templates(&self) -> Arc<Templates> {
-        match self.templates.read() {
-            Ok(t) => t.clone(),
+    /// The current reloadable settings.
+    pub fn live(&self) -> Arc<Live> {
+        match self.live.read() {
+            Ok(l) => l.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    /// Swaps in freshly loaded templates (reload).
-    pub fn set_templates(&self, t: Templates) {
-        match self.templates.write() {
-            Ok(mut g) => *g = Arc::new(t),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(t),
+    /// Swaps in reloaded settings.
+    pub fn set_live(&self, live: Live) {
+        match self.live.write() {
+            Ok(mut g) => *g = Arc::new(live),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(live),
         }
     }
 
-    /// Stores one fetched mail and everything it causes, in one transaction. Returns whether
-    /// anything was written (false: already stored).
+    /// The context a stage needs to write mail and keep promises.
+    pub fn ctx<'a>(&'a self, live: &'a Live) -> Ctx<'a> {
+        Ctx {
+            templates: &live.templates,
+            signer: &live.analyzer.signer,
+            support_address: &live.analyzer.support_address,
+            support_name: &self.support_name,
+            message_id_domain: &self.message_id_domain,
+            sla: &live.sla,
+            agents: &live.agents,
+            agent_language: live.agent_language,
+            ack_limit_per_hour: live.ack_limit_per_hour,
+        }
+    }
+
+    /// Stores one fetched mail and everything it causes, in one transaction. Returns what it did
+    /// (`None`: already stored, nothing to do).
     pub async fn process(
         &self,
         store: &Store,
         at: &ImapLocation,
         raw: &[u8],
         now: Millis,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Processed>, StoreError> {
+        let started = std::time::Instant::now();
         let mut tx = store.begin().await?;
-        let wrote = self.process_in(store, &mut tx, at, raw, now).await?;
+        let done = self.process_in(store, &mut tx, at, raw, now).await?;
         store
             .set_checkpoint(&mut tx, &at.mailbox, at.uidvalidity, at.uid, now)
             .await?;
         tx.commit().await?;
-        Ok(wrote)
+        Ok(done.map(|mut p| {
+            p.seconds = started.elapsed().as_secs_f64();
+            p
+        }))
     }
 
     /// Stores a fetched batch (ascending UIDs) in one transaction — group commit: each mail's
     /// effects are still all-or-nothing, and the checkpoint moves with them. If the batch fails,
     /// it is retried one transaction per mail, so one bad mail cannot hold back the others'
-    /// commits. Returns how many mails were new.
+    /// commits. Returns what each new mail did.
     pub async fn process_batch(
         &self,
         store: &Store,
@@ -203,9 +224,9 @@ impl Pipeline {
         uidvalidity: u32,
         batch: &[(u32, Vec<u8>)],
         now: Millis,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<Vec<Processed>, StoreError> {
         let Some(last) = batch.iter().map(|(u, _)| *u).max() else {
-            return Ok(0);
+            return Ok(Vec::new());
         };
         let at = |uid: u32| ImapLocation {
             mailbox: mailbox.to_string(),
@@ -213,27 +234,35 @@ impl Pipeline {
             uid,
         };
         let grouped = async {
+            let started = std::time::Instant::now();
             let mut tx = store.begin().await?;
-            let mut new = 0;
+            let mut done = Vec::with_capacity(batch.len());
             for (uid, raw) in batch {
-                new += usize::from(self.process_in(store, &mut tx, &at(*uid), raw, now).await?);
+                if let Some(p) = self.process_in(store, &mut tx, &at(*uid), raw, now).await? {
+                    done.push(p);
+                }
             }
             store
                 .set_checkpoint(&mut tx, mailbox, uidvalidity, last, now)
                 .await?;
             tx.commit().await?;
-            Ok::<_, StoreError>(new)
+            // Each mail's share of the batch, commit included.
+            let each = started.elapsed().as_secs_f64() / batch.len() as f64;
+            for p in &mut done {
+                p.seconds = each;
+            }
+            Ok::<_, StoreError>(done)
         }
         .await;
         match grouped {
-            Ok(n) => Ok(n),
+            Ok(done) => Ok(done),
             Err(e) if batch.len() > 1 => {
                 warn!(error = %e, mails = batch.len(), "group commit failed; storing the batch one mail at a time");
-                let mut new = 0;
+                let mut done = Vec::new();
                 for (uid, raw) in batch {
-                    new += usize::from(self.process(store, &at(*uid), raw, now).await?);
+                    done.extend(self.process(store, &at(*uid), raw, now).await?);
                 }
-                Ok(new)
+                Ok(done)
             }
             Err(e) => Err(e),
         }
@@ -247,16 +276,17 @@ impl Pipeline {
         at: &ImapLocation,
         raw: &[u8],
         now: Millis,
-    ) -> Result<bool, StoreError> {
-        let a = self.analyzer.analyze(raw);
+    ) -> Result<Option<Processed>, StoreError> {
+        let live = self.live();
+        let a = live.analyzer.analyze(raw);
         let span = info_span!("message", imap.mailbox = %at.mailbox, imap.uid = at.uid, message.id = %a.mail.message_id);
         async {
             if store.already_stored(tx, &a.mail.message_id, at).await? {
                 debug!("already stored; nothing to do");
-                return Ok(false);
+                return Ok(None);
             }
             let facts = store.thread_facts(tx, &a.hints).await?;
-            let decision = thread::thread(&a.mail, &facts, &self.thread_policy, now);
+            let decision = thread::thread(&a.mail, &facts, &live.thread_policy, now);
             let ticket = match apply::new_ticket(&a.mail, &a.screen, &decision, &a.classification) {
                 Some(new) => Some(store.create_ticket(tx, &new, now).await?),
                 None => match &decision {
@@ -267,9 +297,8 @@ impl Pipeline {
                 },
             };
             let acks = store.ack_facts(tx, a.mail.from.as_ref(), now).await?;
-            let templates = self.templates();
             let plan = apply::apply(
-                &self.ctx(&templates),
+                &self.ctx(&live),
                 &a.mail,
                 &a.reply_text,
                 &a.screen,
@@ -297,14 +326,41 @@ impl Pipeline {
                 .await?;
             info!(
                 ticket.ref = plan.ticket.map(|t| t.to_string()).unwrap_or_default(),
+                from = a.mail.from.as_ref().map(crate::logging::addr).unwrap_or_default(),
                 screen.verdict = a.screen.verdict.as_str(),
                 outbox = plan.outbox.len(),
                 "mail stored"
             );
-            Ok(true)
+            Ok(Some(Processed {
+                verdict: a.screen.verdict.as_str(),
+                events: plan
+                    .events
+                    .iter()
+                    .map(|e| (e.kind, e.detail.clone()))
+                    .collect(),
+                seconds: 0.0,
+            }))
         }
         .instrument(span)
         .await
+    }
+}
+
+/// What storing one new mail did, for the metrics (counted after the commit).
+#[derive(Debug, Clone)]
+pub struct Processed {
+    pub verdict: &'static str,
+    pub events: Vec<(&'static str, serde_json::Value)>,
+    /// Time spent on it, commit included (its share of a group commit).
+    pub seconds: f64,
+}
+
+impl Processed {
+    pub fn record(&self, m: &Metrics) {
+        m.screened(self.verdict);
+        let events: Vec<_> = self.events.iter().map(|(k, d)| (*k, d)).collect();
+        m.events(&events);
+        m.processed(self.seconds);
     }
 }
 
@@ -322,18 +378,29 @@ pub struct MailboxLoop {
     pub clock: SharedClock,
     pub outbox_wake: Arc<Notify>,
     pub timer_wake: Arc<Notify>,
+    pub health: Arc<Health>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl MailboxLoop {
+    fn task(&self) -> String {
+        format!("mailbox {}", self.name)
+    }
+
     pub async fn run(self, cancel: CancellationToken) {
         let span = info_span!("mailbox", imap.mailbox = %self.name);
+        self.health.register_mailbox(&self.name);
         async {
             let mut backoff = Duration::from_secs(1);
             while !cancel.is_cancelled() {
+                self.health.beat(&self.task());
                 match self.session(&cancel, &mut backoff).await {
                     Ok(()) => break,
                     Err(e) => {
                         warn!(error = %e, retry_in = ?backoff, "IMAP session ended; reconnecting");
+                        self.health.mailbox_failed(&self.name, &e.to_string());
+                        self.metrics.imap_reconnect(&self.name);
+                        self.health.waiting(&self.task(), backoff);
                         tokio::select! {
                             _ = cancel.cancelled() => break,
                             _ = tokio::time::sleep(backoff) => {}
@@ -342,6 +409,7 @@ impl MailboxLoop {
                     }
                 }
             }
+            self.health.retire(&self.task());
             info!("mailbox loop stopped");
         }
         .instrument(span)
@@ -391,21 +459,28 @@ impl MailboxLoop {
         }
 
         loop {
+            self.health.beat(&self.task());
             let uids = conn.new_uids(last).await?;
+            self.health.polled(&self.name);
             for chunk in uids.chunks(s.batch_size as usize) {
                 let fetched = conn.fetch(chunk).await?;
-                let mut done = Vec::with_capacity(fetched.len());
-                for (uid, raw) in &fetched {
-                    let at = ImapLocation {
-                        mailbox: key.clone(),
-                        uidvalidity: sel.uidvalidity,
-                        uid: *uid,
-                    };
-                    self.pipeline
-                        .process(&self.store, &at, raw, self.clock.now())
-                        .await?;
-                    done.push(*uid);
+                let done: Vec<u32> = fetched.iter().map(|(uid, _)| *uid).collect();
+                // Group commit: the batch's mails and the checkpoint in one transaction.
+                let processed = self
+                    .pipeline
+                    .process_batch(
+                        &self.store,
+                        &key,
+                        sel.uidvalidity,
+                        &fetched,
+                        self.clock.now(),
+                    )
+                    .await?;
+                self.metrics.fetched(&self.name, done.len() as u64);
+                for p in &processed {
+                    p.record(&self.metrics);
                 }
+                self.health.beat(&self.task());
                 self.outbox_wake.notify_one();
                 self.timer_wake.notify_one();
                 conn.mark_done(&done, s.after, s.move_to.as_deref()).await?;
@@ -418,10 +493,9 @@ impl MailboxLoop {
                     return Ok(());
                 }
             }
-            match conn
-                .wait_for_change(Duration::from_secs(s.poll_interval_secs), cancel)
-                .await?
-            {
+            let wait = Duration::from_secs(s.poll_interval_secs);
+            self.health.waiting(&self.task(), wait);
+            match conn.wait_for_change(wait, cancel).await? {
                 Some(c) => conn = c,
                 None => return Ok(()),
             }

@@ -32,7 +32,12 @@ pub struct Scheduler {
     pub wake: Arc<Notify>,
     /// Notified when firing queued mail.
     pub outbox_wake: Arc<Notify>,
+    pub health: Arc<crate::health::Health>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
+
+/// The worker's name in health reports.
+const TASK: &str = "timers";
 
 impl Scheduler {
     /// Fires every timer due now. Returns how many fired.
@@ -70,9 +75,9 @@ impl Scheduler {
                 return Ok(false);
             };
             let p = &self.pipeline;
-            let templates = p.templates();
-            let ctx = p.ctx(&templates);
-            let out = sla::fire(&timer, &ticket, &p.sla, &p.agents, now);
+            let live = p.live();
+            let ctx = p.ctx(&live);
+            let out = sla::fire(&timer, &ticket, &live.sla, &live.agents, now);
             let mut plan = out.plan;
             lifecycle::queue_notices(&ctx, &ticket, &out.notices, now, &mut plan);
             if out.followup_mail {
@@ -90,6 +95,8 @@ impl Scheduler {
                 r => r?,
             }
             tx.commit().await?;
+            let events: Vec<_> = plan.events.iter().map(|e| (e.kind, &e.detail)).collect();
+            self.metrics.events(&events);
             let what = plan.events.iter().map(|e| e.kind).collect::<Vec<_>>();
             info!(events = ?what, mails = plan.outbox.len(), "timer fired");
             Ok(true)
@@ -103,6 +110,7 @@ impl Scheduler {
     pub async fn run(self, cancel: CancellationToken) {
         let mut failures = 0u32;
         loop {
+            self.health.beat(TASK);
             if cancel.is_cancelled() {
                 break;
             }
@@ -132,12 +140,14 @@ impl Scheduler {
                     Duration::from_millis(200u64 << failures.min(8))
                 }
             };
+            self.health.waiting(TASK, sleep_for);
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(sleep_for) => {}
             }
         }
+        self.health.retire(TASK);
         info!("timer worker stopped");
     }
 }

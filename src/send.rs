@@ -113,6 +113,8 @@ pub struct OutboxWorker {
     pub retry_max_ms: Millis,
     pub batch: u32,
     pub policy: OutboxPolicy,
+    pub health: Arc<crate::health::Health>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What one step did.
@@ -123,6 +125,9 @@ pub enum Step {
 }
 
 const LEASE_MS: Millis = 5 * 60_000;
+
+/// The worker's name in health reports.
+const TASK: &str = "outbox";
 
 impl OutboxWorker {
     /// Claims and sends one batch of due mail.
@@ -141,21 +146,28 @@ impl OutboxWorker {
                 outbox.attempt = mail.attempts + 1
             );
             async {
+                self.health.beat(TASK);
                 let result = send_one(&self.mailer, &mail).await;
                 let now = self.clock.now();
                 match result {
                     Ok(()) => {
-                        info!(message_id = %mail.message_id, "mail sent");
-                        self.store.mark_sent(&mail, &self.policy, now).await
+                        info!(message_id = %mail.message_id, kind = %mail.kind, "mail sent");
+                        self.store.mark_sent(&mail, &self.policy, now).await?;
+                        self.metrics.mail_sent(&mail.kind);
+                        Ok(())
                     }
                     Err(SendError::Transient(e)) if now < mail.give_up_at => {
                         let next = now + backoff(mail.attempts, self.retry_base_ms, self.retry_max_ms);
                         warn!(error = %e, retry_at = %crate::clock::rfc3339(next), "send failed; will retry");
-                        self.store.mark_retry(&mail, &e, next).await
+                        self.store.mark_retry(&mail, &e, next).await?;
+                        self.metrics.send_failure("retry");
+                        Ok(())
                     }
                     Err(e) => {
                         warn!(error = %e, "send failed for good; recorded on the ticket");
-                        self.store.mark_failed(&mail, &e.to_string(), now).await
+                        self.store.mark_failed(&mail, &e.to_string(), now).await?;
+                        self.metrics.send_failure("failed");
+                        Ok::<(), crate::store::StoreError>(())
                     }
                 }
             }
@@ -169,6 +181,7 @@ impl OutboxWorker {
     pub async fn run(self, cancel: CancellationToken) {
         let mut failures = 0u32;
         loop {
+            self.health.beat(TASK);
             if cancel.is_cancelled() {
                 break;
             }
@@ -196,12 +209,14 @@ impl OutboxWorker {
                     Duration::from_millis(200u64 << failures.min(8))
                 }
             };
+            self.health.waiting(TASK, sleep_for);
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(sleep_for) => {}
             }
         }
+        self.health.retire(TASK);
         info!("outbox worker stopped");
     }
 }

@@ -94,6 +94,14 @@ pub struct OutboxPolicy {
     pub give_up_after_ms: Millis,
 }
 
+/// The outbox for `/readyz` and `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxState {
+    pub depth: i64,
+    pub oldest_ms: Option<Millis>,
+    pub oldest_due_ms: Option<Millis>,
+}
+
 /// A row of `supportd tickets list`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TicketSummary {
@@ -979,6 +987,31 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok((row.get(1), row.get(0)))
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The outbox as ops see it: how many mails wait, how old the oldest is, and how long the
+    /// longest-due one has been due without being sent (a working outbox keeps that near 0).
+    pub async fn outbox_state(&self, now: Millis) -> Result<OutboxState> {
+        let r = sqlx::query(
+            "SELECT COUNT(*), MIN(created_at),
+                    MIN(CASE WHEN status = 'pending' THEN next_attempt_at ELSE locked_until END)
+             FROM outbox WHERE status IN ('pending', 'sending')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let oldest: Option<i64> = r.get(1);
+        let due: Option<i64> = r.get(2);
+        Ok(OutboxState {
+            depth: r.get(0),
+            oldest_ms: oldest.map(|t| (now - t).max(0)),
+            oldest_due_ms: due.map(|t| (now - t).max(0)),
+        })
     }
 
     // ---- timers ------------------------------------------------------------------------------

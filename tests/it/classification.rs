@@ -202,7 +202,7 @@ async fn classified_through_the_rig(db: Db) {
             "我买的充电宝昨晚充电时起火了，这是严重的安全问题，我已经联系了律师。",
         )
         .await;
-    wait_for_mail(&customer, 1, 20).await;
+    wait_for_mail(&customer, 1, 60).await;
     let t = &app
         .store
         .list_tickets(TicketOrder::Queue, TicketFilter::None, 0, 10)

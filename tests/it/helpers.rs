@@ -95,6 +95,8 @@ pub struct TestApp {
     pub timer_wake: Arc<tokio::sync::Notify>,
     pub outbox_wake: Arc<tokio::sync::Notify>,
     scheduler: Option<supportd::scheduler::Scheduler>,
+    /// Where the running application serves /metrics, /healthz, /readyz.
+    pub http: Option<std::net::SocketAddr>,
     /// Holds the database file and config for the test's lifetime.
     _dir: tempfile::TempDir,
     cancel: CancellationToken,
@@ -108,6 +110,12 @@ pub struct AppOptions {
     pub clock: Option<Arc<FakeClock>>,
     /// More config, appended as is (`[sla]`, `[[agents]]`, …).
     pub extra: String,
+    /// UIDs fetched (and committed) per batch.
+    pub batch_size: u32,
+    /// Templates directory (default: the repository's).
+    pub templates: Option<PathBuf>,
+    /// `[log] filter`.
+    pub log_filter: &'static str,
 }
 
 impl Default for AppOptions {
@@ -117,11 +125,24 @@ impl Default for AppOptions {
             after: "seen",
             clock: None,
             extra: String::new(),
+            batch_size: 200,
+            templates: None,
+            log_filter: "info",
         }
     }
 }
 
-pub async fn spawn_app(opts: AppOptions) -> TestApp {
+/// A test's configuration written to a file: its directory, support address, path, settings.
+pub struct TestConfig {
+    pub dir: tempfile::TempDir,
+    pub support: String,
+    pub path: PathBuf,
+    pub url: String,
+    pub settings: Settings,
+}
+
+/// Writes a fresh config (own support mailbox, own database) as `spawn_app` uses.
+pub async fn write_config(opts: &AppOptions) -> TestConfig {
     rig();
     let dir = tempfile::tempdir().expect("tempdir");
     let support = address(&unique("support"));
@@ -131,6 +152,10 @@ pub async fn spawn_app(opts: AppOptions) -> TestApp {
     } else {
         ""
     };
+    let templates = opts
+        .templates
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates"));
     let toml = format!(
         r#"
 [service]
@@ -150,6 +175,7 @@ tls = "none"
 user = "{support}"
 password = "test"
 after = "{after}"
+batch_size = {batch}
 {move_to}poll_interval_secs = 5
 
 [smtp]
@@ -163,6 +189,12 @@ retry_max_secs = 5
 give_up_after_secs = 60
 batch_size = 50
 
+[http]
+listen = "127.0.0.1:0"
+
+[log]
+filter = "{filter}"
+
 [threading]
 reply_secret = "integration-test-secret-0123456789"
 old_reply_secrets = []
@@ -171,14 +203,31 @@ reopen_within_days = 30
 "#,
         extra = opts.extra,
         state = dir.path().display(),
-        templates = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("templates")
-            .display(),
+        templates = templates.display(),
         after = opts.after,
+        batch = opts.batch_size,
+        filter = opts.log_filter,
     );
-    let config_path = dir.path().join("supportd.toml");
-    std::fs::write(&config_path, toml).expect("write config");
-    let settings = Settings::load(&config_path).expect("test config is valid");
+    let path = dir.path().join("supportd.toml");
+    std::fs::write(&path, toml).expect("write config");
+    let settings = Settings::load(&path).expect("test config is valid");
+    TestConfig {
+        dir,
+        support,
+        path,
+        url,
+        settings,
+    }
+}
+
+pub async fn spawn_app(opts: AppOptions) -> TestApp {
+    let TestConfig {
+        dir,
+        support,
+        url,
+        settings,
+        ..
+    } = write_config(&opts).await;
     let clock: SharedClock = match opts.clock {
         Some(c) => c,
         None => Arc::new(SystemClock),
@@ -191,6 +240,7 @@ reopen_within_days = 30
         timer_wake: Arc::new(tokio::sync::Notify::new()),
         outbox_wake: Arc::new(tokio::sync::Notify::new()),
         scheduler: None,
+        http: None,
         _dir: dir,
         cancel: CancellationToken::new(),
         task: None,
@@ -207,6 +257,7 @@ impl TestApp {
         self.timer_wake = app.timer_wake.clone();
         self.outbox_wake = app.outbox_wake.clone();
         self.scheduler = Some(app.scheduler());
+        self.http = app.http_addr();
         self.cancel = CancellationToken::new();
         let cancel = self.cancel.clone();
         self.task = Some(tokio::spawn(app.run_until_stopped(cancel)));
@@ -373,4 +424,28 @@ impl TestApp {
         send_raw(&customer, &self.support, &raw).await;
         (customer, msgid)
     }
+}
+
+/// A plain HTTP/1.1 GET over TCP: (status, body).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .expect("write");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.expect("read");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }

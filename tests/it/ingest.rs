@@ -22,7 +22,7 @@ async fn acknowledgement_round_trip(db: Db) {
     );
     send_raw(&customer, &app.support, &raw).await;
 
-    let acks = wait_for_mail(&customer, 1, 20).await;
+    let acks = wait_for_mail(&customer, 1, 60).await;
     assert_eq!(acks.len(), 1, "exactly one acknowledgement");
     let ack = parse(&acks[0]);
     assert_eq!(
@@ -51,7 +51,7 @@ async fn acknowledgement_round_trip(db: Db) {
     assert_eq!(ack.header("auto-submitted"), Some("auto-replied"));
     assert_eq!(t.language, "zh-Hans");
     assert_eq!(t.requester, customer);
-    app.wait_until(10, "outbox row marked sent", |s| async move {
+    app.wait_until(30, "outbox row marked sent", |s| async move {
         s.count("sent").await.unwrap_or(0) == 1
     })
     .await;
@@ -91,11 +91,11 @@ async fn the_same_mail_delivered_twice_makes_one_ticket_and_one_acknowledgement(
     );
     send_raw(&customer, &app.support, &raw).await;
     send_raw(&customer, &app.support, &raw).await;
-    app.wait_until(20, "both copies fetched", |s| async move {
+    app.wait_until(60, "both copies fetched", |s| async move {
         s.count("inbound").await.unwrap_or(0) >= 1
     })
     .await;
-    wait_for_mail(&customer, 1, 20).await;
+    wait_for_mail(&customer, 1, 60).await;
     // Give the second copy time to be fetched and skipped.
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     assert_eq!(app.store.count("tickets").await.expect("count"), 1);
@@ -143,7 +143,7 @@ async fn a_restart_in_the_middle_of_a_burst_loses_nothing_and_acknowledges_each_
     .await;
     for c in &customers {
         assert_eq!(
-            wait_for_mail(c, 1, 20).await.len(),
+            wait_for_mail(c, 1, 60).await.len(),
             1,
             "{c} got exactly one acknowledgement"
         );
@@ -176,7 +176,7 @@ async fn a_gbk_encoded_mail_is_stored_with_the_right_text() {
     raw.extend_from_slice(&body);
     raw.extend_from_slice(b"\r\n");
     send_raw(&customer, &app.support, &raw).await;
-    let acks = wait_for_mail(&customer, 1, 20).await;
+    let acks = wait_for_mail(&customer, 1, 60).await;
     let ack = parse(&acks[0]);
     assert!(ack.subject.contains("发票抬头填错了"), "{}", ack.subject);
     assert!(ack.text.contains("尊敬的李女士"), "{}", ack.text);
@@ -197,7 +197,7 @@ async fn a_reply_to_the_acknowledgement_lands_on_the_same_ticket_without_a_secon
     let (customer, first) = app
         .mail_from_new_customer("Broken charger", "My charger stopped working.")
         .await;
-    let ack = parse(&wait_for_mail(&customer, 1, 20).await[0]);
+    let ack = parse(&wait_for_mail(&customer, 1, 60).await[0]);
     let reply = customer_mail(
         &customer,
         &app.support,
@@ -207,7 +207,7 @@ async fn a_reply_to_the_acknowledgement_lands_on_the_same_ticket_without_a_secon
         &format!("In-Reply-To: <{}>\r\nReferences: <{first}> <{}>\r\n", ack.message_id, ack.message_id),
     );
     send_raw(&customer, &app.support, &reply).await;
-    app.wait_until(20, "reply stored", |s| async move {
+    app.wait_until(60, "reply stored", |s| async move {
         s.count("inbound").await.unwrap_or(0) == 2
     })
     .await;
@@ -241,7 +241,7 @@ async fn an_auto_reply_is_stored_but_never_acknowledged() {
         "Auto-Submitted: auto-replied\r\n",
     );
     send_raw(&robot, &app.support, &raw).await;
-    app.wait_until(20, "auto-reply stored", |s| async move {
+    app.wait_until(60, "auto-reply stored", |s| async move {
         s.count("inbound").await.unwrap_or(0) == 1
     })
     .await;
@@ -267,7 +267,7 @@ async fn processed_mail_is_moved_to_the_archive_folder_and_never_deleted() {
     let (customer, _) = app
         .mail_from_new_customer("Hi", "A question about invoices.")
         .await;
-    wait_for_mail(&customer, 1, 20).await;
+    wait_for_mail(&customer, 1, 60).await;
     let support = app.support.clone();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while read_folder(&support, "Archive").await.len() != 1 && std::time::Instant::now() < deadline
@@ -299,7 +299,7 @@ async fn a_malformed_mail_is_stored_and_flagged_and_the_daemon_goes_on() {
     let (customer, _) = app
         .mail_from_new_customer("After the broken one", "Still working?")
         .await;
-    wait_for_mail(&customer, 1, 20).await;
+    wait_for_mail(&customer, 1, 60).await;
     assert_eq!(
         app.store.count("inbound").await.expect("count"),
         2,

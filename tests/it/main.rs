@@ -4,9 +4,11 @@
 //! Set `TEST_LOG=1` to see the daemon's logs.
 
 mod classification;
+mod daemon;
 mod fixtures;
 mod helpers;
 mod ingest;
+mod ops;
 mod promises;
 mod reply_corpus;
 mod screening;

@@ -71,7 +71,7 @@ async fn the_promises_of_a_complaint(db: Db) {
             "我要投诉，安装师傅迟到了三个小时，还把地板刮花了。",
         )
         .await;
-    let ack = parse(&wait_for_mail(&customer, 1, 20).await[0]);
+    let ack = parse(&wait_for_mail(&customer, 1, 60).await[0]);
     let t = TicketRef::parse(&app.store.tickets(1).await.expect("tickets")[0].ticket).expect("ref");
     assert!(ack.subject.contains(&t.to_string()));
     app.wait_until(
@@ -111,7 +111,7 @@ async fn the_promises_of_a_complaint(db: Db) {
     let (a, b) = tokio::join!(app.fire_timers(), app.fire_timers());
     assert_eq!(a + b, 1, "fired once between two racing schedulers");
     for a in [&team.agent, &team.other] {
-        let notice = parse(&wait_for_mail(a, 1, 20).await[0]);
+        let notice = parse(&wait_for_mail(a, 1, 60).await[0]);
         assert!(
             notice.subject.contains(&format!("[#{t}]")),
             "{}",
@@ -129,7 +129,7 @@ async fn the_promises_of_a_complaint(db: Db) {
     // 48 h: breached, escalated to the supervisor.
     clock.advance(12 * H);
     assert_eq!(app.fire_timers().await, 1);
-    let escalation = parse(&wait_for_mail(&team.supervisor, 1, 20).await[0]);
+    let escalation = parse(&wait_for_mail(&team.supervisor, 1, 60).await[0]);
     assert!(
         escalation.subject.contains("升级"),
         "{}",
@@ -179,7 +179,7 @@ async fn the_promises_of_a_complaint(db: Db) {
         },
     )
     .await;
-    let mails = wait_for_mail(&customer, 2, 20).await;
+    let mails = wait_for_mail(&customer, 2, 60).await;
     let survey = parse(&mails[1]);
     assert!(survey.subject.contains("评价"), "{:?}", subjects(&mails));
     assert!(survey.text.contains("5 4 5 5"), "{}", survey.text);
@@ -197,7 +197,7 @@ async fn the_promises_of_a_complaint(db: Db) {
         ),
     );
     send_raw(&customer, &app.support, &answer).await;
-    app.wait_until(20, "survey stored", |s| async move {
+    app.wait_until(60, "survey stored", |s| async move {
         s.count("surveys").await.unwrap_or(0) == 1
     })
     .await;
@@ -212,7 +212,7 @@ async fn the_promises_of_a_complaint(db: Db) {
     // 5.25 days later (75 % of 7 days): the owner is reminded of the follow-up.
     clock.advance(126 * H);
     assert_eq!(app.fire_timers().await, 1);
-    let reminders = wait_for_mail(&team.agent, 2, 20).await;
+    let reminders = wait_for_mail(&team.agent, 2, 60).await;
     assert!(
         parse(&reminders[1]).subject.contains("投诉回访"),
         "{:?}",
@@ -303,7 +303,7 @@ async fn an_unsatisfied_customer(db: Db) {
     let (customer, _) = app
         .mail_from_new_customer("Broken kettle", "The kettle I bought leaks. Please help.")
         .await;
-    wait_for_mail(&customer, 1, 20).await;
+    wait_for_mail(&customer, 1, 60).await;
     let t = TicketRef::parse(&app.store.tickets(1).await.expect("tickets")[0].ticket).expect("ref");
     let agent = EmailAddress::parse(&team.agent).expect("addr");
     clock.advance(2 * H);
@@ -316,7 +316,7 @@ async fn an_unsatisfied_customer(db: Db) {
         },
     )
     .await;
-    let survey = parse(&wait_for_mail(&customer, 2, 20).await[1]);
+    let survey = parse(&wait_for_mail(&customer, 2, 60).await[1]);
     let answer = customer_mail(
         &customer,
         &app.support,
@@ -327,7 +327,7 @@ async fn an_unsatisfied_customer(db: Db) {
     );
     send_raw(&customer, &app.support, &answer).await;
     // Reopened, escalated: the supervisor must call within 24 h.
-    let escalation = parse(&wait_for_mail(&team.supervisor, 1, 20).await[0]);
+    let escalation = parse(&wait_for_mail(&team.supervisor, 1, 60).await[0]);
     assert!(
         escalation.subject.contains("客户不满意"),
         "{}",
@@ -349,7 +349,7 @@ async fn an_unsatisfied_customer(db: Db) {
     // 18 h: the supervisors are warned; then the supervisor replies, keeping the promise.
     clock.advance(18 * H);
     assert!(app.fire_timers().await >= 1);
-    wait_for_mail(&team.supervisor, 2, 20).await;
+    wait_for_mail(&team.supervisor, 2, 60).await;
     let sup = EmailAddress::parse(&team.supervisor).expect("addr");
     act(&app, t, Action::ReplySent { by: sup }).await;
     let d = app
@@ -396,7 +396,7 @@ async fn with_follow_up_by_mail_the_customer_s_answer_is_recorded_without_reopen
     let (customer, _) = app
         .mail_from_new_customer("投诉", "我要投诉，送货员态度太差。")
         .await;
-    wait_for_mail(&customer, 1, 20).await;
+    wait_for_mail(&customer, 1, 60).await;
     let t = TicketRef::parse(&app.store.tickets(1).await.expect("tickets")[0].ticket).expect("ref");
     act(
         &app,
@@ -409,7 +409,7 @@ async fn with_follow_up_by_mail_the_customer_s_answer_is_recorded_without_reopen
     clock.advance(7 * 24 * H);
     // The warning at 75 % went by unseen (the daemon "was down"): straight to the mail.
     assert_eq!(app.fire_timers().await, 1);
-    let followup = parse(&wait_for_mail(&customer, 2, 20).await[1]);
+    let followup = parse(&wait_for_mail(&customer, 2, 60).await[1]);
     assert!(followup.subject.contains("回访"), "{}", followup.subject);
     let answer = customer_mail(
         &customer,
@@ -420,7 +420,7 @@ async fn with_follow_up_by_mail_the_customer_s_answer_is_recorded_without_reopen
         &format!("In-Reply-To: <{}>\r\n", followup.message_id),
     );
     send_raw(&customer, &app.support, &answer).await;
-    app.wait_until(20, "follow-up result recorded", |s| async move {
+    app.wait_until(60, "follow-up result recorded", |s| async move {
         s.ticket_detail(t)
             .await
             .ok()

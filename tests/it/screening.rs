@@ -65,11 +65,11 @@ async fn an_auto_responder_whose_headers_lie_gets_at_most_three_acknowledgements
         s.count("tickets").await.unwrap_or(0) == 5
     })
     .await;
-    app.wait_until(20, "three acknowledgements sent", |s| async move {
+    app.wait_until(60, "three acknowledgements sent", |s| async move {
         s.count("sent").await.unwrap_or(0) == 3
     })
     .await;
     assert_eq!(app.store.count("ack_suppressed").await.expect("count"), 2);
-    assert_eq!(wait_for_mail(&robot, 3, 20).await.len(), 3);
+    assert_eq!(wait_for_mail(&robot, 3, 60).await.len(), 3);
     app.stop().await;
 }

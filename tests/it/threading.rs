@@ -9,7 +9,7 @@ async fn a_reply_to_the_signed_reply_address_joins_its_ticket_even_without_refer
     let (customer, _) = app
         .mail_from_new_customer("Refund", "Please refund order 5.")
         .await;
-    let ack = supportd::parse::parse(&wait_for_mail(&customer, 1, 20).await[0]);
+    let ack = supportd::parse::parse(&wait_for_mail(&customer, 1, 60).await[0]);
     let reply_to = ack
         .reply_to
         .expect("the acknowledgement has a signed Reply-To")
@@ -25,7 +25,7 @@ async fn a_reply_to_the_signed_reply_address_joins_its_ticket_even_without_refer
         "",
     );
     send_raw(&customer, &reply_to, &raw).await;
-    app.wait_until(20, "reply stored", |s| async move {
+    app.wait_until(60, "reply stored", |s| async move {
         s.count("inbound").await.unwrap_or(0) == 2
     })
     .await;
@@ -37,7 +37,7 @@ async fn a_reply_to_the_signed_reply_address_joins_its_ticket_even_without_refer
 async fn a_stranger_quoting_someone_elses_ticket_tag_gets_a_new_linked_ticket() {
     let mut app = spawn_app(AppOptions::default()).await;
     let (customer, _) = app.mail_from_new_customer("退款", "请退款。").await;
-    let ack = supportd::parse::parse(&wait_for_mail(&customer, 1, 20).await[0]);
+    let ack = supportd::parse::parse(&wait_for_mail(&customer, 1, 60).await[0]);
     let tag = supportd::thread::subject_tag(&ack.subject).expect("tag in the acknowledgement");
     let stranger = address(&unique("stranger"));
     let raw = customer_mail(
@@ -49,7 +49,7 @@ async fn a_stranger_quoting_someone_elses_ticket_tag_gets_a_new_linked_ticket() 
         "",
     );
     send_raw(&stranger, &app.support, &raw).await;
-    app.wait_until(20, "second ticket", |s| async move {
+    app.wait_until(60, "second ticket", |s| async move {
         s.count("tickets").await.unwrap_or(0) == 2
     })
     .await;
