@@ -240,6 +240,8 @@ async fn bench_imap(n: usize) {
         clock,
         outbox_wake: Arc::new(tokio::sync::Notify::new()),
         timer_wake: Arc::new(tokio::sync::Notify::new()),
+        imap_wake: Arc::new(tokio::sync::Notify::new()),
+        role: supportd::ingest::FolderRole::Inbox,
         health: Arc::new(supportd::health::Health::new()),
         metrics: Arc::new(supportd::metrics::Metrics::new()),
     };

@@ -97,6 +97,10 @@ pub async fn perform(
             plan
         }
     };
+    let mut plan = plan;
+    if ctx.queue.is_some() {
+        crate::queue::follow_state(&ticket, &mut plan);
+    }
     store
         .apply_plan(&mut tx, &plan, &pipeline.outbox_policy, now)
         .await?;

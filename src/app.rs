@@ -10,10 +10,12 @@
 //! `service.shutdown_timeout_secs`; a reload that fails changes nothing.
 
 use crate::clock::SharedClock;
+use crate::config::MailboxSettings;
 use crate::config::{ConfigError, Settings};
 use crate::health::Health;
 use crate::http::{self, HttpState};
-use crate::ingest::{Live, MailboxLoop, Pipeline};
+use crate::imap_jobs::ImapJobWorker;
+use crate::ingest::{FolderRole, Live, MailboxLoop, Pipeline};
 use crate::logging::LogReload;
 use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
@@ -33,6 +35,8 @@ use tracing::{info, warn};
 pub enum AppError {
     #[error(transparent)]
     Templates(#[from] TemplateError),
+    #[error("templates use forbidden wording:\n  {}", .0.join("\n  "))]
+    Wording(Vec<String>),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -52,6 +56,8 @@ pub struct Application {
     pub clock: SharedClock,
     pub outbox_wake: Arc<Notify>,
     pub timer_wake: Arc<Notify>,
+    /// Notified when plans committed work for the shared mailbox.
+    pub imap_wake: Arc<Notify>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     listener: Option<tokio::net::TcpListener>,
@@ -61,6 +67,7 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> Result<Application, AppError> {
         let templates = Templates::load(&settings.service.templates_dir)?;
+        wording_ok(&settings, &templates).map_err(AppError::Wording)?;
         let store =
             Store::connect(&settings.database_url(), settings.database.max_connections).await?;
         store.migrate().await?;
@@ -81,6 +88,7 @@ impl Application {
             clock,
             outbox_wake: Arc::new(Notify::new()),
             timer_wake: Arc::new(Notify::new()),
+            imap_wake: Arc::new(Notify::new()),
             metrics: Arc::new(Metrics::new()),
             health: Arc::new(Health::new()),
             listener,
@@ -125,6 +133,7 @@ impl Application {
             clock: self.clock.clone(),
             wake: self.timer_wake.clone(),
             outbox_wake: self.outbox_wake.clone(),
+            imap_wake: self.imap_wake.clone(),
             health: self.health.clone(),
             metrics: self.metrics.clone(),
         }
@@ -135,18 +144,49 @@ impl Application {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(self.outbox_worker().run(cancel.clone()));
         tasks.spawn(self.scheduler().run(cancel.clone()));
-        for (name, mb) in &self.settings.mailboxes {
-            self.health.register_mailbox(name);
+        let mut loops: Vec<(String, MailboxSettings, FolderRole)> = self
+            .settings
+            .mailboxes
+            .iter()
+            .map(|(n, mb)| (n.clone(), mb.clone(), FolderRole::Inbox))
+            .collect();
+        if let Some((name, q)) = self.settings.queue_mailbox() {
+            let mb = self.settings.mailboxes.get(name).cloned();
+            if let Some(mb) = mb {
+                tasks.spawn(
+                    ImapJobWorker {
+                        store: self.store.clone(),
+                        mailbox: mb.clone(),
+                        folders: q.clone(),
+                        clock: self.clock.clone(),
+                        wake: self.imap_wake.clone(),
+                        health: self.health.clone(),
+                    }
+                    .run(cancel.clone()),
+                );
+                if q.watch_sent {
+                    let sent = MailboxSettings {
+                        folder: q.sent.clone(),
+                        ..mb
+                    };
+                    loops.push((format!("{name}-sent"), sent, FolderRole::Sent));
+                }
+            }
+        }
+        for (name, mb, role) in loops {
+            self.health.register_mailbox(&name);
             let l = MailboxLoop {
-                name: name.clone(),
-                settings: mb.clone(),
+                name,
+                settings: mb,
                 store: self.store.clone(),
                 pipeline: self.pipeline.clone(),
                 clock: self.clock.clone(),
                 outbox_wake: self.outbox_wake.clone(),
                 timer_wake: self.timer_wake.clone(),
+                imap_wake: self.imap_wake.clone(),
                 health: self.health.clone(),
                 metrics: self.metrics.clone(),
+                role,
             };
             tasks.spawn(l.run(cancel.clone()));
         }
@@ -220,6 +260,19 @@ pub enum ReloadError {
     Templates(#[from] TemplateError),
     #[error("log.filter: {0}")]
     Log(String),
+    #[error("templates use forbidden wording: {}", .0.join("; "))]
+    Wording(Vec<String>),
+}
+
+/// Approved wording never contains forbidden wording (checked at start and on reload).
+fn wording_ok(s: &Settings, t: &Templates) -> Result<(), Vec<String>> {
+    let policy = crate::agent::AgentPolicy::new(&s.agent_mail, &s.wording);
+    let problems = crate::agent::check_templates(t, &policy.forbidden);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
 }
 
 impl Reloader {
@@ -227,6 +280,7 @@ impl Reloader {
     pub fn reload(&self) -> Result<Vec<&'static str>, ReloadError> {
         let new = Settings::load(&self.path).map_err(Box::new)?;
         let templates = Templates::load(&new.service.templates_dir)?;
+        wording_ok(&new, &templates).map_err(ReloadError::Wording)?;
         if let Some(log) = &self.log {
             log.apply(&new.log).map_err(ReloadError::Log)?;
         }

@@ -15,6 +15,7 @@ use crate::lifecycle;
 use crate::model::EmailAddress;
 use crate::parse::InboundMail;
 use crate::plan::{Plan, TicketState};
+use crate::queue;
 use crate::screen::ScreenVerdict;
 use crate::sla;
 use crate::thread::{ThreadDecision, ThreadVia};
@@ -151,6 +152,12 @@ pub fn apply(
         if ctx.sla.complex_from_start(&t.class) {
             plan.update.complex = Some(true);
         }
+        if let Some(q) = ctx.queue {
+            queue::add_card(ctx, t, reply_text, &mut plan, now);
+            if q.notify_new {
+                queue::notify_new(ctx, t, reply_text, &mut plan, now);
+            }
+        }
         return plan;
     }
 
@@ -215,6 +222,10 @@ pub fn apply(
         }
         plan.upgrade = Some(up);
     }
+    if ctx.queue.is_some() {
+        queue::add_card(ctx, t, reply_text, &mut plan, now);
+        queue::follow_state(t, &mut plan);
+    }
     plan
 }
 
@@ -253,13 +264,16 @@ fn acknowledge(
         return false;
     }
     let letter = Letter {
-        template: "ack",
+        template: "ack".into(),
         kind: "ack",
         language: t.language.template_language(),
         to: vec![(t.requester_name.clone(), t.requester.clone())],
         vars: ctx.vars(t),
         in_reply_to: Some(mail.message_id.clone()),
         references: mail.references.clone(),
+        cc: Vec::new(),
+        automatic: true,
+        from_name: None,
     };
     match ctx.queue(plan, t.ticket, letter, now) {
         Some(id) => {

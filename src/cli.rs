@@ -2,6 +2,7 @@
 //! edge: errors become `anyhow` here and are printed with their causes; exit codes say success.
 
 use crate::actions::Action;
+use crate::agent::AgentPolicy;
 use crate::app::{Application, Reloader};
 use crate::calendar::Calendar;
 use crate::classify::{Category, Correction, Priority, Severity};
@@ -83,11 +84,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Load and render every template with sample data (strict mode).
+    /// The approved templates: `templates check`.
     Templates {
+        #[command(subcommand)]
+        command: TemplatesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// Render every template in every language with sample data (strict mode), check approvals,
+    /// and run the forbidden-phrase check over each; exit 1 on any problem.
+    Check {
         /// Templates directory (default: the config's, or ./templates).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Use this config's templates directory and forbidden phrases.
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
@@ -405,20 +417,47 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Templates { dir, config } => {
-            let dir = match (dir, config) {
+        Command::Templates {
+            command: TemplatesCommand::Check { dir, config },
+        } => {
+            let settings = config.as_deref().map(load).transpose()?;
+            let dir = match (dir, &settings) {
                 (Some(d), _) => d,
-                (None, Some(c)) => load(&c)?.service.templates_dir,
+                (None, Some(s)) => s.service.templates_dir.clone(),
                 (None, None) => PathBuf::from("templates"),
             };
-            let t = Templates::load(&dir)?;
+            let policy = match &settings {
+                Some(s) => AgentPolicy::new(&s.agent_mail, &s.wording),
+                None => AgentPolicy::default(),
+            };
+            let t = match Templates::load(&dir) {
+                Ok(t) => t,
+                Err(e) => {
+                    println!("FAIL {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let problems = crate::agent::check_templates(&t, &policy.forbidden);
             for (key, a) in t.approvals() {
-                println!(
-                    "OK   {key:<20} v{} approved by {} on {}",
-                    a.version, a.approved_by, a.approved_at
-                );
+                let mine: Vec<&String> = problems
+                    .iter()
+                    .filter(|p| p.starts_with(&format!("{key}:")))
+                    .collect();
+                if mine.is_empty() {
+                    println!(
+                        "OK   {key:<28} v{} approved by {} on {}",
+                        a.version, a.approved_by, a.approved_at
+                    );
+                }
+                for p in mine {
+                    println!("FAIL {p}");
+                }
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(if problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }

@@ -36,6 +36,7 @@ pub struct OutgoingMail {
     /// Where replies should go: the ticket's signed address.
     pub reply_to: Option<String>,
     pub to: Vec<(Option<String>, EmailAddress)>,
+    pub cc: Vec<EmailAddress>,
     pub subject: String,
     pub body: String,
     pub in_reply_to: Option<MessageId>,
@@ -80,6 +81,9 @@ pub fn compose(m: &OutgoingMail) -> Result<Vec<u8>, ComposeError> {
     for (name, addr) in &m.to {
         b = b.to(mailbox(name.as_deref(), addr.as_str())?);
     }
+    for addr in &m.cc {
+        b = b.cc(mailbox(None, addr.as_str())?);
+    }
     if let Some(r) = &m.reply_to {
         b = b.reply_to(mailbox(Some(&m.from_name), r)?);
     }
@@ -122,13 +126,15 @@ pub struct Ctx<'a> {
     pub agent_language: Language,
     /// Acknowledgements to one address per hour, at most (loop brake).
     pub ack_limit_per_hour: u32,
+    /// The shared mailbox queue, when configured.
+    pub queue: Option<crate::queue::QueuePolicy>,
 }
 
 /// A mail from a template, about a ticket.
 #[derive(Debug, Clone)]
 pub struct Letter {
-    /// Template name (`ack`, `survey`, `notice_warning`, …).
-    pub template: &'static str,
+    /// Template name (`ack`, `survey`, `notice_warning`, `canned_refund_policy`, …).
+    pub template: String,
     /// Outbox kind (`ack`, `survey`, `followup`, `notice`, …).
     pub kind: &'static str,
     pub language: Language,
@@ -137,6 +143,46 @@ pub struct Letter {
     /// Thread under this mail (the customer's), with these references.
     pub in_reply_to: Option<MessageId>,
     pub references: Vec<MessageId>,
+    /// Cc (an agent's reply goes to the ticket's participants too).
+    pub cc: Vec<EmailAddress>,
+    /// Machine-written (`Auto-Submitted: auto-replied`); false for an agent's reply.
+    pub automatic: bool,
+    /// Display name on `From` (default: the support name; the address is always ours).
+    pub from_name: Option<String>,
+}
+
+impl Letter {
+    /// An automatic letter to one person, not threaded.
+    pub fn to(
+        template: &str,
+        kind: &'static str,
+        language: Language,
+        name: Option<String>,
+        to: EmailAddress,
+        vars: TemplateVars,
+    ) -> Letter {
+        Letter {
+            template: template.to_string(),
+            kind,
+            language,
+            to: vec![(name, to)],
+            vars,
+            in_reply_to: None,
+            references: Vec::new(),
+            cc: Vec::new(),
+            automatic: true,
+            from_name: None,
+        }
+    }
+}
+
+/// A rendered, finished mail.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub message_id: MessageId,
+    pub subject: String,
+    pub body: String,
+    pub raw: Vec<u8>,
 }
 
 /// Shortens a text for a notice: at most `max` characters, on a character boundary.
@@ -182,6 +228,52 @@ impl Ctx<'_> {
             .unwrap_or_else(|| a.to_string())
     }
 
+    /// Renders a letter about `ticket` into a finished mail (Message-ID, bytes).
+    pub fn render_mail(
+        &self,
+        ticket: TicketRef,
+        letter: &Letter,
+        now: Millis,
+    ) -> Result<Finished, String> {
+        let rendered = self
+            .templates
+            .render(&letter.template, letter.language, &letter.vars)
+            .map_err(|e| e.to_string())?;
+        let message_id = new_message_id(self.message_id_domain);
+        let mut references = letter.references.clone();
+        if let Some(irt) = &letter.in_reply_to {
+            if !references.contains(irt) {
+                references.push(irt.clone());
+            }
+        }
+        let out = OutgoingMail {
+            message_id: message_id.clone(),
+            from_name: letter
+                .from_name
+                .clone()
+                .unwrap_or_else(|| self.support_name.to_string()),
+            from: self.support_address.clone(),
+            reply_to: Some(self.signer.reply_address(self.support_address, ticket)),
+            to: letter.to.clone(),
+            cc: letter.cc.clone(),
+            subject: rendered.subject.clone(),
+            body: rendered.body.clone(),
+            in_reply_to: letter.in_reply_to.clone(),
+            references,
+            automatic: letter.automatic,
+            ticket,
+            date: now,
+            loop_marker: self.message_id_domain.to_string(),
+        };
+        let raw = compose(&out).map_err(|e| e.to_string())?;
+        Ok(Finished {
+            message_id,
+            subject: rendered.subject,
+            body: rendered.body,
+            raw,
+        })
+    }
+
     /// Renders `letter` and adds it to the plan's outbox; on a template or address problem the
     /// plan gets a `mail_failed` event instead (nothing else is held back). Returns the queued
     /// mail's Message-ID.
@@ -192,57 +284,30 @@ impl Ctx<'_> {
         letter: Letter,
         now: Millis,
     ) -> Option<MessageId> {
-        let failed = |plan: &mut Plan, error: String| {
-            plan.event(
-                "mail_failed",
-                json!({"template": letter.template, "kind": letter.kind, "error": error}),
-            );
-            None
-        };
-        let rendered = match self
-            .templates
-            .render(letter.template, letter.language, &letter.vars)
-        {
-            Ok(r) => r,
-            Err(e) => return failed(plan, e.to_string()),
-        };
-        let message_id = new_message_id(self.message_id_domain);
-        let mut references = letter.references.clone();
-        if let Some(irt) = &letter.in_reply_to {
-            if !references.contains(irt) {
-                references.push(irt.clone());
-            }
-        }
-        let out = OutgoingMail {
-            message_id: message_id.clone(),
-            from_name: self.support_name.to_string(),
-            from: self.support_address.clone(),
-            reply_to: Some(self.signer.reply_address(self.support_address, ticket)),
-            to: letter.to.clone(),
-            subject: rendered.subject.clone(),
-            body: rendered.body.clone(),
-            in_reply_to: letter.in_reply_to.clone(),
-            references,
-            automatic: true,
-            ticket,
-            date: now,
-            loop_marker: self.message_id_domain.to_string(),
-        };
-        match compose(&out) {
-            Ok(raw) => {
+        match self.render_mail(ticket, &letter, now) {
+            Ok(f) => {
+                let mut recipients: Vec<EmailAddress> =
+                    letter.to.iter().map(|(_, a)| a.clone()).collect();
+                recipients.extend(letter.cc.iter().cloned());
                 plan.outbox.push(OutboxDraft {
                     ticket,
                     kind: letter.kind,
-                    message_id: message_id.clone(),
-                    recipients: letter.to.iter().map(|(_, a)| a.clone()).collect(),
-                    subject: rendered.subject,
-                    text: rendered.body,
+                    message_id: f.message_id.clone(),
+                    recipients,
+                    subject: f.subject,
+                    text: f.body,
                     in_reply_to: letter.in_reply_to,
-                    raw,
+                    raw: f.raw,
                 });
-                Some(message_id)
+                Some(f.message_id)
             }
-            Err(e) => failed(plan, e.to_string()),
+            Err(error) => {
+                plan.event(
+                    "mail_failed",
+                    json!({"template": letter.template, "kind": letter.kind, "error": error}),
+                );
+                None
+            }
         }
     }
 }
@@ -263,6 +328,7 @@ mod tests {
                 Some("王先生".into()),
                 EmailAddress::parse("wang@qq.com").expect("addr"),
             )],
+            cc: vec![],
             subject: "[#T-000001] 我们已收到您的来信".into(),
             body: "尊敬的王先生：\n您好！\n".into(),
             in_reply_to: MessageId::parse("cust@qq.com"),

@@ -102,6 +102,13 @@ pub struct Settings {
     /// The people who answer customers (`[[agents]]`).
     #[serde(default)]
     pub agents: Vec<Agent>,
+    /// The shared mailbox as the agents' queue (absent: no queue folders).
+    #[serde(default)]
+    pub queue: Option<QueueSettings>,
+    #[serde(default)]
+    pub agent_mail: AgentMailSettings,
+    #[serde(default)]
+    pub wording: WordingSettings,
     /// The classification rules, compiled once when the config was validated.
     #[serde(skip)]
     compiled_classifier: Option<Arc<Classifier>>,
@@ -289,6 +296,102 @@ impl Default for ThreadingSettings {
             reopen_within_days: default_reopen_days(),
         }
     }
+}
+
+/// `[queue]`: the shared mailbox agents work from. Ticket cards go to a folder per state; the
+/// copies of supportd's replies go to `sent`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettings {
+    /// The `[mailboxes.NAME]` account that holds the folders (default: the only one).
+    #[serde(default)]
+    pub mailbox: Option<String>,
+    #[serde(default = "default_open")]
+    pub open: String,
+    #[serde(default = "default_waiting")]
+    pub waiting: String,
+    #[serde(default = "default_escalated")]
+    pub escalated: String,
+    #[serde(default = "default_solved")]
+    pub solved: String,
+    #[serde(default = "default_sent")]
+    pub sent: String,
+    /// Watch `sent` for replies agents sent straight to customers (bypassing supportd).
+    #[serde(default = "default_true")]
+    pub watch_sent: bool,
+    /// Mail every agent a notice for each new ticket (the card in the queue is always there).
+    #[serde(default)]
+    pub notify_new: bool,
+}
+
+fn default_open() -> String {
+    "Support/Open".into()
+}
+fn default_waiting() -> String {
+    "Support/Waiting".into()
+}
+fn default_escalated() -> String {
+    "Support/Escalated".into()
+}
+fn default_solved() -> String {
+    "Support/Solved".into()
+}
+fn default_sent() -> String {
+    "Sent".into()
+}
+
+/// `[agent_mail]`: when a mail is an agent's, with authority over a ticket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentMailSettings {
+    /// `none` (a listed agent address and a valid signed ticket address), `dkim`, or
+    /// `dkim_or_spf` (also a pass for the agent's domain in our server's Authentication-Results).
+    #[serde(default = "default_require_auth")]
+    pub require_auth: String,
+    /// Our receiving server's authserv-id: only its Authentication-Results are trusted.
+    #[serde(default)]
+    pub authserv_id: Option<String>,
+}
+
+fn default_require_auth() -> String {
+    "none".into()
+}
+
+impl Default for AgentMailSettings {
+    fn default() -> Self {
+        AgentMailSettings {
+            require_auth: default_require_auth(),
+            authserv_id: None,
+        }
+    }
+}
+
+/// `[wording]`: phrases that never reach a customer, and what to say instead.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WordingSettings {
+    /// Use the built-in list from the procedures (不清楚, 不知道, "I don't know", …).
+    #[serde(default = "default_true")]
+    pub builtin: bool,
+    #[serde(default)]
+    pub forbidden: Vec<ForbiddenPhrase>,
+}
+
+impl Default for WordingSettings {
+    fn default() -> Self {
+        WordingSettings {
+            builtin: true,
+            forbidden: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ForbiddenPhrase {
+    pub phrase: String,
+    /// The approved alternative.
+    pub instead: String,
 }
 
 /// `[screening]`: automatic mail and loops.
@@ -569,6 +672,56 @@ impl Settings {
                 self.http.listen
             ));
         }
+        if let Some(q) = &self.queue {
+            let name = match &q.mailbox {
+                Some(n) => Some(n.clone()),
+                None if self.mailboxes.len() == 1 => self.mailboxes.keys().next().cloned(),
+                None => {
+                    problems.push(
+                        "queue.mailbox: required when there are several mailboxes (which account holds the queue folders)"
+                            .into(),
+                    );
+                    None
+                }
+            };
+            if let Some(n) = name {
+                if !self.mailboxes.contains_key(&n) {
+                    problems.push(format!("queue.mailbox: no [mailboxes.{n}]"));
+                }
+            }
+            let folders = [&q.open, &q.waiting, &q.escalated, &q.solved, &q.sent];
+            for (i, f) in folders.iter().enumerate() {
+                if f.trim().is_empty() {
+                    problems.push("queue: folder names must not be empty".into());
+                }
+                if folders[..i].contains(f) {
+                    problems.push(format!("queue: folder {f:?} is used twice"));
+                }
+            }
+        }
+        match self.agent_mail.require_auth.as_str() {
+            "none" => {}
+            "dkim" | "dkim_or_spf" => {
+                if self
+                    .agent_mail
+                    .authserv_id
+                    .as_deref()
+                    .is_none_or(|s| s.trim().is_empty())
+                {
+                    problems.push("agent_mail.authserv_id: required with require_auth, so only your own server's Authentication-Results are trusted".into());
+                }
+            }
+            other => problems.push(format!(
+                "agent_mail.require_auth: {other:?}: expected \"none\", \"dkim\" or \"dkim_or_spf\""
+            )),
+        }
+        for (i, f) in self.wording.forbidden.iter().enumerate() {
+            if f.phrase.trim().is_empty() || f.instead.trim().is_empty() {
+                problems.push(format!(
+                    "wording.forbidden[{i}]: phrase and instead must not be empty"
+                ));
+            }
+        }
         if self.screening.ack_limit_per_hour == 0 {
             problems.push("screening.ack_limit_per_hour: must be at least 1".into());
         }
@@ -670,6 +823,16 @@ impl Settings {
     /// from a file).
     pub fn sla_policy(&self) -> Arc<SlaPolicy> {
         self.compiled_sla.clone().unwrap_or_default()
+    }
+
+    /// The mailbox account that holds the queue folders, when there is a queue.
+    pub fn queue_mailbox(&self) -> Option<(&str, &QueueSettings)> {
+        let q = self.queue.as_ref()?;
+        let name = match &q.mailbox {
+            Some(n) => n.as_str(),
+            None => self.mailboxes.keys().next()?.as_str(),
+        };
+        Some((name, q))
     }
 
     pub fn message_id_domain(&self) -> &str {

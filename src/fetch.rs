@@ -280,6 +280,50 @@ impl ImapConn {
         Ok(())
     }
 
+    /// Appends `raw` to `folder` unless a message with this Message-ID is already there (so a
+    /// retried append never makes a second copy). Returns whether it appended.
+    pub async fn append_once(
+        &mut self,
+        folder: &str,
+        message_id: &str,
+        raw: &[u8],
+    ) -> Result<bool> {
+        let query = format!("HEADER Message-ID {}", quoted(&format!("<{message_id}>")));
+        let found = timed(async {
+            self.session.examine(folder).await?;
+            self.session.uid_search(&query).await
+        })
+        .await?;
+        if !found.is_empty() {
+            return Ok(false);
+        }
+        timed(self.session.append(folder, None, None, raw)).await?;
+        Ok(true)
+    }
+
+    /// Moves every message carrying `X-Supportd-Ticket: ticket` from the `from` folders into
+    /// `to`. Returns how many moved.
+    pub async fn move_cards(&mut self, ticket: &str, from: &[&str], to: &str) -> Result<usize> {
+        let query = format!("HEADER X-Supportd-Ticket {}", quoted(ticket));
+        let mut moved = 0;
+        for folder in from.iter().filter(|f| **f != to) {
+            let uids: Vec<u32> = timed(async {
+                self.session.select(folder).await?;
+                self.session.uid_search(&query).await
+            })
+            .await?
+            .into_iter()
+            .collect();
+            if uids.is_empty() {
+                continue;
+            }
+            moved += uids.len();
+            self.mark_done(&uids, AfterProcessing::Move, Some(to))
+                .await?;
+        }
+        Ok(moved)
+    }
+
     /// Creates a folder if it does not exist (used for the move target).
     pub async fn ensure_folder(&mut self, folder: &str) -> Result<()> {
         // CREATE fails when it exists; that is fine.
@@ -330,6 +374,11 @@ impl ImapConn {
     }
 }
 
+/// An IMAP quoted string.
+fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
 /// Compresses sorted UIDs into an IMAP set: `1:5,7,9:12`.
 pub fn uid_set(uids: &[u32]) -> String {
     let mut sorted = uids.to_vec();
@@ -360,6 +409,12 @@ pub fn uid_set(uids: &[u32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn search_strings_are_quoted() {
+        assert_eq!(quoted("T-000123"), "\"T-000123\"");
+        assert_eq!(quoted("a\"b\\c"), "\"a\\\"b\\\\c\"");
+    }
 
     #[test]
     fn uid_sets_are_compressed() {

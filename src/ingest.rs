@@ -7,6 +7,7 @@
 //! dedupe turns into a no-op, and left-over actions are finished on the next connect); a server
 //! that goes away means reconnect with backoff, never exit.
 
+use crate::agent::{self, AgentPolicy, Authority};
 use crate::apply;
 use crate::classify::{Classification, Classifier};
 use crate::clock::{Millis, SharedClock};
@@ -17,6 +18,7 @@ use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::model::{EmailAddress, Language};
 use crate::parse::{self, InboundMail};
+use crate::queue::QueuePolicy;
 use crate::reply_text;
 use crate::screen::{self, ScreenContext, ScreenVerdict};
 use crate::sla::SlaPolicy;
@@ -109,6 +111,8 @@ pub struct Live {
     pub agents: Vec<Agent>,
     pub agent_language: Language,
     pub ack_limit_per_hour: u32,
+    pub agent_policy: AgentPolicy,
+    pub queue: Option<QueuePolicy>,
 }
 
 impl Live {
@@ -124,6 +128,10 @@ impl Live {
             agents: s.agents.clone(),
             agent_language: s.service.agent_language,
             ack_limit_per_hour: s.screening.ack_limit_per_hour,
+            agent_policy: AgentPolicy::new(&s.agent_mail, &s.wording),
+            queue: s.queue.as_ref().map(|q| QueuePolicy {
+                notify_new: q.notify_new,
+            }),
         }
     }
 }
@@ -188,6 +196,7 @@ impl Pipeline {
             agents: &live.agents,
             agent_language: live.agent_language,
             ack_limit_per_hour: live.ack_limit_per_hour,
+            queue: live.queue,
         }
     }
 
@@ -285,6 +294,25 @@ impl Pipeline {
                 debug!("already stored; nothing to do");
                 return Ok(None);
             }
+            // An agent's mail to a ticket's signed address (never machine mail: an agent's
+            // out-of-office reply to a card must not reach the customer).
+            let mut refused = None;
+            if a.screen.is_human() {
+                match agent::recognise(&a.mail, a.hints.token, &live.agents, &live.agent_policy) {
+                    Authority::Agent(who) => {
+                        if let Some(t) = a.hints.token {
+                            if let Some(ticket) = store.ticket_state(tx, t).await? {
+                                return self
+                                    .agent_mail(store, tx, at, raw, &a, &live, who, &ticket, now)
+                                    .await
+                                    .map(Some);
+                            }
+                        }
+                    }
+                    Authority::Refused(why) => refused = Some(why),
+                    Authority::None => {}
+                }
+            }
             let facts = store.thread_facts(tx, &a.hints).await?;
             let decision = thread::thread(&a.mail, &facts, &live.thread_policy, now);
             let ticket = match apply::new_ticket(&a.mail, &a.screen, &decision, &a.classification) {
@@ -297,7 +325,7 @@ impl Pipeline {
                 },
             };
             let acks = store.ack_facts(tx, a.mail.from.as_ref(), now).await?;
-            let plan = apply::apply(
+            let mut plan = apply::apply(
                 &self.ctx(&live),
                 &a.mail,
                 &a.reply_text,
@@ -308,6 +336,10 @@ impl Pipeline {
                 acks,
                 now,
             );
+            if let Some(why) = refused {
+                warn!(from = a.mail.from.as_ref().map(crate::logging::addr).unwrap_or_default(), %why, "agent address without agent authority: treated as customer mail");
+                plan.event("agent_authority_refused", serde_json::json!({"why": why}));
+            }
             store
                 .write_inbound(
                     tx,
@@ -346,6 +378,137 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// An agent's mail: the reply to the customer, the commands, or the draft returned.
+    #[allow(clippy::too_many_arguments)]
+    async fn agent_mail(
+        &self,
+        store: &Store,
+        tx: &mut Tx,
+        at: &ImapLocation,
+        raw: &[u8],
+        a: &Analysis,
+        live: &Live,
+        who: &Agent,
+        ticket: &crate::plan::TicketState,
+        now: Millis,
+    ) -> Result<Processed, StoreError> {
+        let thread = store.thread_of(tx, ticket.ticket).await?;
+        let ctx = self.ctx(live);
+        let mut plan = agent::handle(
+            &ctx,
+            &live.agent_policy,
+            ticket,
+            who,
+            &a.mail,
+            &a.reply_text,
+            &thread,
+            now,
+        );
+        if ctx.queue.is_some() {
+            crate::queue::follow_state(ticket, &mut plan);
+        }
+        store
+            .write_inbound_as(
+                tx,
+                &a.mail,
+                raw,
+                at,
+                "agent",
+                &format!("from agent {}", who.address),
+                &a.classification,
+                &a.reply_text,
+                Some(ticket.ticket),
+                now,
+            )
+            .await?;
+        store
+            .apply_plan(tx, &plan, &self.outbox_policy, now)
+            .await?;
+        info!(
+            ticket.ref = %ticket.ticket,
+            agent = %crate::logging::addr(&who.address),
+            events = ?plan.events.iter().map(|e| e.kind).collect::<Vec<_>>(),
+            "agent mail"
+        );
+        Ok(Processed {
+            verdict: "agent",
+            events: plan
+                .events
+                .iter()
+                .map(|e| (e.kind, e.detail.clone()))
+                .collect(),
+            seconds: 0.0,
+        })
+    }
+
+    /// A batch from the shared mailbox's Sent folder: agents' direct replies are recorded on
+    /// their tickets; everything else (supportd's own copies, unrelated mail) is left alone.
+    pub async fn process_sent_batch(
+        &self,
+        store: &Store,
+        mailbox: &str,
+        uidvalidity: u32,
+        batch: &[(u32, Vec<u8>)],
+        now: Millis,
+    ) -> Result<Vec<Processed>, StoreError> {
+        let Some(last) = batch.iter().map(|(u, _)| *u).max() else {
+            return Ok(Vec::new());
+        };
+        let live = self.live();
+        let mut tx = store.begin().await?;
+        let mut done = Vec::new();
+        for (uid, raw) in batch {
+            let at = ImapLocation {
+                mailbox: mailbox.to_string(),
+                uidvalidity,
+                uid: *uid,
+            };
+            let mail = parse::parse(raw);
+            if store.already_stored(&mut tx, &mail.message_id, &at).await? {
+                continue;
+            }
+            let hints = thread::hints(&mail, &live.analyzer.support_address, &live.analyzer.signer);
+            let facts = store.thread_facts(&mut tx, &hints).await?;
+            let Some(t) = facts.by_reference.or(facts.by_tag).map(|f| f.ticket) else {
+                continue;
+            };
+            let Some(ticket) = store.ticket_state(&mut tx, t).await? else {
+                continue;
+            };
+            if crate::queue::classify_sent(&mail, Some(&ticket), &self.message_id_domain)
+                != crate::queue::SentMail::Direct
+            {
+                continue;
+            }
+            let ctx = self.ctx(&live);
+            let mut plan = crate::queue::direct_reply(&ctx, &ticket, &mail, now);
+            crate::queue::follow_state(&ticket, &mut plan);
+            store
+                .write_sent_copy(&mut tx, &mail, raw, &at, t, now)
+                .await?;
+            store
+                .apply_plan(&mut tx, &plan, &self.outbox_policy, now)
+                .await?;
+            warn!(ticket.ref = %t, "an agent replied to the customer directly, bypassing supportd: recorded, wording not checked");
+            done.push(Processed {
+                verdict: "agent_direct",
+                events: plan
+                    .events
+                    .iter()
+                    .map(|e| (e.kind, e.detail.clone()))
+                    .collect(),
+                seconds: 0.0,
+            });
+        }
+        store
+            .set_checkpoint(&mut tx, mailbox, uidvalidity, last, now)
+            .await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+}
+
 /// What storing one new mail did, for the metrics (counted after the commit).
 #[derive(Debug, Clone)]
 pub struct Processed {
@@ -378,8 +541,19 @@ pub struct MailboxLoop {
     pub clock: SharedClock,
     pub outbox_wake: Arc<Notify>,
     pub timer_wake: Arc<Notify>,
+    pub imap_wake: Arc<Notify>,
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
+    pub role: FolderRole,
+}
+
+/// What a mailbox loop does with its folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FolderRole {
+    /// Customer and agent mail: stored, then marked `\Seen` or moved (`after`).
+    Inbox,
+    /// The shared mailbox's Sent folder: read only, agents' direct replies recorded.
+    Sent,
 }
 
 impl MailboxLoop {
@@ -425,7 +599,8 @@ impl MailboxLoop {
         let mut conn = fetch::connect(s).await?;
         // `idle = false` in config: poll even when the server offers IDLE.
         conn.idle_supported &= s.idle;
-        if let Some(folder) = &s.move_to {
+        let inbox = self.role == FolderRole::Inbox;
+        if let (true, Some(folder)) = (inbox, &s.move_to) {
             conn.ensure_folder(folder).await?;
         }
         let sel = conn.select(&s.folder).await?;
@@ -446,10 +621,13 @@ impl MailboxLoop {
         );
         *backoff = Duration::from_secs(1);
 
-        let pending = self
-            .store
-            .pending_imap_actions(&key, sel.uidvalidity)
-            .await?;
+        let pending = if inbox {
+            self.store
+                .pending_imap_actions(&key, sel.uidvalidity)
+                .await?
+        } else {
+            Vec::new()
+        };
         if !pending.is_empty() {
             conn.mark_done(&pending, s.after, s.move_to.as_deref())
                 .await?;
@@ -466,16 +644,27 @@ impl MailboxLoop {
                 let fetched = conn.fetch(chunk).await?;
                 let done: Vec<u32> = fetched.iter().map(|(uid, _)| *uid).collect();
                 // Group commit: the batch's mails and the checkpoint in one transaction.
-                let processed = self
-                    .pipeline
-                    .process_batch(
-                        &self.store,
-                        &key,
-                        sel.uidvalidity,
-                        &fetched,
-                        self.clock.now(),
-                    )
-                    .await?;
+                let processed = if inbox {
+                    self.pipeline
+                        .process_batch(
+                            &self.store,
+                            &key,
+                            sel.uidvalidity,
+                            &fetched,
+                            self.clock.now(),
+                        )
+                        .await?
+                } else {
+                    self.pipeline
+                        .process_sent_batch(
+                            &self.store,
+                            &key,
+                            sel.uidvalidity,
+                            &fetched,
+                            self.clock.now(),
+                        )
+                        .await?
+                };
                 self.metrics.fetched(&self.name, done.len() as u64);
                 for p in &processed {
                     p.record(&self.metrics);
@@ -483,10 +672,13 @@ impl MailboxLoop {
                 self.health.beat(&self.task());
                 self.outbox_wake.notify_one();
                 self.timer_wake.notify_one();
-                conn.mark_done(&done, s.after, s.move_to.as_deref()).await?;
-                self.store
-                    .mark_imap_done(&key, sel.uidvalidity, &done)
-                    .await?;
+                self.imap_wake.notify_one();
+                if inbox {
+                    conn.mark_done(&done, s.after, s.move_to.as_deref()).await?;
+                    self.store
+                        .mark_imap_done(&key, sel.uidvalidity, &done)
+                        .await?;
+                }
                 last = chunk.iter().copied().max().unwrap_or(last).max(last);
                 if cancel.is_cancelled() {
                     conn.logout().await;

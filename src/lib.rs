@@ -7,6 +7,7 @@
 //! over plain data.
 
 pub mod actions;
+pub mod agent;
 pub mod app;
 pub mod apply;
 pub mod calendar;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod fetch;
 pub mod health;
 pub mod http;
+pub mod imap_jobs;
 pub mod ingest;
 pub mod inspect;
 pub mod lifecycle;
@@ -26,6 +28,7 @@ pub mod metrics;
 pub mod model;
 pub mod parse;
 pub mod plan;
+pub mod queue;
 pub mod reply_text;
 pub mod scheduler;
 pub mod screen;

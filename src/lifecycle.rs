@@ -98,13 +98,16 @@ pub fn solve(ctx: &Ctx<'_>, t: &TicketState, by: &str, now: Millis) -> Plan {
     plan.end(TimerKind::Progress, TimerEnd::Met);
     if ctx.sla.survey {
         let letter = Letter {
-            template: "survey",
+            template: "survey".into(),
             kind: "survey",
             language: t.language.template_language(),
             to: vec![(t.requester_name.clone(), t.requester.clone())],
             vars: ctx.vars(t),
             in_reply_to: None,
             references: Vec::new(),
+            cc: Vec::new(),
+            automatic: true,
+            from_name: None,
         };
         if let Some(id) = ctx.queue(&mut plan, t.ticket, letter, now) {
             plan.update.survey_sent = true;
@@ -192,6 +195,28 @@ pub fn escalate_unsatisfied(
     };
     plan.start_timers.push(timer);
     queue_notices(ctx, t, &[notice], now, plan);
+}
+
+/// An agent escalates the ticket to the supervisors (`#escalate`).
+pub fn escalate_by_agent(
+    ctx: &Ctx<'_>,
+    t: &TicketState,
+    by: &EmailAddress,
+    now: Millis,
+    plan: &mut Plan,
+) {
+    plan.update.escalate = true;
+    plan.event("escalated", json!({"reason": "agent", "by": by.as_str()}));
+    let notice = Notice {
+        template: "notice_escalation",
+        to: sla::escalation_recipients(ctx.agents),
+        promise: TimerKind::Solution,
+        due_at: now,
+        reason: "agent",
+    };
+    let mut shown = t.clone();
+    shown.owner = Some(by.clone());
+    queue_notices(ctx, &shown, &[notice], now, plan);
 }
 
 /// A survey answer: recorded; an unsatisfied one reopens and escalates.
@@ -289,13 +314,16 @@ pub fn queue_notices(
             vars.reason = n.reason.into();
             vars.recipient_name = ctx.agent_name(to);
             let letter = Letter {
-                template: n.template,
+                template: n.template.to_string(),
                 kind: "notice",
                 language: ctx.agent_language,
                 to: vec![(Some(vars.recipient_name.clone()), to.clone())],
                 vars,
                 in_reply_to: None,
                 references: Vec::new(),
+                cc: Vec::new(),
+                automatic: true,
+                from_name: None,
             };
             ctx.queue(plan, t.ticket, letter, now);
         }
@@ -306,13 +334,16 @@ pub fn queue_notices(
 pub fn queue_followup_mail(ctx: &Ctx<'_>, t: &TicketState, now: Millis, plan: &mut Plan) {
     plan.update.followup_sent = true;
     let letter = Letter {
-        template: "followup",
+        template: "followup".into(),
         kind: "followup",
         language: t.language.template_language(),
         to: vec![(t.requester_name.clone(), t.requester.clone())],
         vars: ctx.vars(t),
         in_reply_to: None,
         references: Vec::new(),
+        cc: Vec::new(),
+        automatic: true,
+        from_name: None,
     };
     ctx.queue(plan, t.ticket, letter, now);
 }

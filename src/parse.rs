@@ -32,6 +32,7 @@ const SCREEN_HEADERS: &[&str] = &[
     "x-ms-exchange-generated-message-source",
     "x-ms-exchange-inbox-rules-loop",
     "x-spam-flag",
+    "authentication-results",
 ];
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -83,6 +84,14 @@ impl InboundMail {
         self.screen_headers
             .iter()
             .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a screening header, by lower-case name.
+    pub fn headers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.screen_headers
+            .iter()
+            .filter(move |(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
 

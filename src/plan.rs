@@ -141,6 +141,22 @@ impl TicketUpdate {
     pub fn is_empty(&self) -> bool {
         self == &TicketUpdate::default()
     }
+
+    /// Combines a later update into this one: later values win, flags add up.
+    fn merge(&mut self, o: TicketUpdate) {
+        self.status = o.status.or(self.status);
+        self.owner = o.owner.or(self.owner.take());
+        self.complex = o.complex.or(self.complex);
+        self.escalate |= o.escalate;
+        self.agent_reply |= o.agent_reply;
+        self.acked |= o.acked;
+        self.solved |= o.solved;
+        self.reopened |= o.reopened;
+        self.survey_sent |= o.survey_sent;
+        self.survey_answered |= o.survey_answered;
+        self.followup_sent |= o.followup_sent;
+        self.followup_result = o.followup_result.or(self.followup_result.take());
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -185,6 +201,72 @@ pub struct Plan {
     pub timer_step: Option<TimerStep>,
     /// Survey scores to record.
     pub survey: Option<Scores>,
+    /// An agent's correction of the classification, and who made it.
+    pub correction: Option<(crate::classify::Correction, String)>,
+    /// Work on the shared mailbox, done after the commit (cards, folder moves, Sent copies).
+    pub imap_jobs: Vec<ImapJob>,
+}
+
+/// A folder of the shared mailbox, by role (names come from `[queue]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Folder {
+    Open,
+    Waiting,
+    Escalated,
+    Solved,
+    Sent,
+}
+
+impl Folder {
+    pub const STATES: [Folder; 4] = [
+        Folder::Open,
+        Folder::Waiting,
+        Folder::Escalated,
+        Folder::Solved,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Folder::Open => "open",
+            Folder::Waiting => "waiting",
+            Folder::Escalated => "escalated",
+            Folder::Solved => "solved",
+            Folder::Sent => "sent",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Folder> {
+        [
+            Folder::Open,
+            Folder::Waiting,
+            Folder::Escalated,
+            Folder::Solved,
+            Folder::Sent,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == s)
+    }
+    /// The queue folder of a ticket in this state.
+    pub fn of(status: Status, escalated: bool) -> Folder {
+        match status {
+            Status::Solved => Folder::Solved,
+            _ if escalated => Folder::Escalated,
+            Status::Pending => Folder::Waiting,
+            Status::Open => Folder::Open,
+        }
+    }
+}
+
+/// Work on the shared mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImapJob {
+    /// Put a message (a ticket card, a copy of our reply) into a folder, once.
+    Append {
+        folder: Folder,
+        message_id: MessageId,
+        raw: Vec<u8>,
+    },
+    /// Move every card of the ticket into this state folder.
+    Move { to: Folder },
 }
 
 impl Plan {
@@ -204,9 +286,85 @@ impl Plan {
     }
 
     pub fn end(&mut self, kind: TimerKind, how: TimerEnd) {
+        // A later decision to end a promise overrides an earlier start of it in the same plan.
+        self.start_timers.retain(|d| d.kind != kind);
         if !self.end_timers.contains(&(kind, how)) {
             self.end_timers.push((kind, how));
         }
+    }
+
+    /// Adds a later decision about the same ticket to this plan (an agent's mail: the reply,
+    /// then its commands). Later values win; a later end of a promise cancels an earlier start.
+    pub fn merge(&mut self, o: Plan) {
+        if self.ticket.is_none() {
+            self.ticket = o.ticket;
+        }
+        self.update.merge(o.update);
+        if o.upgrade.is_some() {
+            self.upgrade = o.upgrade;
+        }
+        for p in o.new_participants {
+            if !self.new_participants.contains(&p) {
+                self.new_participants.push(p);
+            }
+        }
+        self.events.extend(o.events);
+        self.outbox.extend(o.outbox);
+        self.bounced = o.bounced.or(self.bounced.take());
+        for (kind, how) in o.end_timers {
+            self.end(kind, how);
+        }
+        self.start_timers.extend(o.start_timers);
+        self.timer_step = o.timer_step.or(self.timer_step.take());
+        self.survey = o.survey.or(self.survey);
+        self.correction = o.correction.or(self.correction.take());
+        self.imap_jobs.extend(o.imap_jobs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(kind: TimerKind) -> TimerDraft {
+        TimerDraft {
+            kind,
+            started_at: 0,
+            span_ms: 1,
+            due_at: 1,
+            next_at: 1,
+        }
+    }
+
+    #[test]
+    fn a_later_end_cancels_an_earlier_start_and_updates_combine() {
+        let mut reply = Plan::for_ticket(TicketRef(1));
+        reply.update.agent_reply = true;
+        reply.end(TimerKind::Progress, TimerEnd::Met);
+        reply.start_timers.push(draft(TimerKind::Progress));
+        let mut solve = Plan::for_ticket(TicketRef(1));
+        solve.update.status = Some(Status::Solved);
+        solve.end(TimerKind::Progress, TimerEnd::Met);
+        solve.start_timers.push(draft(TimerKind::Followup));
+        reply.merge(solve);
+        assert!(reply.update.agent_reply);
+        assert_eq!(reply.update.status, Some(Status::Solved));
+        assert_eq!(reply.end_timers, [(TimerKind::Progress, TimerEnd::Met)]);
+        let started: Vec<_> = reply.start_timers.iter().map(|d| d.kind).collect();
+        assert_eq!(
+            started,
+            [TimerKind::Followup],
+            "the progress restart was cancelled"
+        );
+    }
+
+    #[test]
+    fn a_ticket_s_folder_follows_its_state() {
+        assert_eq!(Folder::of(Status::Open, false), Folder::Open);
+        assert_eq!(Folder::of(Status::Pending, false), Folder::Waiting);
+        assert_eq!(Folder::of(Status::Open, true), Folder::Escalated);
+        assert_eq!(Folder::of(Status::Pending, true), Folder::Escalated);
+        assert_eq!(Folder::of(Status::Solved, true), Folder::Solved);
     }
 }
 

@@ -32,6 +32,8 @@ pub struct Scheduler {
     pub wake: Arc<Notify>,
     /// Notified when firing queued mail.
     pub outbox_wake: Arc<Notify>,
+    /// Notified when firing queued work for the shared mailbox.
+    pub imap_wake: Arc<Notify>,
     pub health: Arc<crate::health::Health>,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -55,6 +57,7 @@ impl Scheduler {
         }
         if fired > 0 {
             self.outbox_wake.notify_one();
+            self.imap_wake.notify_one();
         }
         Ok(Step::Worked(fired))
     }
@@ -82,6 +85,9 @@ impl Scheduler {
             lifecycle::queue_notices(&ctx, &ticket, &out.notices, now, &mut plan);
             if out.followup_mail {
                 lifecycle::queue_followup_mail(&ctx, &ticket, now, &mut plan);
+            }
+            if ctx.queue.is_some() {
+                crate::queue::follow_state(&ticket, &mut plan);
             }
             match self
                 .store

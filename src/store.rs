@@ -14,7 +14,7 @@ use crate::classify::{
 use crate::clock::Millis;
 use crate::model::{EmailAddress, Language, MessageId, TicketRef};
 use crate::parse::InboundMail;
-use crate::plan::{Plan, RunningTimer, Status, TicketState, TimerEnd, TimerKind};
+use crate::plan::{Folder, ImapJob, Plan, RunningTimer, Status, TicketState, TimerEnd, TimerKind};
 use crate::screen::ScreenVerdict;
 use crate::thread::{ThreadFacts, ThreadHints, TicketFacts};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -92,6 +92,19 @@ pub struct ClaimedMail {
 pub struct OutboxPolicy {
     pub envelope_from: EmailAddress,
     pub give_up_after_ms: Millis,
+}
+
+/// A claimed IMAP job.
+#[derive(Debug, Clone)]
+pub struct ImapJobRow {
+    pub id: i64,
+    pub ticket: TicketRef,
+    /// `append` or `move`.
+    pub kind: String,
+    pub folder: Folder,
+    pub message_id: Option<String>,
+    pub raw: Option<Vec<u8>>,
+    pub attempts: i64,
 }
 
 /// The outbox for `/readyz` and `/metrics`.
@@ -652,6 +665,36 @@ impl Store {
         ticket: Option<TicketRef>,
         now: Millis,
     ) -> Result<()> {
+        self.write_inbound_as(
+            tx,
+            mail,
+            raw,
+            at,
+            verdict.verdict.as_str(),
+            &verdict.reason,
+            classification,
+            reply_text,
+            ticket,
+            now,
+        )
+        .await
+    }
+
+    /// [`Store::write_inbound`] with the verdict given (`agent` for an agent's mail).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn write_inbound_as(
+        &self,
+        tx: &mut Tx,
+        mail: &InboundMail,
+        raw: &[u8],
+        at: &ImapLocation,
+        verdict: &str,
+        reason: &str,
+        classification: &Classification,
+        reply_text: &str,
+        ticket: Option<TicketRef>,
+        now: Millis,
+    ) -> Result<()> {
         let join = |v: &[EmailAddress]| v.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ");
         let problems = if mail.problems.is_empty() {
             None
@@ -681,8 +724,8 @@ impl Store {
         .bind(&mail.text)
         .bind(reply_text)
         .bind(classification.language.code())
-        .bind(verdict.verdict.as_str())
-        .bind(&verdict.reason)
+        .bind(verdict)
+        .bind(reason)
         .bind(problems)
         .bind(raw)
         .execute(&mut **tx)
@@ -723,6 +766,7 @@ impl Store {
             }
         }
         let Some(t) = plan.ticket.map(|t| t.0) else {
+            debug_assert!(plan.imap_jobs.is_empty(), "IMAP jobs need a ticket");
             for e in &plan.events {
                 self.add_event(tx, None, e.kind, &e.detail, now).await?;
             }
@@ -871,6 +915,37 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         }
+        for job in &plan.imap_jobs {
+            let (kind, folder, id, raw) = match job {
+                ImapJob::Append {
+                    folder,
+                    message_id,
+                    raw,
+                } => (
+                    "append",
+                    *folder,
+                    Some(message_id.as_str()),
+                    Some(raw.as_slice()),
+                ),
+                ImapJob::Move { to } => ("move", *to, None, None),
+            };
+            sqlx::query(
+                "INSERT INTO imap_jobs (ticket_id, kind, folder, message_id, raw, status, next_attempt_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)",
+            )
+            .bind(t)
+            .bind(kind)
+            .bind(folder.as_str())
+            .bind(id)
+            .bind(raw)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if let Some((c, by)) = &plan.correction {
+            self.correct_classification(tx, TicketRef(t), c, by, now)
+                .await?;
+        }
         if let Some(sc) = &plan.survey {
             sqlx::query(
                 "INSERT INTO surveys (ticket_id, speed, solving, attitude, overall, at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -1012,6 +1087,166 @@ impl Store {
             oldest_ms: oldest.map(|t| (now - t).max(0)),
             oldest_due_ms: due.map(|t| (now - t).max(0)),
         })
+    }
+
+    // ---- the shared mailbox ----------------------------------------------------------------
+
+    /// The oldest pending IMAP jobs, in order, claimed with a lease (another daemon skips them).
+    pub async fn claim_imap_jobs(
+        &self,
+        now: Millis,
+        lease_ms: Millis,
+        limit: u32,
+    ) -> Result<Vec<ImapJobRow>> {
+        let lock = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE imap_jobs SET status = 'working', locked_until = $1
+             WHERE id IN (SELECT id FROM imap_jobs
+                          WHERE (status = 'pending' AND next_attempt_at <= $2)
+                             OR (status = 'working' AND locked_until <= $2)
+                          ORDER BY id LIMIT $3 {lock})
+             RETURNING id, ticket_id, kind, folder, message_id, raw, attempts"
+        );
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(limit as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut out: Vec<ImapJobRow> = rows
+            .iter()
+            .filter_map(|r| {
+                Some(ImapJobRow {
+                    id: r.get(0),
+                    ticket: TicketRef(r.get(1)),
+                    kind: r.get(2),
+                    folder: Folder::parse(&r.get::<String, _>(3))?,
+                    message_id: r.get(4),
+                    raw: r.get(5),
+                    attempts: r.get(6),
+                })
+            })
+            .collect();
+        out.sort_by_key(|j| j.id);
+        Ok(out)
+    }
+
+    pub async fn imap_job_done(&self, id: i64, now: Millis) -> Result<()> {
+        sqlx::query("UPDATE imap_jobs SET status = 'done', done_at = $1, raw = NULL, locked_until = NULL WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A job failed: retry at `next`, or give it up (`next` = None) with an event on its ticket.
+    pub async fn imap_job_failed(
+        &self,
+        job: &ImapJobRow,
+        error: &str,
+        next: Option<Millis>,
+        now: Millis,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE imap_jobs SET status = $1, attempts = attempts + 1, next_attempt_at = COALESCE($2, next_attempt_at),
+                last_error = $3, locked_until = NULL WHERE id = $4",
+        )
+        .bind(if next.is_some() { "pending" } else { "failed" })
+        .bind(next)
+        .bind(error)
+        .bind(job.id)
+        .execute(&mut *tx)
+        .await?;
+        if next.is_none() {
+            self.add_event(
+                &mut tx,
+                Some(job.ticket.0),
+                "imap_job_failed",
+                &serde_json::json!({"job": job.kind, "folder": job.folder.as_str(), "error": error}),
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Releases claimed jobs not worked on (an earlier one failed: order is kept).
+    pub async fn release_imap_jobs(&self, ids: &[i64]) -> Result<()> {
+        for id in ids {
+            sqlx::query("UPDATE imap_jobs SET status = 'pending', locked_until = NULL WHERE id = $1 AND status = 'working'")
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The Message-IDs a reply on ticket `t` threads under: the ticket's first message and the
+    /// customer's newest one.
+    pub async fn thread_of(&self, tx: &mut Tx, t: TicketRef) -> Result<crate::agent::Thread> {
+        let first: Option<String> = sqlx::query(
+            "SELECT message_id FROM messages WHERE ticket_id = $1 AND direction = 'in' ORDER BY id LIMIT 1",
+        )
+        .bind(t.0)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| r.get(0));
+        let last: Option<String> = sqlx::query(
+            "SELECT message_id FROM messages WHERE ticket_id = $1 AND direction = 'in' AND verdict = 'human'
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(t.0)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| r.get(0));
+        Ok(crate::agent::Thread {
+            first_message: first.as_deref().and_then(MessageId::parse),
+            last_customer_message: last.as_deref().and_then(MessageId::parse),
+        })
+    }
+
+    /// Stores a mail found in the shared mailbox's Sent folder (an agent's direct reply) on its
+    /// ticket, as outgoing mail.
+    pub async fn write_sent_copy(
+        &self,
+        tx: &mut Tx,
+        mail: &InboundMail,
+        raw: &[u8],
+        at: &ImapLocation,
+        ticket: TicketRef,
+        now: Millis,
+    ) -> Result<()> {
+        let join = |v: &[EmailAddress]| v.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ");
+        sqlx::query(
+            "INSERT INTO messages (ticket_id, direction, message_id, mailbox, uidvalidity, uid, imap_done,
+                from_addr, to_addrs, cc_addrs, subject, in_reply_to, received_at, text, reply_text, verdict, raw)
+             VALUES ($1, 'out', $2, $3, $4, $5, 1, $6, $7, $8, $9, $10, $11, $12, $12, 'agent_direct', $13)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(ticket.0)
+        .bind(mail.message_id.as_str())
+        .bind(&at.mailbox)
+        .bind(at.uidvalidity as i64)
+        .bind(at.uid as i64)
+        .bind(mail.from.as_ref().map(|a| a.as_str()))
+        .bind(join(&mail.to))
+        .bind(join(&mail.cc))
+        .bind(&mail.subject)
+        .bind(mail.in_reply_to.first().map(|m| m.as_str()))
+        .bind(now)
+        .bind(&mail.text)
+        .bind(raw)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 
     // ---- timers ------------------------------------------------------------------------------

@@ -24,14 +24,23 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The templates the daemon needs, in each of these languages: to customers (`ack`, `survey`,
-/// `followup`) and to agents (`notice_warning`, `notice_escalation`).
+/// `followup`, `reply` around an agent's text), to agents (`notice_warning`,
+/// `notice_escalation`, `notice_new`, `agent_returned`), and the ticket `card` in the shared
+/// mailbox. Approved canned answers are `canned_NAME` (sent with `#template NAME`).
 pub const REQUIRED: &[&str] = &[
     "ack",
     "survey",
     "followup",
+    "reply",
     "notice_warning",
     "notice_escalation",
+    "notice_new",
+    "agent_returned",
+    "card",
 ];
+
+/// The name prefix of approved canned answers.
+pub const CANNED: &str = "canned_";
 pub const LANGUAGES: &[Language] = &[Language::ZhHans, Language::ZhHant, Language::En];
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +114,11 @@ pub struct TemplateVars {
     pub summary: String,
     /// The agent a notice is addressed to.
     pub recipient_name: String,
+    /// An agent's reply: their name (never their address) and their text.
+    pub agent_name: String,
+    pub agent_text: String,
+    /// Why an agent's mail was returned, one problem per line.
+    pub problems: String,
 }
 
 impl TemplateVars {
@@ -131,6 +145,9 @@ impl TemplateVars {
             reason: "breach".into(),
             summary: "您好，我的退款还没有到账。".into(),
             recipient_name: "李娜".into(),
+            agent_name: "李娜".into(),
+            agent_text: "您的退款已于今天办理，预计 3 个工作日内到账。".into(),
+            problems: "第 2 行：\"不清楚\"，请改为\"我为您确认后回复\"".into(),
         }
     }
 }
@@ -226,8 +243,29 @@ impl Templates {
         Ok(t)
     }
 
-    /// Every required template exists in every language and renders with sample data.
+    /// Every required template exists in every language, every canned answer in all or none of
+    /// them, and every template renders with sample data.
     pub fn check(&self) -> Result<(), TemplateError> {
+        for key in self.approvals.keys() {
+            let Some((name, _)) = key.split_once('.') else {
+                continue;
+            };
+            if !name.starts_with(CANNED) {
+                continue;
+            }
+            for lang in LANGUAGES {
+                if !self
+                    .approvals
+                    .contains_key(&format!("{name}.{}", lang.code()))
+                {
+                    return Err(TemplateError::Missing {
+                        name: name.to_string(),
+                        lang: lang.code(),
+                        dir: self.dir.clone(),
+                    });
+                }
+            }
+        }
         for name in REQUIRED {
             for lang in LANGUAGES {
                 if !self
@@ -252,6 +290,25 @@ impl Templates {
 
     pub fn approvals(&self) -> &BTreeMap<String, Approval> {
         &self.approvals
+    }
+
+    /// Whether a canned answer `canned_NAME` exists.
+    pub fn has_canned(&self, name: &str) -> bool {
+        self.approvals
+            .contains_key(&format!("{CANNED}{name}.{}", Language::En.code()))
+    }
+
+    /// The canned answers' names (without the prefix).
+    pub fn canned(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .approvals
+            .keys()
+            .filter_map(|k| k.split_once('.').map(|(n, _)| n))
+            .filter_map(|n| n.strip_prefix(CANNED))
+            .map(str::to_string)
+            .collect();
+        v.dedup();
+        v
     }
 
     /// Renders template `name` in the customer's language.

@@ -134,6 +134,7 @@ impl StageFixture {
             agents: &self.agents,
             agent_language: crate::model::Language::ZhHans,
             ack_limit_per_hour: 3,
+            queue: Some(crate::queue::QueuePolicy { notify_new: false }),
         }
     }
 

@@ -364,6 +364,11 @@ pub async fn send_raw(from: &str, to: &str, raw: &[u8]) {
         .expect("Postfix accepts the mail");
 }
 
+/// IMAP settings for a rig user (password `test`).
+pub fn imap_settings(user: &str) -> MailboxSettings {
+    mailbox_settings(user)
+}
+
 fn mailbox_settings(user: &str) -> MailboxSettings {
     MailboxSettings {
         host: "127.0.0.1".into(),
