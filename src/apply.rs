@@ -153,9 +153,10 @@ pub fn apply(
             plan.update.complex = Some(true);
         }
         if let Some(q) = ctx.queue {
-            queue::add_card(ctx, t, reply_text, &mut plan, now);
+            let shown = shown_text(mail, reply_text);
+            queue::add_card(ctx, t, &shown, &mut plan, now);
             if q.notify_new {
-                queue::notify_new(ctx, t, reply_text, &mut plan, now);
+                queue::notify_new(ctx, t, &shown, &mut plan, now);
             }
         }
         return plan;
@@ -223,10 +224,30 @@ pub fn apply(
         plan.upgrade = Some(up);
     }
     if ctx.queue.is_some() {
-        queue::add_card(ctx, t, reply_text, &mut plan, now);
+        queue::add_card(ctx, t, &shown_text(mail, reply_text), &mut plan, now);
         queue::follow_state(t, &mut plan);
     }
     plan
+}
+
+/// What agents are shown of a mail: its new text, or, when it has none, its attachments.
+fn shown_text(mail: &InboundMail, reply_text: &str) -> String {
+    if !reply_text.trim().is_empty() || mail.attachments.is_empty() {
+        return reply_text.to_string();
+    }
+    let names: Vec<String> = mail
+        .attachments
+        .iter()
+        .map(|a| {
+            format!(
+                "{} ({}, {} bytes)",
+                a.name.as_deref().unwrap_or("unnamed"),
+                a.content_type,
+                a.size
+            )
+        })
+        .collect();
+    format!("(no text; attachments: {})", names.join(", "))
 }
 
 /// The `classified` event's detail: the result and the rules that fired (why).

@@ -35,6 +35,7 @@ pub fn to_json(a: &Analysis) -> Value {
         "reply_text": a.reply_text,
         "attachments": m.attachments,
         "problems": m.problems,
+        "repairs": m.repairs,
     })
 }
 
@@ -74,6 +75,13 @@ pub fn to_text(a: &Analysis) -> String {
         a.screen.verdict.as_str(),
         a.screen.reason
     ));
+    if !a.mail.repairs.is_empty() {
+        out.push_str(&format!(
+            "{:<12} {}\n",
+            "repairs",
+            a.mail.repairs.join("; ")
+        ));
+    }
     if !a.mail.problems.is_empty() {
         out.push_str(&format!(
             "{:<12} {}\n",

@@ -11,6 +11,7 @@ pub mod agent;
 pub mod app;
 pub mod apply;
 pub mod calendar;
+pub mod charset;
 pub mod classify;
 pub mod cli;
 pub mod clock;

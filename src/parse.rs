@@ -6,9 +6,10 @@
 //! Latin-1, …) and RFC 2047 words are decoded by mail-parser (`full_encoding`); HTML-only mail is
 //! converted to text.
 
+use crate::charset;
 use crate::clock::Millis;
 use crate::model::{EmailAddress, MessageId};
-use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
+use mail_parser::{Address, HeaderName, HeaderValue, MessageParser, MimeHeaders};
 use serde::Serialize;
 
 /// Headers the screening stage looks at, lower-cased. Only these are kept, to stay small.
@@ -76,6 +77,8 @@ pub struct InboundMail {
     pub attachments: Vec<AttachmentMeta>,
     /// What was wrong with the mail. Non-empty means "flag it".
     pub problems: Vec<String>,
+    /// Broken charsets repaired while reading it (the raw mail is kept as it came).
+    pub repairs: Vec<String>,
 }
 
 impl InboundMail {
@@ -117,7 +120,9 @@ pub fn parse(raw: &[u8]) -> InboundMail {
         }
     };
 
-    let (from, from_name) = match msg.from().and_then(|a| a.first()) {
+    let mut repairs = Vec::new();
+    let hint = declared_charset(&msg);
+    let (from, mut from_name) = match msg.from().and_then(|a| a.first()) {
         Some(addr) => (
             addr.address().and_then(EmailAddress::parse),
             addr.name()
@@ -126,6 +131,23 @@ pub fn parse(raw: &[u8]) -> InboundMail {
         ),
         None => (None, None),
     };
+    if from_name.as_deref().is_some_and(charset::broken) {
+        if let Some(v) =
+            raw_header(&msg, raw, &HeaderName::From).and_then(|v| charset::decode_header(v, hint))
+        {
+            let name = v
+                .split('<')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"')
+                .trim();
+            if !name.is_empty() && !charset::broken(name) {
+                from_name = Some(name.to_string());
+                repairs.push("From name: 8-bit or broken encoding, decoded again".to_string());
+            }
+        }
+    }
     if from.is_none() {
         problems.push("no usable From address".to_string());
     }
@@ -172,7 +194,20 @@ pub fn parse(raw: &[u8]) -> InboundMail {
     } else {
         None
     };
-    let text = body_text(&msg);
+    let text = body_text(&msg, raw, hint, &mut repairs);
+    let mut subject = msg
+        .subject()
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    if charset::broken(&subject) {
+        if let Some(fixed) = raw_header(&msg, raw, &HeaderName::Subject)
+            .and_then(|v| charset::decode_header(v, hint))
+            .filter(|s| !charset::broken(s))
+        {
+            subject = fixed;
+            repairs.push("Subject: 8-bit or split encoded-words, decoded again".to_string());
+        }
+    }
     let attachments = msg
         .attachments()
         .map(|part| AttachmentMeta {
@@ -198,10 +233,7 @@ pub fn parse(raw: &[u8]) -> InboundMail {
         to: all_addresses(msg.to()),
         cc: all_addresses(msg.cc()),
         delivered_to,
-        subject: msg
-            .subject()
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default(),
+        subject,
         date: msg.date().map(|d| d.to_timestamp() * 1000),
         in_reply_to: ids(msg.in_reply_to()),
         references: ids(msg.references()),
@@ -213,7 +245,95 @@ pub fn parse(raw: &[u8]) -> InboundMail {
         screen_headers,
         attachments,
         problems,
+        repairs,
     }
+}
+
+/// The charset the first text part declares (a hint for 8-bit headers).
+fn declared_charset(msg: &mail_parser::Message<'_>) -> Option<&'static encoding_rs::Encoding> {
+    let id = *msg.text_body.first().or(msg.html_body.first())?;
+    let part = msg.parts.get(id as usize)?;
+    let label = part.content_type()?.attribute("charset")?;
+    encoding_rs::Encoding::for_label(label.trim().as_bytes())
+}
+
+/// The raw bytes of a header's value as they came.
+fn raw_header<'a>(
+    msg: &mail_parser::Message<'_>,
+    raw: &'a [u8],
+    name: &HeaderName<'_>,
+) -> Option<&'a [u8]> {
+    let h = msg.root_part().headers.iter().find(|h| &h.name == name)?;
+    raw.get(h.offset_start as usize..h.offset_end as usize)
+}
+
+/// A text part's content, transfer-decoded but not charset-decoded.
+fn part_bytes(raw: &[u8], part: &mail_parser::MessagePart<'_>) -> Option<Vec<u8>> {
+    let body = raw.get(part.offset_body as usize..part.offset_end as usize)?;
+    let cte = match part.encoding {
+        mail_parser::Encoding::Base64 => "base64",
+        mail_parser::Encoding::QuotedPrintable => "quoted-printable",
+        _ => "8bit",
+    };
+    let mut synthetic = format!(
+        "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: {cte}\r\n\r\n"
+    )
+    .into_bytes();
+    synthetic.extend_from_slice(body);
+    let msg = MessageParser::default().parse(&synthetic)?;
+    Some(msg.parts.first()?.contents().to_vec())
+}
+
+/// Text from correctly decoded content (HTML converted by mail-parser).
+fn text_of(decoded: &str, html: bool) -> String {
+    if !html {
+        return decoded.to_string();
+    }
+    let synthetic = format!(
+        "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{decoded}"
+    );
+    MessageParser::default()
+        .parse(synthetic.as_bytes())
+        .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
+        .unwrap_or_else(|| decoded.to_string())
+}
+
+/// A text part decoded again when its declared charset was wrong: replacement characters, or
+/// Latin-1 mojibake of UTF-8.
+fn repaired_part(
+    raw: &[u8],
+    part: &mail_parser::MessagePart<'_>,
+    decoded: &str,
+    hint: Option<&'static encoding_rs::Encoding>,
+    repairs: &mut Vec<String>,
+) -> Option<String> {
+    let declared = part
+        .content_type()
+        .and_then(|ct| ct.attribute("charset"))
+        .unwrap_or("(none)")
+        .to_ascii_lowercase();
+    let latin1 = matches!(
+        declared.as_str(),
+        "iso-8859-1" | "latin1" | "windows-1252" | "us-ascii" | "ascii" | "(none)"
+    );
+    let mojibake = latin1 && charset::utf8_read_as_latin1(decoded);
+    if !charset::broken(decoded) && !mojibake {
+        return None;
+    }
+    let bytes = part_bytes(raw, part)?;
+    let html = part
+        .content_type()
+        .and_then(|ct| ct.subtype())
+        .is_some_and(|s| s.eq_ignore_ascii_case("html"));
+    let (text, enc) = charset::best_decode(&bytes, hint)?;
+    if charset::broken(&text) {
+        return None;
+    }
+    repairs.push(format!(
+        "body declared charset {declared}, read as {}",
+        enc.name()
+    ));
+    Some(text_of(&text, html))
 }
 
 /// The Message-ID of the original in a delivery report: from a `message/rfc822` part, or the
@@ -278,19 +398,32 @@ fn unparseable(raw: &[u8], problems: Vec<String>) -> InboundMail {
         screen_headers: Vec::new(),
         attachments: Vec::new(),
         problems,
+        repairs: Vec::new(),
     }
 }
 
-/// All text bodies joined; HTML converted when there is no plain part. Line endings normalised.
-fn body_text(msg: &mail_parser::Message<'_>) -> String {
+/// All text bodies joined; HTML converted when there is no plain part; wrongly declared
+/// charsets repaired. Line endings normalised.
+fn body_text(
+    msg: &mail_parser::Message<'_>,
+    raw: &[u8],
+    hint: Option<&'static encoding_rs::Encoding>,
+    repairs: &mut Vec<String>,
+) -> String {
     let mut out = String::new();
     let count = msg.text_body_count().max(1);
     for i in 0..count {
         if let Some(t) = msg.body_text(i) {
+            let part = msg
+                .text_body
+                .get(i)
+                .or(msg.html_body.get(i))
+                .and_then(|id| msg.parts.get(*id as usize));
+            let fixed = part.and_then(|p| repaired_part(raw, p, &t, hint, repairs));
             if !out.is_empty() {
                 out.push('\n');
             }
-            out.push_str(&t);
+            out.push_str(fixed.as_deref().unwrap_or(&t));
         }
     }
     if out.contains('\r') {
@@ -411,6 +544,39 @@ mod tests {
         let m = parse(b"\x00\x01\x02 no headers here");
         assert!(m.problems.iter().any(|p| p.contains("From")));
         assert!(m.synthetic_id);
+    }
+
+    #[test]
+    fn broken_charsets_from_real_clients_are_repaired() {
+        let gbk = |s: &str| encoding_rs::GBK.encode(s).0.into_owned();
+        // Unencoded 8-bit GBK headers, body declared as GBK.
+        let mut raw = b"From: ".to_vec();
+        raw.extend(gbk("张三"));
+        raw.extend_from_slice(b" <z@163.com>\r\nSubject: ");
+        raw.extend(gbk("退款进度查询"));
+        raw.extend_from_slice(
+            b"\r\nMessage-ID: <1@163.com>\r\nContent-Type: text/plain; charset=gbk\r\n\r\n",
+        );
+        raw.extend(gbk("您好"));
+        let m = parse(&raw);
+        assert_eq!(m.subject, "退款进度查询");
+        assert_eq!(m.from_name.as_deref(), Some("张三"));
+        assert_eq!(m.repairs.len(), 2, "{:?}", m.repairs);
+        // GBK body declared as UTF-8.
+        let mut raw = b"From: a@b.c\r\nMessage-ID: <3@b.c>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n".to_vec();
+        raw.extend(gbk("您好，我的退款什么时候到账？"));
+        let m = parse(&raw);
+        assert_eq!(m.text, "您好，我的退款什么时候到账？");
+        assert!(m.repairs[0].contains("gb18030"), "{:?}", m.repairs);
+        // UTF-8 declared as Latin-1.
+        let mut raw = b"From: a@b.c\r\nMessage-ID: <4@b.c>\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\n".to_vec();
+        raw.extend_from_slice("您好，我的退款什么时候到账？".as_bytes());
+        assert_eq!(parse(&raw).text, "您好，我的退款什么时候到账？");
+        // Real Latin-1 stays Latin-1.
+        let raw = b"From: a@b.c\r\nMessage-ID: <5@b.c>\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\nGr\xfc\xdfe aus K\xf6ln";
+        let m = parse(raw);
+        assert_eq!(m.text, "Grüße aus Köln");
+        assert!(m.repairs.is_empty());
     }
 
     fn base64(bytes: &[u8]) -> String {

@@ -1705,6 +1705,23 @@ impl Store {
         )
     }
 
+    /// The stored raw bytes, text and subject, problems and verdict of the mail fetched at
+    /// `mailbox`/`uid`.
+    pub async fn stored_at(
+        &self,
+        mailbox: &str,
+        uid: u32,
+    ) -> Result<Option<(Vec<u8>, String, Option<String>, String)>> {
+        Ok(sqlx::query(
+            "SELECT raw, text || ' ' || subject, problems, verdict FROM messages WHERE mailbox = $1 AND uid = $2",
+        )
+        .bind(mailbox)
+        .bind(uid as i64)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))))
+    }
+
     /// Ticket, reply text and verdict of a stored inbound message.
     pub async fn inbound_by_message_id(
         &self,

@@ -32,6 +32,8 @@ fn every_fixture_is_understood() {
         ("iphone_zh_reply.eml", "human", "zh-Hans", Some("T-000055"), "好的，明天上午在家，可以上门。"),
         ("exchange_out_of_office.eml", "auto_reply", "zh-Hans", Some("T-000099"), "我正在休假，11月30日返回。紧急事务请联系我的同事。"),
         ("postfix_bounce.eml", "bounce", "en", None, ""),
+        ("foxmail_8bit_gbk_headers.eml", "human", "zh-Hans", None, "您好：\n上周开的发票抬头写成了个人，应该是公司名称“北京星河科技有限公司”，请帮忙重新开具。\n谢谢！\n李明"),
+        ("split_encoded_words.eml", "human", "zh-Hans", None, "订单号 2026112001，下单五天了还没发货。"),
     ];
     let a = analyzer();
     for (file, verdict, lang, tag, reply) in cases {
@@ -52,5 +54,17 @@ fn every_fixture_is_understood() {
             assert_eq!(r.reply_text, *reply, "{file}");
         }
         assert!(r.mail.problems.is_empty(), "{file}: {:?}", r.mail.problems);
+        assert!(
+            !r.mail.subject.contains('\u{FFFD}'),
+            "{file}: {}",
+            r.mail.subject
+        );
     }
+    let fox = a.analyze(&fixture("foxmail_8bit_gbk_headers.eml"));
+    assert_eq!(fox.mail.subject, "发票抬头开错了，能重开吗");
+    assert_eq!(fox.mail.from_name.as_deref(), Some("李明"));
+    assert_eq!(
+        a.analyze(&fixture("split_encoded_words.eml")).mail.subject,
+        "订单还没发货，请帮忙查一下"
+    );
 }

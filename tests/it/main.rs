@@ -9,6 +9,7 @@ mod daemon;
 mod fixtures;
 mod helpers;
 mod ingest;
+mod mime_corpus;
 mod ops;
 mod promises;
 mod reply_corpus;

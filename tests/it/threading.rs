@@ -74,3 +74,101 @@ async fn a_stranger_quoting_someone_elses_ticket_tag_gets_a_new_linked_ticket() 
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_to_a_solved_ticket_reopens_it_and_after_the_window_opens_a_linked_one() {
+    use std::sync::Arc;
+    use supportd::actions::{perform, Action};
+    use supportd::clock::{Clock, FakeClock, SystemClock};
+    let clock = Arc::new(FakeClock::new(SystemClock.now()));
+    let app = spawn_app(AppOptions {
+        clock: Some(clock.clone()),
+        extra: "[sla]\nsurvey = false\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let (customer, first) = app
+        .mail_from_new_customer("Printer offline", "My printer shows offline.")
+        .await;
+    let ack = supportd::parse::parse(&wait_for_mail(&customer, 1, 60).await[0]);
+    let t = TicketRef::parse(&app.store.tickets(1).await.expect("tickets")[0].ticket).expect("ref");
+    let solve = || async {
+        perform(
+            &app.store,
+            &app.pipeline(),
+            t,
+            &Action::Solve {
+                by: "agent@example.test".into(),
+            },
+            clock.now(),
+        )
+        .await
+        .expect("solve");
+    };
+    solve().await;
+    let reply = |text: &'static str, n: usize| {
+        let customer = customer.clone();
+        let support = app.support.clone();
+        let subject = ack.subject.clone();
+        let ack_id = ack.message_id.clone();
+        let first = first.clone();
+        async move {
+            let raw = customer_mail(
+                &customer,
+                &support,
+                &format!("Re: {subject}"),
+                text,
+                &format!("{}-{n}@customer.example", unique("m")),
+                &format!("In-Reply-To: <{ack_id}>\r\nReferences: <{first}> <{ack_id}>\r\n"),
+            );
+            send_raw(&customer, &support, &raw).await;
+        }
+    };
+    reply(
+        "It happened again this morning, the printer is offline once more.",
+        1,
+    )
+    .await;
+    app.wait_until(60, "reopened", |s| async move {
+        s.ticket_detail(t)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|d| d.summary.status == "open")
+    })
+    .await;
+    let d = app
+        .store
+        .ticket_detail(t)
+        .await
+        .expect("detail")
+        .expect("ticket");
+    assert_eq!(d.reopens, 1);
+    assert!(app.events(t).await.contains(&"reopened".to_string()));
+    assert!(
+        d.timers
+            .iter()
+            .any(|x| x.promise == "solution" && x.state == "running"),
+        "a new solution is owed"
+    );
+
+    // Solved again; 31 days later a reply opens a new ticket, linked to this one.
+    solve().await;
+    clock.advance(std::time::Duration::from_secs(31 * 86_400));
+    reply("Different problem now: the scanner does not work.", 2).await;
+    app.wait_until(60, "a second ticket", |s| async move {
+        s.count("tickets").await.unwrap_or(0) == 2
+    })
+    .await;
+    let newest = app.store.tickets(1).await.expect("tickets");
+    let n = TicketRef::parse(&newest[0].ticket).expect("ref");
+    assert_ne!(n, t);
+    assert!(app.events(n).await.contains(&"linked".to_string()));
+    let old = app
+        .store
+        .ticket_detail(t)
+        .await
+        .expect("detail")
+        .expect("ticket");
+    assert_eq!(old.summary.status, "solved", "the old ticket stays solved");
+}
