@@ -105,6 +105,56 @@ fn bench_pure(settings: &Settings) {
     );
 }
 
+/// The pure decision for a new mail: analysis, then apply (the acknowledgement rendered from
+/// its template and composed to the byte, timers, events).
+fn bench_decide(settings: &Settings) {
+    let pipeline = Pipeline::new(
+        settings,
+        Templates::load(&root().join("templates")).expect("templates"),
+    );
+    let live = pipeline.live();
+    let ctx = pipeline.ctx(&live);
+    let mails: Vec<Vec<u8>> = (0..200).map(|i| customer_mail(i, 1)).collect();
+    let rounds = 20;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        for (i, m) in mails.iter().enumerate() {
+            let a = live.analyzer.analyze(m);
+            let d = supportd::thread::ThreadDecision::New {
+                linked_to: None,
+                why: None,
+            };
+            let n = supportd::apply::new_ticket(&a.mail, &a.screen, &d, &a.classification)
+                .expect("new ticket");
+            let t = supportd::plan::TicketState::new(
+                supportd::model::TicketRef(i as i64 + 1),
+                n.requester,
+                n.requester_name,
+                n.subject,
+                &n.classification,
+            );
+            std::hint::black_box(supportd::apply::apply(
+                &ctx,
+                &a.mail,
+                &a.reply_text,
+                &a.screen,
+                &a.classification,
+                &d,
+                Some(&t),
+                Default::default(),
+                0,
+            ));
+        }
+    }
+    let n = rounds * mails.len();
+    let el = start.elapsed();
+    println!(
+        "decide:       {n} new mails analysed and applied (ack rendered and composed) in {:.2} s = {:.1} µs/mail",
+        el.as_secs_f64(),
+        el.as_secs_f64() * 1e6 / n as f64
+    );
+}
+
 /// The classify stage alone, over the 235 labelled mails of tests/fixtures/classification.
 fn bench_classify() {
     #[derive(serde::Deserialize)]
@@ -279,6 +329,7 @@ fn main() {
     let settings = config(dir.path(), "support@example.test");
     bench_pure(&settings);
     bench_classify();
+    bench_decide(&settings);
     rt.block_on(bench_store(&settings, n, 1));
     rt.block_on(bench_store(&settings, n, 500));
     rt.block_on(bench_imap(n));

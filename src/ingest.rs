@@ -22,7 +22,7 @@ use crate::queue::QueuePolicy;
 use crate::reply_text;
 use crate::screen::{self, ScreenContext, ScreenVerdict};
 use crate::sla::SlaPolicy;
-use crate::store::{ImapLocation, OutboxPolicy, Store, StoreError, Tx};
+use crate::store::{self, ImapLocation, OutboxPolicy, Store, StoreError, Tx};
 use crate::templates::Templates;
 use crate::thread::{self, ReplySigner, ThreadHints, ThreadPolicy};
 use serde::Serialize;
@@ -38,6 +38,8 @@ pub enum IngestError {
     Fetch(#[from] FetchError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("processing task failed: {0}")]
+    Task(String),
 }
 
 /// The pure stages' settings: all `inspect` needs.
@@ -226,6 +228,10 @@ impl Pipeline {
     /// effects are still all-or-nothing, and the checkpoint moves with them. If the batch fails,
     /// it is retried one transaction per mail, so one bad mail cannot hold back the others'
     /// commits. Returns what each new mail did.
+    ///
+    /// Mail without thread hints (it opens a ticket or files on none) is written in segments with
+    /// multi-row INSERTs (`store::batch`); mail with hints (follow-ups, agents, bounces) flushes
+    /// the segment before it and takes the per-mail path, so it sees everything before it.
     pub async fn process_batch(
         &self,
         store: &Store,
@@ -237,20 +243,71 @@ impl Pipeline {
         let Some(last) = batch.iter().map(|(u, _)| *u).max() else {
             return Ok(Vec::new());
         };
-        let at = |uid: u32| ImapLocation {
-            mailbox: mailbox.to_string(),
-            uidvalidity,
-            uid,
-        };
         let grouped = async {
             let started = std::time::Instant::now();
+            let live = self.live();
+            let analyzed: Vec<Analysis> = batch
+                .iter()
+                .map(|(_, raw)| live.analyzer.analyze(raw))
+                .collect();
             let mut tx = store.begin().await?;
+            let ids: Vec<&str> = analyzed
+                .iter()
+                .map(|a| a.mail.message_id.as_str())
+                .collect();
+            let uids: Vec<u32> = batch.iter().map(|(u, _)| *u).collect();
+            let (mut seen, stored_uids) = store
+                .stored_among(&mut tx, &ids, mailbox, uidvalidity, &uids)
+                .await?;
             let mut done = Vec::with_capacity(batch.len());
-            for (uid, raw) in batch {
-                if let Some(p) = self.process_in(store, &mut tx, &at(*uid), raw, now).await? {
+            let mut segment: Vec<usize> = Vec::new();
+            for (k, ((uid, raw), a)) in batch.iter().zip(&analyzed).enumerate() {
+                if stored_uids.contains(uid) || !seen.insert(a.mail.message_id.as_str().to_string())
+                {
+                    continue;
+                }
+                if fast_path(a, &live) {
+                    segment.push(k);
+                    continue;
+                }
+                self.write_segment(
+                    store,
+                    &mut tx,
+                    &live,
+                    mailbox,
+                    uidvalidity,
+                    batch,
+                    &analyzed,
+                    &mut segment,
+                    now,
+                    &mut done,
+                )
+                .await?;
+                let at = ImapLocation {
+                    mailbox: mailbox.to_string(),
+                    uidvalidity,
+                    uid: *uid,
+                };
+                if let Some(p) = self
+                    .process_analyzed(store, &mut tx, &at, raw, a, &live, now)
+                    .await?
+                {
                     done.push(p);
                 }
             }
+            self.write_segment(
+                store,
+                &mut tx,
+                &live,
+                mailbox,
+                uidvalidity,
+                batch,
+                &analyzed,
+                &mut segment,
+                now,
+                &mut done,
+            )
+            .await?;
             store
                 .set_checkpoint(&mut tx, mailbox, uidvalidity, last, now)
                 .await?;
@@ -269,12 +326,162 @@ impl Pipeline {
                 warn!(error = %e, mails = batch.len(), "group commit failed; storing the batch one mail at a time");
                 let mut done = Vec::new();
                 for (uid, raw) in batch {
-                    done.extend(self.process(store, &at(*uid), raw, now).await?);
+                    let at = ImapLocation {
+                        mailbox: mailbox.to_string(),
+                        uidvalidity,
+                        uid: *uid,
+                    };
+                    match self.process(store, &at, raw, now).await {
+                        Ok(p) => done.extend(p),
+                        // The database refused this mail's data (not the connection): keep it
+                        // raw and flagged, and go on, rather than block the mailbox on it.
+                        Err(StoreError::Db(sqlx::Error::Database(e))) => {
+                            warn!(imap.uid = uid, error = %e, "mail refused by the database; quarantined raw");
+                            store.quarantine(&at, raw, &e.to_string(), now).await?;
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 Ok(done)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Writes the segment of new mail collected so far (indexes into `batch`), with reserved
+    /// ids and multi-row INSERTs, then empties it.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_segment(
+        &self,
+        store: &Store,
+        tx: &mut Tx,
+        live: &Live,
+        mailbox: &str,
+        uidvalidity: u32,
+        batch: &[(u32, Vec<u8>)],
+        analyzed: &[Analysis],
+        segment: &mut Vec<usize>,
+        now: Millis,
+        done: &mut Vec<Processed>,
+    ) -> Result<(), StoreError> {
+        if segment.is_empty() {
+            return Ok(());
+        }
+        let ctx = self.ctx(live);
+        let no_facts = thread::ThreadFacts::default();
+        // Who opens a ticket, and the senders' recent acknowledgements (the loop brake).
+        let decisions: Vec<(thread::ThreadDecision, Option<apply::NewTicket>)> = segment
+            .iter()
+            .map(|k| {
+                let a = &analyzed[*k];
+                let d = thread::thread(&a.mail, &no_facts, &live.thread_policy, now);
+                let n = apply::new_ticket(&a.mail, &a.screen, &d, &a.classification);
+                (d, n)
+            })
+            .collect();
+        let senders: Vec<&str> = segment
+            .iter()
+            .filter_map(|k| analyzed[*k].mail.from.as_ref().map(|f| f.as_str()))
+            .collect();
+        let mut acks = store.ack_counts(tx, &senders, now).await?;
+        let mut ticket_ids = store
+            .reserve_ids(
+                tx,
+                "tickets",
+                decisions.iter().filter(|d| d.1.is_some()).count(),
+            )
+            .await?
+            .into_iter();
+        let mut plans = Vec::with_capacity(segment.len());
+        let mut message_rows = 0;
+        for (k, (d, new)) in segment.iter().zip(&decisions) {
+            let a = &analyzed[*k];
+            let ticket = match (new, ticket_ids.next()) {
+                (Some(n), Some(id)) => Some(crate::plan::TicketState::new(
+                    crate::model::TicketRef(id),
+                    n.requester.clone(),
+                    n.requester_name.clone(),
+                    n.subject.clone(),
+                    &n.classification,
+                )),
+                _ => None,
+            };
+            let sender = a.mail.from.as_ref().map(|f| f.as_str().to_string());
+            let facts = apply::AckFacts {
+                acks_to_sender_last_hour: sender
+                    .as_ref()
+                    .and_then(|s| acks.get(s).copied())
+                    .unwrap_or(0),
+            };
+            let plan = apply::apply(
+                &ctx,
+                &a.mail,
+                &a.reply_text,
+                &a.screen,
+                &a.classification,
+                d,
+                ticket.as_ref(),
+                facts,
+                now,
+            );
+            if let Some(s) = sender {
+                let queued = plan.outbox.iter().filter(|o| o.kind == "ack").count() as u32;
+                *acks.entry(s).or_default() += queued;
+            }
+            message_rows += 1 + plan.outbox.len();
+            plans.push((*k, ticket, plan));
+        }
+        let message_ids = store.reserve_ids(tx, "messages", message_rows).await?;
+        let mut rows = store::batch::NewRows::new(message_ids);
+        let mut rest = Vec::new();
+        for (k, ticket, plan) in &plans {
+            let a = &analyzed[*k];
+            let (uid, raw) = &batch[*k];
+            let at = ImapLocation {
+                mailbox: mailbox.to_string(),
+                uidvalidity,
+                uid: *uid,
+            };
+            if let Some(t) = ticket {
+                rows.ticket(t, plan, now);
+            }
+            rows.inbound(
+                &store::batch::InboundRow {
+                    mail: &a.mail,
+                    raw,
+                    at: &at,
+                    verdict: a.screen.verdict.as_str(),
+                    reason: &a.screen.reason,
+                    language: a.classification.language.code(),
+                    reply_text: &a.reply_text,
+                },
+                plan.ticket.map(|t| t.0),
+                now,
+            );
+            if store::batch::writes_only_new_rows(plan) {
+                rows.plan(plan, &self.outbox_policy, now);
+            } else {
+                // Anything else: written the ordinary way once the rows exist.
+                rest.push(plan);
+            }
+            debug!(imap.uid = uid, message.id = %a.mail.message_id, ticket.ref = plan.ticket.map(|t| t.to_string()).unwrap_or_default(), screen.verdict = a.screen.verdict.as_str(), "mail stored (group)");
+            done.push(Processed {
+                verdict: a.screen.verdict.as_str(),
+                events: plan
+                    .events
+                    .iter()
+                    .map(|e| (e.kind, e.detail.clone()))
+                    .collect(),
+                seconds: 0.0,
+            });
+        }
+        store.write_new(tx, &rows).await?;
+        for plan in rest {
+            store.apply_plan(tx, plan, &self.outbox_policy, now).await?;
+        }
+        info!(mails = segment.len(), "batch of new mail stored");
+        segment.clear();
+        Ok(())
     }
 
     /// Everything one mail causes, written inside `tx` (the caller commits).
@@ -288,6 +495,22 @@ impl Pipeline {
     ) -> Result<Option<Processed>, StoreError> {
         let live = self.live();
         let a = live.analyzer.analyze(raw);
+        self.process_analyzed(store, tx, at, raw, &a, &live, now)
+            .await
+    }
+
+    /// [`Pipeline::process_in`] for a mail already analyzed.
+    #[allow(clippy::too_many_arguments)]
+    async fn process_analyzed(
+        &self,
+        store: &Store,
+        tx: &mut Tx,
+        at: &ImapLocation,
+        raw: &[u8],
+        a: &Analysis,
+        live: &Live,
+        now: Millis,
+    ) -> Result<Option<Processed>, StoreError> {
         let span = info_span!("message", imap.mailbox = %at.mailbox, imap.uid = at.uid, message.id = %a.mail.message_id);
         async {
             if store.already_stored(tx, &a.mail.message_id, at).await? {
@@ -303,7 +526,7 @@ impl Pipeline {
                         if let Some(t) = a.hints.token {
                             if let Some(ticket) = store.ticket_state(tx, t).await? {
                                 return self
-                                    .agent_mail(store, tx, at, raw, &a, &live, who, &ticket, now)
+                                    .agent_mail(store, tx, at, raw, a, live, who, &ticket, now)
                                     .await
                                     .map(Some);
                             }
@@ -326,7 +549,7 @@ impl Pipeline {
             };
             let acks = store.ack_facts(tx, a.mail.from.as_ref(), now).await?;
             let mut plan = apply::apply(
-                &self.ctx(&live),
+                &self.ctx(live),
                 &a.mail,
                 &a.reply_text,
                 &a.screen,
@@ -527,6 +750,24 @@ impl Processed {
     }
 }
 
+/// Whether a mail can be written with the batch of new mail: it carries no thread hint (no
+/// signed address, reference, ticket tag or bounced Message-ID) and is not from an agent's
+/// address, so it opens a ticket or files on none, and nothing it does depends on rows the
+/// batch has not written yet.
+fn fast_path(a: &Analysis, live: &Live) -> bool {
+    let h = &a.hints;
+    let from_agent = [a.mail.from.as_ref(), a.mail.sender.as_ref()]
+        .into_iter()
+        .flatten()
+        .any(|x| live.agents.iter().any(|g| &g.address == x));
+    !from_agent
+        && h.token.is_none()
+        && !h.bad_token
+        && h.references.is_empty()
+        && h.tag.is_none()
+        && h.bounced.is_none()
+}
+
 /// The checkpoint key of a mailbox account and folder.
 pub fn checkpoint_key(name: &str, folder: &str) -> String {
     format!("{name}/{folder}")
@@ -547,6 +788,9 @@ pub struct MailboxLoop {
     pub role: FolderRole,
 }
 
+/// A fetched batch being processed and committed.
+type BatchTask = tokio::task::JoinHandle<Result<Vec<Processed>, StoreError>>;
+
 /// What a mailbox loop does with its folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FolderRole {
@@ -557,6 +801,36 @@ pub enum FolderRole {
 }
 
 impl MailboxLoop {
+    /// Waits for a batch's commit, then counts it, wakes the workers and flags or moves its
+    /// mail on the server.
+    async fn finish_batch(
+        &self,
+        conn: &mut fetch::ImapConn,
+        key: &str,
+        uidvalidity: u32,
+        done: Vec<u32>,
+        task: BatchTask,
+    ) -> Result<(), IngestError> {
+        let processed = match task.await {
+            Ok(r) => r?,
+            Err(e) => return Err(IngestError::Task(e.to_string())),
+        };
+        self.metrics.fetched(&self.name, done.len() as u64);
+        for p in &processed {
+            p.record(&self.metrics);
+        }
+        self.health.beat(&self.task());
+        self.outbox_wake.notify_one();
+        self.timer_wake.notify_one();
+        self.imap_wake.notify_one();
+        if self.role == FolderRole::Inbox {
+            let s = &self.settings;
+            conn.mark_done(&done, s.after, s.move_to.as_deref()).await?;
+            self.store.mark_imap_done(key, uidvalidity, &done).await?;
+        }
+        Ok(())
+    }
+
     fn task(&self) -> String {
         format!("mailbox {}", self.name)
     }
@@ -640,50 +914,60 @@ impl MailboxLoop {
             self.health.beat(&self.task());
             let uids = conn.new_uids(last).await?;
             self.health.polled(&self.name);
+            // Pipelined: batch n+1 is fetched while batch n is processed and committed; batches
+            // commit in order, one at a time, and each is flagged or moved after its commit.
+            let mut in_hand: Option<(Vec<u32>, BatchTask)> = None;
             for chunk in uids.chunks(s.batch_size as usize) {
-                let fetched = conn.fetch(chunk).await?;
-                let done: Vec<u32> = fetched.iter().map(|(uid, _)| *uid).collect();
-                // Group commit: the batch's mails and the checkpoint in one transaction.
-                let processed = if inbox {
-                    self.pipeline
-                        .process_batch(
-                            &self.store,
-                            &key,
-                            sel.uidvalidity,
-                            &fetched,
-                            self.clock.now(),
-                        )
-                        .await?
-                } else {
-                    self.pipeline
-                        .process_sent_batch(
-                            &self.store,
-                            &key,
-                            sel.uidvalidity,
-                            &fetched,
-                            self.clock.now(),
-                        )
-                        .await?
+                let fetched = match conn.fetch(chunk).await {
+                    Ok(f) => f,
+                    Err(e) => {
+                        // Let the batch in hand commit before this session ends (its flags are
+                        // set on the next connect), so batches never commit out of order.
+                        if let Some((_, task)) = in_hand.take() {
+                            let _ = task.await;
+                        }
+                        return Err(e.into());
+                    }
                 };
-                self.metrics.fetched(&self.name, done.len() as u64);
-                for p in &processed {
-                    p.record(&self.metrics);
-                }
-                self.health.beat(&self.task());
-                self.outbox_wake.notify_one();
-                self.timer_wake.notify_one();
-                self.imap_wake.notify_one();
-                if inbox {
-                    conn.mark_done(&done, s.after, s.move_to.as_deref()).await?;
-                    self.store
-                        .mark_imap_done(&key, sel.uidvalidity, &done)
+                if let Some((done, task)) = in_hand.take() {
+                    self.finish_batch(&mut conn, &key, sel.uidvalidity, done, task)
                         .await?;
                 }
+                let done: Vec<u32> = fetched.iter().map(|(uid, _)| *uid).collect();
+                let task = {
+                    let (pipeline, store, key, now) = (
+                        self.pipeline.clone(),
+                        self.store.clone(),
+                        key.clone(),
+                        self.clock.now(),
+                    );
+                    let uidvalidity = sel.uidvalidity;
+                    tokio::spawn(async move {
+                        // Group commit: the batch's mails and the checkpoint in one transaction.
+                        if inbox {
+                            pipeline
+                                .process_batch(&store, &key, uidvalidity, &fetched, now)
+                                .await
+                        } else {
+                            pipeline
+                                .process_sent_batch(&store, &key, uidvalidity, &fetched, now)
+                                .await
+                        }
+                    })
+                };
+                in_hand = Some((done, task));
                 last = chunk.iter().copied().max().unwrap_or(last).max(last);
                 if cancel.is_cancelled() {
-                    conn.logout().await;
-                    return Ok(());
+                    break;
                 }
+            }
+            if let Some((done, task)) = in_hand.take() {
+                self.finish_batch(&mut conn, &key, sel.uidvalidity, done, task)
+                    .await?;
+            }
+            if cancel.is_cancelled() {
+                conn.logout().await;
+                return Ok(());
             }
             let wait = Duration::from_secs(s.poll_interval_secs);
             self.health.waiting(&self.task(), wait);

@@ -223,6 +223,18 @@ pub fn parse(raw: &[u8]) -> InboundMail {
         })
         .collect();
 
+    // Text columns take no NUL (PostgreSQL refuses it) and no other C0 control; the raw mail keeps
+    // every byte.
+    let (text, cleaned_text) = clean(text);
+    let (subject, cleaned_subject) = clean(subject);
+    let from_name = from_name.map(|n| clean(n).0);
+    let screen_headers = screen_headers
+        .into_iter()
+        .map(|(n, v)| (n, clean(v).0))
+        .collect();
+    if cleaned_text || cleaned_subject {
+        repairs.push("control characters (NUL …) removed from the text".to_string());
+    }
     InboundMail {
         message_id,
         synthetic_id,
@@ -247,6 +259,16 @@ pub fn parse(raw: &[u8]) -> InboundMail {
         problems,
         repairs,
     }
+}
+
+/// Removes NUL and the other C0 control characters but tab, line feed and carriage return.
+/// Returns the text and whether anything was removed.
+fn clean(s: String) -> (String, bool) {
+    let bad = |c: char| c.is_control() && !matches!(c, '\t' | '\n' | '\r') && (c as u32) < 0x20;
+    if !s.chars().any(bad) {
+        return (s, false);
+    }
+    (s.chars().filter(|c| !bad(*c)).collect(), true)
 }
 
 /// The charset the first text part declares (a hint for 8-bit headers).
@@ -376,6 +398,7 @@ fn returned_message_id(msg: &mail_parser::Message<'_>) -> Option<MessageId> {
 }
 
 fn unparseable(raw: &[u8], problems: Vec<String>) -> InboundMail {
+    let (text, _) = clean(String::from_utf8_lossy(raw).into_owned());
     InboundMail {
         message_id: MessageId::synthetic(raw),
         synthetic_id: true,
@@ -390,7 +413,7 @@ fn unparseable(raw: &[u8], problems: Vec<String>) -> InboundMail {
         date: None,
         in_reply_to: Vec::new(),
         references: Vec::new(),
-        text: String::from_utf8_lossy(raw).into_owned(),
+        text,
         return_path: None,
         content_type: "application/octet-stream".to_string(),
         report_type: None,
@@ -534,6 +557,15 @@ mod tests {
             m.text
         );
         assert!(!m.text.contains("<p>"));
+    }
+
+    #[test]
+    fn nul_bytes_never_reach_a_text_column() {
+        let m = parse(b"From: a@b.c\r\nMessage-ID: <n@b.c>\r\nSubject: a\x00b\r\n\r\nbody\x00 with\x01 nul\tand tab");
+        assert_eq!(m.text, "body with nul\tand tab");
+        assert!(!m.subject.contains('\0'));
+        assert!(!m.repairs.is_empty());
+        assert!(!parse(b"\x00\x01\x02 no headers").text.contains('\0'));
     }
 
     #[test]

@@ -313,3 +313,60 @@ async fn a_malformed_mail_is_stored_and_flagged_and_the_daemon_goes_on() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_the_database_refuses_is_quarantined_raw_and_the_rest_go_on() {
+    let cfg = write_config(&AppOptions::default()).await;
+    let store = supportd::store::Store::connect(&cfg.url, 1)
+        .await
+        .expect("store");
+    store.migrate().await.expect("migrate");
+    // Make the database refuse one mail's data, as it might refuse a mail nobody foresaw.
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&cfg.url)
+        .await
+        .expect("sqlite");
+    sqlx::raw_sql(
+        "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.subject = 'poison'
+         BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END;",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("trigger");
+    conn.close().await.expect("close");
+    let pipeline = supportd::ingest::Pipeline::new(
+        &cfg.settings,
+        supportd::templates::Templates::load(&cfg.settings.service.templates_dir)
+            .expect("templates"),
+    );
+    let mail = |n: u32, subject: &str| {
+        (
+            n,
+            customer_mail(
+                &address(&unique("q")),
+                &cfg.support,
+                subject,
+                "Hello",
+                &format!("{}@example.org", unique("m")),
+                "",
+            ),
+        )
+    };
+    let batch = vec![mail(1, "first"), mail(2, "poison"), mail(3, "third")];
+    pipeline
+        .process_batch(&store, "q/INBOX", 7, &batch, 1_795_000_000_000)
+        .await
+        .expect("the batch goes through");
+    assert_eq!(store.count("tickets").await.expect("count"), 2);
+    let (raw, _, problems, verdict) = store
+        .stored_at("q/INBOX", 2)
+        .await
+        .expect("query")
+        .expect("the refused mail is kept");
+    assert_eq!(raw, batch[1].1, "raw, byte for byte");
+    assert_eq!(verdict, "quarantined");
+    assert!(problems
+        .unwrap_or_default()
+        .contains("refused by a trigger"));
+    assert_eq!(store.checkpoint("q/INBOX").await.expect("cp"), Some((7, 3)));
+}

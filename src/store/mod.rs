@@ -22,6 +22,8 @@ use sqlx::{Any, AnyPool, AssertSqlSafe, Row};
 
 pub type Tx = sqlx::Transaction<'static, Any>;
 
+pub mod batch;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open database {url}: {source}")]
@@ -303,7 +305,7 @@ impl Store {
             opts.after_connect(|conn, _meta| {
                 Box::pin(async move {
                     sqlx::raw_sql(
-                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
+                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; PRAGMA cache_size=-32768;",
                     )
                     .execute(conn)
                     .await?;
@@ -1703,6 +1705,51 @@ impl Store {
                 .map(|r| r.get(0))
                 .collect(),
         )
+    }
+
+    /// Stores a mail the database refused in the normal way: raw, with a synthetic Message-ID,
+    /// verdict `quarantined`, the error as its problem, and an ops event — so it is kept and
+    /// visible, and the mailbox's checkpoint moves past it.
+    pub async fn quarantine(
+        &self,
+        at: &ImapLocation,
+        raw: &[u8],
+        error: &str,
+        now: Millis,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let id = MessageId::synthetic(raw);
+        if !self.already_stored(&mut tx, &id, at).await? {
+            let problems = serde_json::to_string(&[format!("not stored normally: {error}")])
+                .unwrap_or_default();
+            sqlx::query(
+                "INSERT INTO messages (ticket_id, direction, message_id, mailbox, uidvalidity, uid, imap_done,
+                    received_at, verdict, verdict_reason, problems, raw)
+                 VALUES (NULL, 'in', $1, $2, $3, $4, 0, $5, 'quarantined', $6, $7, $8)",
+            )
+            .bind(id.as_str())
+            .bind(&at.mailbox)
+            .bind(at.uidvalidity as i64)
+            .bind(at.uid as i64)
+            .bind(now)
+            .bind(error.chars().filter(|c| *c != '\0').collect::<String>())
+            .bind(problems)
+            .bind(raw)
+            .execute(&mut *tx)
+            .await?;
+            self.add_event(
+                &mut tx,
+                None,
+                "mail_quarantined",
+                &serde_json::json!({"mailbox": at.mailbox, "uid": at.uid, "message_id": id.as_str(), "error": error}),
+                now,
+            )
+            .await?;
+        }
+        self.set_checkpoint(&mut tx, &at.mailbox, at.uidvalidity, at.uid, now)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The stored raw bytes, text and subject, problems and verdict of the mail fetched at
