@@ -198,10 +198,36 @@ fn bench_classify() {
     );
 }
 
+/// A fresh PostgreSQL database on 127.0.0.1:5432 (the tests' server), if one answers.
+async fn postgres_url() -> Option<String> {
+    use sqlx::Connection;
+    let admin = "postgres://postgres@127.0.0.1:5432";
+    let mut conn = sqlx::PgConnection::connect(&format!("{admin}/postgres"))
+        .await
+        .ok()?;
+    let name = format!("supportd_bench_{:x}", rand::random::<u32>());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .ok()?;
+    Some(format!("{admin}/{name}"))
+}
+
 async fn bench_store(settings: &Settings, n: usize, batch: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("b.db").display());
-    let store = Store::connect(&url, 4).await.expect("store");
+    bench_store_at(settings, &url, "SQLite", n, batch).await;
+}
+
+async fn bench_store_postgres(settings: &Settings, n: usize, batch: usize) {
+    match postgres_url().await {
+        Some(url) => bench_store_at(settings, &url, "PostgreSQL", n, batch).await,
+        None => println!("store (PostgreSQL): skipped (no server on 127.0.0.1:5432)"),
+    }
+}
+
+async fn bench_store_at(settings: &Settings, url: &str, backend: &str, n: usize, batch: usize) {
+    let store = Store::connect(url, 4).await.expect("store");
     store.migrate().await.expect("migrate");
     let pipeline = Pipeline::new(
         settings,
@@ -236,7 +262,7 @@ async fn bench_store(settings: &Settings, n: usize, batch: usize) {
     let el = start.elapsed();
     assert_eq!(store.count("tickets").await.expect("count"), n as i64);
     println!(
-        "store (SQLite; per mail: message + ticket + events + ack in outbox + checkpoint; {}): {n} mails in {:.2} s = {:.0} mails/s, {:.0} µs/mail; RSS {} MiB",
+        "store ({backend}; per mail: message + ticket + events + ack in outbox + timers + checkpoint; {}): {n} mails in {:.2} s = {:.0} mails/s, {:.0} µs/mail; RSS {} MiB",
         if batch <= 1 { "one transaction per mail".to_string() } else { format!("group commit of {batch}") },
         el.as_secs_f64(),
         n as f64 / el.as_secs_f64(),
@@ -332,5 +358,6 @@ fn main() {
     bench_decide(&settings);
     rt.block_on(bench_store(&settings, n, 1));
     rt.block_on(bench_store(&settings, n, 500));
+    rt.block_on(bench_store_postgres(&settings, n, 500));
     rt.block_on(bench_imap(n));
 }
