@@ -306,6 +306,22 @@ fn part_bytes(raw: &[u8], part: &mail_parser::MessagePart<'_>) -> Option<Vec<u8>
     Some(msg.parts.first()?.contents().to_vec())
 }
 
+/// Block-level HTML elements start a new line (mail-parser's conversion runs `<div>a</div><div>b`
+/// together as `ab`).
+static HTML_BLOCK: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"(?i)<(div|p|li|tr|h[1-6]|blockquote|table|hr|dd|dt|pre)\b")
+        .expect("static regex")
+});
+
+/// An HTML part as text, each block on its own line.
+fn html_with_blocks(part: &mail_parser::MessagePart<'_>) -> Option<String> {
+    let mail_parser::PartType::Html(html) = &part.body else {
+        return None;
+    };
+    let html = HTML_BLOCK.replace_all(html, "<br>$0");
+    Some(text_of(&html, true))
+}
+
 /// Text from correctly decoded content (HTML converted by mail-parser).
 fn text_of(decoded: &str, html: bool) -> String {
     if !html {
@@ -442,7 +458,9 @@ fn body_text(
                 .get(i)
                 .or(msg.html_body.get(i))
                 .and_then(|id| msg.parts.get(*id as usize));
-            let fixed = part.and_then(|p| repaired_part(raw, p, &t, hint, repairs));
+            let fixed = part
+                .and_then(|p| repaired_part(raw, p, &t, hint, repairs))
+                .or_else(|| part.and_then(html_with_blocks));
             if !out.is_empty() {
                 out.push('\n');
             }

@@ -15,10 +15,47 @@ use std::sync::LazyLock;
 
 static ORIGINAL_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^\s*[-_=*]{2,}\s*(original message|original|forwarded message|reply message|oprindelig besked|antwort nachricht|originalnachricht|原始邮件|原始郵件|原邮件|原郵件|回复的原邮件|转发邮件|轉寄郵件|message d'origine|ursprüngliche nachricht|oprindelig meddelelse|opprinnelig melding|ursprungligt meddelande|alkuperäinen viesti|messaggio originale|mensagem original|mensaje original|oorspronkelijk bericht|исходное сообщение|wiadomość oryginalna)\s*[-_=*]*\s*$",
+        r"(?i)^\s*[-_=*]{2,}\s*(original message|original|reply message|oprindelig besked|antwort nachricht|originalnachricht|原始邮件|原始郵件|原邮件|原郵件|回复的原邮件|message d'origine|ursprüngliche nachricht|oprindelig meddelelse|opprinnelig melding|ursprungligt meddelande|alkuperäinen viesti|messaggio originale|mensagem original|mensaje original|oorspronkelijk bericht|исходное сообщение|wiadomość oryginalna)\s*[-_=*]*\s*$",
     )
     .expect("static regex")
 });
+
+/// A forwarded message's separator: what follows is what the sender forwards, and is kept.
+static FORWARDED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*[-_=*]{2,}\s*(forwarded message|begin forwarded message|转发邮件|轉寄郵件|转发的邮件|message transféré|weitergeleitete nachricht)\s*[-_=*]*\s*$|^\s*begin forwarded message:\s*$")
+        .expect("static regex")
+});
+
+/// A mailing list's footer rule (`______` above `… mailing list`).
+static LIST_FOOTER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(mailing list|listinfo|list-unsubscribe|to unsubscribe)")
+        .expect("static regex")
+});
+
+/// A `Date:`/`Sent:` header line with a date in it (a header block may start with it).
+static HEADER_DATE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*\*?\s*(date|sent|发送时间|發送時間|日期|时间|時間|envoyé|gesendet|enviado|inviato|verzonden|sendt|skickat|wysłano|отправлено|datum)\s*\*?\s*[:：].*\d").expect("static regex")
+});
+
+/// A date and an address above a quote, without the colon: `2011/4/7 Nathan <n@x.com>`.
+static DATE_ADDRESS_BARE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\s*\d{1,4}[-./]\d{1,2}[-./]\d{1,4}.{0,120}<[\w.+-]+@[\w-]+(\.[\w-]+)+>\s*$")
+        .expect("static regex")
+});
+
+/// The tail of a link wrapped out of a quoted line: `(http://…) >`, `_nonce=3dd518)`.
+fn link_fragment(line: &str) -> bool {
+    let t = line.trim();
+    !t.is_empty()
+        && (t.contains("://") || t.ends_with('>') || (!t.contains(' ') && t.ends_with(')')))
+}
+
+/// A separator line (`====`, `----`, `____`).
+fn is_separator(t: &str) -> bool {
+    t.chars().count() >= 3
+        && t.chars()
+            .all(|c| matches!(c, '=' | '-' | '_' | '*' | '~' | '—'))
+}
 
 /// `On <date>, <name> wrote:` in many languages, possibly wrapped over two or three lines; the
 /// verb may also stand before the name (`Op … schreef Julius <j@x>:`).
@@ -37,7 +74,7 @@ static DATE_ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
 /// A "wrote" header with no known opening word but a date in it: `tir. 18. apr. 2017 kl. 13:09
 /// skrev Test user <test@example.com>:` (possibly wrapped, so it may end in an open `<…`).
 static WROTE_DATED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^.{0,100}\d.{0,150}\b(wrote|skrev|schrieb|a écrit|escribió|ha scritto|escreveu|schreef|kirjoitti|napisał)\b.{0,150}(:|<[^>\s]*)\s*$").expect("static regex")
+    Regex::new(r"(?i)^.{0,100}\d.{0,150}\b(wrote|skrev|schrieb|a écrit|escribió|ha scritto|escreveu|schreef|kirjoitti|napisał|написал|написала)\b.{0,150}(:|<[^>\s]*)\s*$").expect("static regex")
 });
 
 /// A sign-off on a line of its own; what follows is the signature.
@@ -84,17 +121,45 @@ pub fn extract(text: &str) -> String {
             None => lines.push(line),
         }
     }
-    let cut = quote_start(&lines).unwrap_or(lines.len());
+    // What the sender forwards is theirs to show: nothing after a forward separator is quoted
+    // history.
+    let forward = lines.iter().position(|l| FORWARDED.is_match(l));
+    let mut header_lines = Vec::new();
+    let mut cut = quote_start(&lines[..forward.unwrap_or(lines.len())], &mut header_lines)
+        .unwrap_or(lines.len());
+    // Separator lines and blank lines just above the history belong to it.
+    while cut > 0 && cut < lines.len() && {
+        let t = lines[cut - 1].trim();
+        t.is_empty() || is_separator(t)
+    } {
+        cut -= 1;
+    }
+    let quote_end = forward.unwrap_or(cut).min(cut);
     let mut kept: Vec<&str> = Vec::with_capacity(cut);
     let mut i = 0;
     while i < cut {
         let line = lines[i];
-        if is_quoted(line) {
-            // A "wrote:" line introducing this quote block belongs to the quote.
-            while kept
-                .last()
-                .is_some_and(|l| l.trim().is_empty() || WROTE.is_match(l) || WROTE_ZH.is_match(l))
-            {
+        // A link fragment between two quoted lines is a quoted line a long link broke (an
+        // answer between quotes, like an order number, is not).
+        let broken_quote = i > 0
+            && i + 1 < quote_end
+            && link_fragment(line)
+            && is_quoted(lines[i - 1])
+            && is_quoted(lines[i + 1]);
+        if header_lines.contains(&i) {
+            i += 1;
+            continue;
+        }
+        if i < quote_end && (is_quoted(line) || broken_quote) {
+            // A header line introducing this quote block belongs to the quote.
+            while kept.last().is_some_and(|l| {
+                l.trim().is_empty()
+                    || WROTE.is_match(l)
+                    || WROTE_ZH.is_match(l)
+                    || WROTE_DATED.is_match(l)
+                    || DATE_ADDRESS.is_match(l)
+                    || DATE_ADDRESS_BARE.is_match(l)
+            }) {
                 kept.pop();
             }
             i += 1;
@@ -117,8 +182,10 @@ fn is_quoted(line: &str) -> bool {
     line.trim_start().starts_with('>')
 }
 
-/// The index of the first line of quoted history, if any.
-fn quote_start(lines: &[&str]) -> Option<usize> {
+/// The index of the first line of quoted history, if any. A wrapped "On … wrote:" header that
+/// introduces a quote with the sender's text after it is not a cut: its lines go to
+/// `header_lines` (removed with the quote) and the text after the quote is kept.
+fn quote_start(lines: &[&str], header_lines: &mut Vec<usize>) -> Option<usize> {
     for (i, line) in lines.iter().enumerate() {
         let t = line.trim();
         if t.is_empty() {
@@ -139,6 +206,22 @@ fn quote_start(lines: &[&str]) -> Option<usize> {
         if is_rule(t) && header_block_follows(lines, i + 1) {
             return Some(i);
         }
+        // A mailing list's footer (some archives shorten its rule to `__`).
+        if t.len() >= 2
+            && t.chars().all(|c| c == '_')
+            && lines
+                .iter()
+                .skip(i + 1)
+                .filter(|l| !l.trim().is_empty())
+                .take(2)
+                .any(|l| LIST_FOOTER.is_match(l))
+        {
+            return Some(i);
+        }
+        // A header block that starts with its date (`Date:` / `Sent:` first).
+        if i > 0 && HEADER_DATE.is_match(t) && header_block_follows(lines, i + 1) {
+            return Some(i);
+        }
         if HEADER_FROM.is_match(t) && header_block_follows(lines, i + 1) && i > 0 {
             return Some(i);
         }
@@ -151,19 +234,32 @@ fn quote_start(lines: &[&str]) -> Option<usize> {
         }
         if t.starts_with(|c: char| c.is_ascii_digit()) && !DATE_ADDRESS.is_match(t) {
             if let Some(next) = lines.get(i + 1) {
-                if DATE_ADDRESS.is_match(&format!("{t}{}", next.trim())) {
+                let joined = format!("{t}{}", next.trim());
+                if DATE_ADDRESS.is_match(&joined)
+                    || (WROTE_DATED.is_match(&joined) && !quote_follows(lines, i + 2))
+                {
                     return Some(i);
                 }
             }
         }
         if starts_with_on(t) {
             let mut joined = t.to_string();
-            for next in lines.iter().skip(i + 1).take(2) {
+            // Some clients spread the header over several lines, with blank ones between and the
+            // "wrote:" already quoted (Polymail: `On …`, `<`, `mailto:… <…>`, `> wrote:`).
+            for (j, next) in lines
+                .iter()
+                .enumerate()
+                .skip(i + 1)
+                .take(5)
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
                 joined.push(' ');
-                joined.push_str(next.trim());
-                // A wrapped header always starts the history: only a one-line "wrote:" is
-                // taken as a quote introduction inside a reply.
+                joined.push_str(next.trim().trim_start_matches('>').trim());
                 if WROTE.is_match(&joined) || DATE_ADDRESS.is_match(&joined) {
+                    if !is_quoted(next) && quote_follows(lines, j + 1) {
+                        header_lines.extend(i..=j);
+                        break;
+                    }
                     return Some(i);
                 }
             }
@@ -292,6 +388,22 @@ mod tests {
         assert_eq!(extract(t), "Lorem ipsum");
         let t = "Hi\n\n2017-11-24 16:32 GMT+01:00 Baptiste <b@mail.example>:\n\nTest";
         assert_eq!(extract(t), "Hi");
+    }
+
+    #[test]
+    fn forwarded_mail_is_kept_and_list_footers_and_link_fragments_are_not() {
+        let t = "FYI\n\n---------- Forwarded message ----------\nFrom: courier@example.com\nDate: Tue, Sep 4, 2012\nSubject: Delivery\n\nYour parcel is held.";
+        assert!(extract(t).contains("Your parcel is held."));
+        let t = "Any idea?\n\n-Ann\n\n__\nriak-users mailing list\nhttp://lists.example/listinfo";
+        assert_eq!(extract(t), "Any idea?\n\n-Ann");
+        let t = "Blah\n\nOn Monday, 24 September, 2012 at 3:46 PM, bob wrote:\n\n> View ticket (http://example.com/action\n_nonce=3dd518)\n>";
+        assert_eq!(extract(t), "Blah");
+    }
+
+    #[test]
+    fn text_after_a_wrapped_header_and_its_quote_is_kept() {
+        let t = "Test reply\n\nOn Fri, May 6, 2011 at 6:03 PM, Roman from Hacker News\n<roman@example.com> wrote:\n\n> Test.\n\nRegards, Roman";
+        assert_eq!(extract(t), "Test reply\n\nRegards, Roman");
     }
 
     #[test]
