@@ -285,16 +285,9 @@ fn acknowledge(
         return false;
     }
     let letter = Letter {
-        template: "ack".into(),
-        kind: "ack",
-        language: t.language.template_language(),
-        to: vec![(t.requester_name.clone(), t.requester.clone())],
-        vars: ctx.vars(t),
         in_reply_to: Some(mail.message_id.clone()),
         references: mail.references.clone(),
-        cc: Vec::new(),
-        automatic: true,
-        from_name: None,
+        ..Letter::to_requester("ack", "ack", t, ctx.vars(t))
     };
     match ctx.queue(plan, t.ticket, letter, now) {
         Some(id) => {

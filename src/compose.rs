@@ -174,6 +174,23 @@ impl Letter {
             from_name: None,
         }
     }
+
+    /// An automatic letter to the ticket's requester, in the ticket's language.
+    pub fn to_requester(
+        template: &str,
+        kind: &'static str,
+        t: &TicketState,
+        vars: TemplateVars,
+    ) -> Letter {
+        Letter::to(
+            template,
+            kind,
+            t.language.template_language(),
+            t.requester_name.clone(),
+            t.requester.clone(),
+            vars,
+        )
+    }
 }
 
 /// A rendered, finished mail.

@@ -17,8 +17,8 @@ use crate::model::TicketRef;
 use crate::plan::Folder;
 use crate::send::backoff;
 use crate::store::{ImapJobRow, Store, StoreError};
+use crate::worker;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
@@ -26,7 +26,6 @@ use tracing::{debug, info, info_span, warn, Instrument};
 const TASK: &str = "imap jobs";
 const LEASE_MS: Millis = 5 * 60_000;
 const MAX_ATTEMPTS: i64 = 10;
-const IDLE_WAIT: Duration = Duration::from_secs(60);
 
 pub struct ImapJobWorker {
     pub store: Store,
@@ -153,19 +152,16 @@ impl ImapJobWorker {
                 }
                 Ok(_) => {
                     failures = 0;
-                    IDLE_WAIT
+                    worker::FALLBACK
                 }
                 Err(e) => {
                     failures += 1;
                     warn!(error = %e, "shared-mailbox jobs: database error");
-                    Duration::from_millis(200u64 << failures.min(8))
+                    worker::error_backoff(failures)
                 }
             };
-            self.health.waiting(TASK, wait);
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
+            if !worker::pause(&self.health, TASK, &self.wake, &cancel, wait).await {
+                break;
             }
         }
         if let Some(c) = conn {

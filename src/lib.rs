@@ -41,3 +41,4 @@ pub mod systemd;
 pub mod templates;
 pub mod testing;
 pub mod thread;
+pub mod worker;

@@ -97,18 +97,7 @@ pub fn solve(ctx: &Ctx<'_>, t: &TicketState, by: &str, now: Millis) -> Plan {
     plan.end(TimerKind::Solution, TimerEnd::Met);
     plan.end(TimerKind::Progress, TimerEnd::Met);
     if ctx.sla.survey {
-        let letter = Letter {
-            template: "survey".into(),
-            kind: "survey",
-            language: t.language.template_language(),
-            to: vec![(t.requester_name.clone(), t.requester.clone())],
-            vars: ctx.vars(t),
-            in_reply_to: None,
-            references: Vec::new(),
-            cc: Vec::new(),
-            automatic: true,
-            from_name: None,
-        };
+        let letter = Letter::to_requester("survey", "survey", t, ctx.vars(t));
         if let Some(id) = ctx.queue(&mut plan, t.ticket, letter, now) {
             plan.update.survey_sent = true;
             plan.event("survey_sent", json!({"message_id": id.as_str()}));
@@ -313,18 +302,14 @@ pub fn queue_notices(
             vars.remaining = duration_text((n.due_at - now).abs());
             vars.reason = n.reason.into();
             vars.recipient_name = ctx.agent_name(to);
-            let letter = Letter {
-                template: n.template.to_string(),
-                kind: "notice",
-                language: ctx.agent_language,
-                to: vec![(Some(vars.recipient_name.clone()), to.clone())],
+            let letter = Letter::to(
+                n.template,
+                "notice",
+                ctx.agent_language,
+                Some(vars.recipient_name.clone()),
+                to.clone(),
                 vars,
-                in_reply_to: None,
-                references: Vec::new(),
-                cc: Vec::new(),
-                automatic: true,
-                from_name: None,
-            };
+            );
             ctx.queue(plan, t.ticket, letter, now);
         }
     }
@@ -333,18 +318,7 @@ pub fn queue_notices(
 /// The automatic follow-up mail (`sla.followup = "mail"`).
 pub fn queue_followup_mail(ctx: &Ctx<'_>, t: &TicketState, now: Millis, plan: &mut Plan) {
     plan.update.followup_sent = true;
-    let letter = Letter {
-        template: "followup".into(),
-        kind: "followup",
-        language: t.language.template_language(),
-        to: vec![(t.requester_name.clone(), t.requester.clone())],
-        vars: ctx.vars(t),
-        in_reply_to: None,
-        references: Vec::new(),
-        cc: Vec::new(),
-        automatic: true,
-        from_name: None,
-    };
+    let letter = Letter::to_requester("followup", "followup", t, ctx.vars(t));
     ctx.queue(plan, t.ticket, letter, now);
 }
 

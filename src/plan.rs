@@ -269,6 +269,20 @@ pub enum ImapJob {
     Move { to: Folder },
 }
 
+impl ImapJob {
+    /// The job as its `imap_jobs` row stores it: kind, folder, message id, raw message.
+    pub fn columns(&self) -> (&'static str, Folder, Option<&str>, Option<&[u8]>) {
+        match self {
+            ImapJob::Append {
+                folder,
+                message_id,
+                raw,
+            } => ("append", *folder, Some(message_id.as_str()), Some(raw)),
+            ImapJob::Move { to } => ("move", *to, None, None),
+        }
+    }
+}
+
 impl Plan {
     pub fn for_ticket(t: TicketRef) -> Plan {
         Plan {

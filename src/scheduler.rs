@@ -11,17 +11,14 @@
 use crate::clock::SharedClock;
 use crate::ingest::Pipeline;
 use crate::lifecycle;
-use crate::send::Step;
 use crate::sla;
 use crate::store::{Store, StoreError};
+use crate::worker::{self, Step};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
-
-/// How long the worker sleeps at most, for timers added by other processes.
-const FALLBACK: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 pub struct Scheduler {
@@ -129,28 +126,16 @@ impl Scheduler {
                 Ok(Step::Worked(_)) => Duration::from_millis(500),
                 Ok(Step::Idle) => {
                     failures = 0;
-                    match self.store.next_timer_at().await {
-                        Ok(Some(at)) => Duration::from_millis(
-                            (at - self.clock.now()).clamp(10, FALLBACK.as_millis() as i64) as u64,
-                        ),
-                        Ok(None) => FALLBACK,
-                        Err(e) => {
-                            warn!(error = %e, "timers: cannot read the next due time");
-                            Duration::from_secs(5)
-                        }
-                    }
+                    worker::until_due(self.store.next_timer_at().await, self.clock.now(), TASK)
                 }
                 Err(e) => {
                     failures += 1;
                     warn!(error = %e, "timers: database error");
-                    Duration::from_millis(200u64 << failures.min(8))
+                    worker::error_backoff(failures)
                 }
             };
-            self.health.waiting(TASK, sleep_for);
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(sleep_for) => {}
+            if !worker::pause(&self.health, TASK, &self.wake, &cancel, sleep_for).await {
+                break;
             }
         }
         self.health.retire(TASK);

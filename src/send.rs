@@ -12,6 +12,7 @@
 use crate::clock::{Millis, SharedClock};
 use crate::config::{SmtpSettings, TlsMode};
 use crate::store::{ClaimedMail, OutboxPolicy, Store};
+use crate::worker::{self, Step};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -117,13 +118,6 @@ pub struct OutboxWorker {
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
-/// What one step did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Step {
-    Worked(usize),
-    Idle,
-}
-
 const LEASE_MS: Millis = 5 * 60_000;
 
 /// The worker's name in health reports.
@@ -192,28 +186,16 @@ impl OutboxWorker {
                 }
                 Ok(Step::Idle) => {
                     failures = 0;
-                    match self.store.next_due().await {
-                        Ok(Some(at)) => {
-                            Duration::from_millis((at - self.clock.now()).clamp(10, 60_000) as u64)
-                        }
-                        Ok(None) => Duration::from_secs(60),
-                        Err(e) => {
-                            warn!(error = %e, "outbox: cannot read next due time");
-                            Duration::from_secs(5)
-                        }
-                    }
+                    worker::until_due(self.store.next_due().await, self.clock.now(), TASK)
                 }
                 Err(e) => {
                     failures += 1;
                     warn!(error = %e, "outbox: database error");
-                    Duration::from_millis(200u64 << failures.min(8))
+                    worker::error_backoff(failures)
                 }
             };
-            self.health.waiting(TASK, sleep_for);
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(sleep_for) => {}
+            if !worker::pause(&self.health, TASK, &self.wake, &cancel, sleep_for).await {
+                break;
             }
         }
         self.health.retire(TASK);

@@ -17,7 +17,7 @@ use super::{Backend, OutboxPolicy, Result, Store, Tx};
 use crate::classify::Severity;
 use crate::clock::Millis;
 use crate::model::{EmailAddress, MessageId};
-use crate::plan::{ImapJob, Plan, TicketState};
+use crate::plan::{Plan, TicketState};
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::{HashMap, HashSet};
 
@@ -336,25 +336,13 @@ impl NewRows {
             ]);
         }
         for job in &plan.imap_jobs {
-            let (kind, folder, id, raw) = match job {
-                ImapJob::Append {
-                    folder,
-                    message_id,
-                    raw,
-                } => (
-                    "append",
-                    *folder,
-                    Some(message_id.as_str().to_string()),
-                    Some(raw.clone()),
-                ),
-                ImapJob::Move { to } => ("move", *to, None, None),
-            };
+            let (kind, folder, id, raw) = job.columns();
             self.jobs.push(vec![
                 i(t),
                 s(kind),
                 s(folder.as_str()),
-                V::S(id),
-                V::B(raw),
+                V::S(id.map(str::to_string)),
+                V::B(raw.map(<[u8]>::to_vec)),
                 s("pending"),
                 i(now),
                 i(now),

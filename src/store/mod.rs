@@ -14,7 +14,7 @@ use crate::classify::{
 use crate::clock::Millis;
 use crate::model::{EmailAddress, Language, MessageId, TicketRef};
 use crate::parse::InboundMail;
-use crate::plan::{Folder, ImapJob, Plan, RunningTimer, Status, TicketState, TimerEnd, TimerKind};
+use crate::plan::{Folder, Plan, RunningTimer, Status, TicketState, TimerEnd, TimerKind};
 use crate::screen::ScreenVerdict;
 use crate::thread::{ThreadFacts, ThreadHints, TicketFacts};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -918,19 +918,7 @@ impl Store {
             .await?;
         }
         for job in &plan.imap_jobs {
-            let (kind, folder, id, raw) = match job {
-                ImapJob::Append {
-                    folder,
-                    message_id,
-                    raw,
-                } => (
-                    "append",
-                    *folder,
-                    Some(message_id.as_str()),
-                    Some(raw.as_slice()),
-                ),
-                ImapJob::Move { to } => ("move", *to, None, None),
-            };
+            let (kind, folder, id, raw) = job.columns();
             sqlx::query(
                 "INSERT INTO imap_jobs (ticket_id, kind, folder, message_id, raw, status, next_attempt_at, created_at)
                  VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)",

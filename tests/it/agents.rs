@@ -150,12 +150,7 @@ async fn an_agent_s_reply_to_the_card_reaches_the_customer_in_approved_wording_t
     folder(app, "Support/Solved", 1).await;
     assert!(read_folder(&app.support, "Support/Open").await.is_empty());
     let t = ticket_of(app).await;
-    let detail = app
-        .store
-        .ticket_detail(t)
-        .await
-        .expect("detail")
-        .expect("ticket");
+    let detail = app.detail(t).await;
     assert_eq!(
         detail.summary.owner.as_deref(),
         Some(d.agent.as_str()),
@@ -234,12 +229,7 @@ async fn a_forbidden_phrase_returns_the_draft_and_nothing_reaches_the_customer()
         "only the acknowledgement"
     );
     let t = ticket_of(app).await;
-    let detail = app
-        .store
-        .ticket_detail(t)
-        .await
-        .expect("detail")
-        .expect("ticket");
+    let detail = app.detail(t).await;
     assert_eq!(detail.summary.status, "open", "#resolve did not half-apply");
     assert!(app
         .events(t)
@@ -287,12 +277,7 @@ async fn a_forged_agent_without_the_signed_address_or_authentication_commands_no
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    let detail = app
-        .store
-        .ticket_detail(t)
-        .await
-        .expect("detail")
-        .expect("ticket");
+    let detail = app.detail(t).await;
     assert_eq!(detail.summary.status, "open", "no command ran");
     assert_eq!(
         read_folder(&customer, "INBOX").await.len(),
@@ -400,12 +385,7 @@ async fn notes_escalation_and_ownership_are_visible_in_the_shared_mailbox() {
         .into_bytes();
     send_raw(&d.other, &other.0, &other.1).await;
     wait_for_mail(&customer, 3, 60).await;
-    let detail = app
-        .store
-        .ticket_detail(t)
-        .await
-        .expect("detail")
-        .expect("ticket");
+    let detail = app.detail(t).await;
     assert_eq!(detail.summary.owner.as_deref(), Some(d.agent.as_str()));
     assert!(app
         .events(t)
@@ -423,12 +403,7 @@ async fn notes_escalation_and_ownership_are_visible_in_the_shared_mailbox() {
     assert!(notice.subject.contains("升级"), "{}", notice.subject);
     folder(app, "Support/Escalated", 1).await;
     assert!(read_folder(&app.support, "Support/Open").await.is_empty());
-    let detail = app
-        .store
-        .ticket_detail(t)
-        .await
-        .expect("detail")
-        .expect("ticket");
+    let detail = app.detail(t).await;
     assert_eq!(detail.summary.owner.as_deref(), Some(d.other.as_str()));
     assert!(detail.summary.escalated);
 }
@@ -476,12 +451,7 @@ async fn a_reply_sent_around_supportd_is_found_in_sent_and_stops_the_clock() {
             .contains(&"agent_reply_unchecked".to_string())
     })
     .await;
-    let detail = app
-        .store
-        .ticket_detail(t)
-        .await
-        .expect("detail")
-        .expect("ticket");
+    let detail = app.detail(t).await;
     assert!(detail.first_reply_at.is_some(), "counts for the clock");
     assert!(detail
         .timers

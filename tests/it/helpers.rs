@@ -297,8 +297,8 @@ impl TestApp {
     pub async fn fire_timers(&self) -> usize {
         let s = self.scheduler.as_ref().expect("started");
         let n = match s.try_fire_once().await.expect("timers fire") {
-            supportd::send::Step::Worked(n) => n,
-            supportd::send::Step::Idle => 0,
+            supportd::worker::Step::Worked(n) => n,
+            supportd::worker::Step::Idle => 0,
         };
         self.outbox_wake.notify_one();
         n
@@ -311,6 +311,15 @@ impl TestApp {
             supportd::templates::Templates::load(&self.settings.service.templates_dir)
                 .expect("templates"),
         )
+    }
+
+    /// Everything the store shows of ticket `t` (it must exist).
+    pub async fn detail(&self, t: supportd::model::TicketRef) -> supportd::store::TicketDetail {
+        self.store
+            .ticket_detail(t)
+            .await
+            .expect("detail")
+            .expect("ticket")
     }
 
     /// The ticket events of `t`, oldest first.

@@ -87,12 +87,7 @@ async fn the_promises_of_a_complaint(db: Db) {
         },
     )
     .await;
-    let d = app
-        .store
-        .ticket_detail(t)
-        .await
-        .expect("detail")
-        .expect("ticket");
+    let d = app.detail(t).await;
     assert_eq!(d.summary.class.category.as_str(), "complaint");
     let promise = |name: &str| {
         d.timers
@@ -155,12 +150,7 @@ async fn the_promises_of_a_complaint(db: Db) {
     clock.advance(H);
     let agent = EmailAddress::parse(&team.agent).expect("addr");
     act(&app, t, Action::ReplySent { by: agent.clone() }).await;
-    let d = app
-        .store
-        .ticket_detail(t)
-        .await
-        .expect("detail")
-        .expect("ticket");
+    let d = app.detail(t).await;
     assert_eq!(d.summary.owner.as_deref(), Some(team.agent.as_str()));
     let solution = d
         .timers
@@ -201,12 +191,7 @@ async fn the_promises_of_a_complaint(db: Db) {
         s.count("surveys").await.unwrap_or(0) == 1
     })
     .await;
-    let d = app
-        .store
-        .ticket_detail(t)
-        .await
-        .expect("detail")
-        .expect("ticket");
+    let d = app.detail(t).await;
     assert_eq!(d.summary.status, "solved", "a happy vote leaves it solved");
 
     // 5.25 days later (75 % of 7 days): the owner is reminded of the follow-up.
@@ -232,12 +217,7 @@ async fn the_promises_of_a_complaint(db: Db) {
         },
     )
     .await;
-    let d = app
-        .store
-        .ticket_detail(t)
-        .await
-        .expect("detail")
-        .expect("ticket");
+    let d = app.detail(t).await;
     assert_eq!(d.followup_result.as_deref(), Some("客户表示满意"));
     assert_eq!(app.store.count("running_timers").await.expect("count"), 0);
 
@@ -333,12 +313,7 @@ async fn an_unsatisfied_customer(db: Db) {
         "{}",
         escalation.subject
     );
-    let d = app
-        .store
-        .ticket_detail(t)
-        .await
-        .expect("detail")
-        .expect("ticket");
+    let d = app.detail(t).await;
     assert_eq!(d.summary.status, "open");
     assert!(d.summary.escalated);
     assert_eq!(d.reopens, 1);
@@ -352,12 +327,7 @@ async fn an_unsatisfied_customer(db: Db) {
     wait_for_mail(&team.supervisor, 2, 60).await;
     let sup = EmailAddress::parse(&team.supervisor).expect("addr");
     act(&app, t, Action::ReplySent { by: sup }).await;
-    let d = app
-        .store
-        .ticket_detail(t)
-        .await
-        .expect("detail")
-        .expect("ticket");
+    let d = app.detail(t).await;
     let contact = d
         .timers
         .iter()
@@ -429,12 +399,7 @@ async fn with_follow_up_by_mail_the_customer_s_answer_is_recorded_without_reopen
             .is_some()
     })
     .await;
-    let d = app
-        .store
-        .ticket_detail(t)
-        .await
-        .expect("detail")
-        .expect("ticket");
+    let d = app.detail(t).await;
     assert_eq!(d.followup_result.as_deref(), Some("已经解决了，谢谢你们。"));
     assert_eq!(d.summary.status, "solved");
     assert_eq!(d.reopens, 0);

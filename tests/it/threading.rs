@@ -137,12 +137,7 @@ async fn a_reply_to_a_solved_ticket_reopens_it_and_after_the_window_opens_a_link
             .is_some_and(|d| d.summary.status == "open")
     })
     .await;
-    let d = app
-        .store
-        .ticket_detail(t)
-        .await
-        .expect("detail")
-        .expect("ticket");
+    let d = app.detail(t).await;
     assert_eq!(d.reopens, 1);
     assert!(app.events(t).await.contains(&"reopened".to_string()));
     assert!(
@@ -164,11 +159,6 @@ async fn a_reply_to_a_solved_ticket_reopens_it_and_after_the_window_opens_a_link
     let n = TicketRef::parse(&newest[0].ticket).expect("ref");
     assert_ne!(n, t);
     assert!(app.events(n).await.contains(&"linked".to_string()));
-    let old = app
-        .store
-        .ticket_detail(t)
-        .await
-        .expect("detail")
-        .expect("ticket");
+    let old = app.detail(t).await;
     assert_eq!(old.summary.status, "solved", "the old ticket stays solved");
 }
