@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use supportd::clock::{Clock, SharedClock, SystemClock};
 use supportd::config::Settings;
-use supportd::ingest::{MailboxLoop, Pipeline};
+use supportd::inbound::ingest::{MailboxLoop, Pipeline};
+use supportd::outbound::templates::Templates;
 use supportd::store::{ImapLocation, Store};
-use supportd::templates::Templates;
 use tokio_util::sync::CancellationToken;
 
 fn root() -> PathBuf {
@@ -120,20 +120,20 @@ fn bench_decide(settings: &Settings) {
     for _ in 0..rounds {
         for (i, m) in mails.iter().enumerate() {
             let a = live.analyzer.analyze(m);
-            let d = supportd::thread::ThreadDecision::New {
+            let d = supportd::inbound::thread::ThreadDecision::New {
                 linked_to: None,
                 why: None,
             };
-            let n = supportd::apply::new_ticket(&a.mail, &a.screen, &d, &a.classification)
+            let n = supportd::inbound::apply::new_ticket(&a.mail, &a.screen, &d, &a.classification)
                 .expect("new ticket");
-            let t = supportd::plan::TicketState::new(
-                supportd::model::TicketRef(i as i64 + 1),
+            let t = supportd::domain::plan::TicketState::new(
+                supportd::domain::TicketRef(i as i64 + 1),
                 n.requester,
                 n.requester_name,
                 n.subject,
                 &n.classification,
             );
-            std::hint::black_box(supportd::apply::apply(
+            std::hint::black_box(supportd::inbound::apply::apply(
                 &ctx,
                 &a.mail,
                 &a.reply_text,
@@ -175,11 +175,11 @@ fn bench_classify() {
         cases.extend(set.case);
     }
     let built = Instant::now();
-    let classifier = supportd::classify::Classifier::builtin();
+    let classifier = supportd::inbound::classify::Classifier::builtin();
     let compile = built.elapsed();
     let senders: Vec<_> = cases
         .iter()
-        .map(|c| supportd::model::EmailAddress::parse(&c.from))
+        .map(|c| supportd::domain::EmailAddress::parse(&c.from))
         .collect();
     let rounds = 200;
     let start = Instant::now();
@@ -317,9 +317,9 @@ async fn bench_imap(n: usize) {
         outbox_wake: Arc::new(tokio::sync::Notify::new()),
         timer_wake: Arc::new(tokio::sync::Notify::new()),
         imap_wake: Arc::new(tokio::sync::Notify::new()),
-        role: supportd::ingest::FolderRole::Inbox,
-        health: Arc::new(supportd::health::Health::new()),
-        metrics: Arc::new(supportd::metrics::Metrics::new()),
+        role: supportd::inbound::ingest::FolderRole::Inbox,
+        health: Arc::new(supportd::ops::health::Health::new()),
+        metrics: Arc::new(supportd::ops::metrics::Metrics::new()),
     };
     let start = Instant::now();
     let task = tokio::spawn(lp.run(cancel.clone()));

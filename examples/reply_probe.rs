@@ -6,7 +6,7 @@ fn main() {
         let dir = std::path::Path::new("../shared/corpus/replies").join(&id);
         let msg = std::fs::read_to_string(dir.join("message.txt")).unwrap_or_default();
         let exp = std::fs::read_to_string(dir.join("expected.txt")).unwrap_or_default();
-        let got = supportd::reply_text::extract(&msg);
+        let got = supportd::inbound::reply_text::extract(&msg);
         let tail = |s: &str| {
             s.chars()
                 .rev()

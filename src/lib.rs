@@ -1,44 +1,23 @@
 //! supportd: an email-channel customer-support daemon.
 //!
-//! The pipeline, one module per stage:
-//! `fetch` (IMAP edge) → `parse` → `screen` → `thread` → `classify` → `apply` → `store` (one
-//! transaction) → `send` (outbox worker, SMTP edge). `ingest` wires the stages together for one
-//! mailbox; `app` runs the whole daemon. The stages between `fetch` and `store` are pure functions
-//! over plain data.
+//! The tree is the map. Mail comes in through `inbound` (IMAP fetch → parse → screen → thread →
+//! classify → apply), a ticket lives by the rules in `ticket` (lifecycle, service promises,
+//! calendar, survey), agents work through `agents` (their mail, the shared mailbox, approved
+//! wording), mail goes out through `outbound` (templates, composing, the outbox worker), and the
+//! background `workers` keep timers and the shared mailbox. `store` is the database edge,
+//! `domain` the vocabulary everyone shares, `app` the running daemon and its reloadable decision
+//! context, `config` the settings, `ops` what operators watch, `cli` the command line.
 
-pub mod actions;
-pub mod agent;
+pub mod agents;
 pub mod app;
-pub mod apply;
-pub mod calendar;
-pub mod charset;
-pub mod classify;
 pub mod cli;
 pub mod clock;
-pub mod compose;
 pub mod config;
-pub mod fetch;
-pub mod health;
-pub mod http;
-pub mod imap_jobs;
-pub mod ingest;
-pub mod inspect;
-pub mod lifecycle;
-pub mod logging;
-pub mod metrics;
-pub mod model;
-pub mod parse;
-pub mod plan;
-pub mod queue;
-pub mod reply_text;
-pub mod scheduler;
-pub mod screen;
-pub mod send;
-pub mod sla;
+pub mod domain;
+pub mod inbound;
+pub mod ops;
+pub mod outbound;
 pub mod store;
-pub mod survey;
-pub mod systemd;
-pub mod templates;
 pub mod testing;
-pub mod thread;
-pub mod worker;
+pub mod ticket;
+pub mod workers;

@@ -72,10 +72,10 @@ pub async fn lmtp_deliver(to: &str, mails: &[Vec<u8>]) -> Result<()> {
 /// Everything a pure stage's unit test needs: the shipped templates, a signer, the default
 /// promises (or given ones), one agent, one other agent and one supervisor.
 pub struct StageFixture {
-    pub templates: crate::templates::Templates,
-    pub signer: crate::thread::ReplySigner,
-    pub support: crate::model::EmailAddress,
-    pub sla: crate::sla::SlaPolicy,
+    pub templates: crate::outbound::templates::Templates,
+    pub signer: crate::inbound::thread::ReplySigner,
+    pub support: crate::domain::EmailAddress,
+    pub sla: crate::ticket::sla::SlaPolicy,
     pub agents: Vec<crate::config::Agent>,
 }
 
@@ -87,22 +87,25 @@ impl StageFixture {
     /// With `[sla]` settings given as TOML.
     pub fn with_sla(sla_toml: &str) -> StageFixture {
         use crate::config::{Agent, Role};
-        use crate::model::EmailAddress;
+        use crate::domain::EmailAddress;
         let addr = |s: &str| EmailAddress::parse(s).unwrap_or_else(|| panic!("address {s}"));
-        let settings: crate::sla::SlaSettings =
+        let settings: crate::ticket::sla::SlaSettings =
             toml::from_str(sla_toml).unwrap_or_else(|e| panic!("sla settings: {e}"));
         StageFixture {
-            templates: crate::templates::Templates::load(
+            templates: crate::outbound::templates::Templates::load(
                 &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates"),
             )
             .unwrap_or_else(|e| panic!("templates: {e}")),
-            signer: crate::thread::ReplySigner::new(
+            signer: crate::inbound::thread::ReplySigner::new(
                 crate::config::Secret::new("0123456789abcdef0123"),
                 vec![],
             ),
             support: addr("support@example.test"),
-            sla: crate::sla::SlaPolicy::new(&settings, crate::calendar::Calendar::hours())
-                .unwrap_or_else(|e| panic!("sla: {e:?}")),
+            sla: crate::ticket::sla::SlaPolicy::new(
+                &settings,
+                crate::ticket::calendar::Calendar::hours(),
+            )
+            .unwrap_or_else(|e| panic!("sla: {e:?}")),
             agents: vec![
                 Agent {
                     name: "李娜".into(),
@@ -123,8 +126,8 @@ impl StageFixture {
         }
     }
 
-    pub fn ctx(&self) -> crate::compose::Ctx<'_> {
-        crate::compose::Ctx {
+    pub fn ctx(&self) -> crate::outbound::compose::Ctx<'_> {
+        crate::outbound::compose::Ctx {
             templates: &self.templates,
             signer: &self.signer,
             support_address: &self.support,
@@ -132,28 +135,33 @@ impl StageFixture {
             message_id_domain: "example.test",
             sla: &self.sla,
             agents: &self.agents,
-            agent_language: crate::model::Language::ZhHans,
+            agent_language: crate::domain::Language::ZhHans,
             ack_limit_per_hour: 3,
-            queue: Some(crate::queue::QueuePolicy { notify_new: false }),
+            queue: Some(crate::agents::shared_mailbox::QueuePolicy { notify_new: false }),
         }
     }
 
     /// Agent number `i` of the fixture's list.
-    pub fn agent(&self, i: usize) -> crate::model::EmailAddress {
+    pub fn agent(&self, i: usize) -> crate::domain::EmailAddress {
         self.agents[i].address.clone()
     }
 
     /// An open ticket of a category, not created by the mail at hand.
-    pub fn ticket(&self, category: crate::classify::Category) -> crate::plan::TicketState {
-        let mut c = crate::classify::Classification::plain(crate::model::Language::ZhHans);
+    pub fn ticket(
+        &self,
+        category: crate::inbound::classify::Category,
+    ) -> crate::domain::plan::TicketState {
+        let mut c =
+            crate::inbound::classify::Classification::plain(crate::domain::Language::ZhHans);
         c.category = category;
-        if category == crate::classify::Category::Complaint {
-            c.severity = Some(crate::classify::Severity::General);
+        if category == crate::inbound::classify::Category::Complaint {
+            c.severity = Some(crate::inbound::classify::Severity::General);
         }
-        c.priority = crate::classify::Priority::derive(c.category, c.severity, false, false);
-        let mut t = crate::plan::TicketState::new(
-            crate::model::TicketRef(42),
-            crate::model::EmailAddress::parse("wang@qq.com").unwrap_or_else(|| panic!("addr")),
+        c.priority =
+            crate::inbound::classify::Priority::derive(c.category, c.severity, false, false);
+        let mut t = crate::domain::plan::TicketState::new(
+            crate::domain::TicketRef(42),
+            crate::domain::EmailAddress::parse("wang@qq.com").unwrap_or_else(|| panic!("addr")),
             Some("王先生".into()),
             "退款".into(),
             &c,

@@ -14,10 +14,10 @@
 //! refers to them).
 
 use super::{Backend, OutboxPolicy, Result, Store, Tx};
-use crate::classify::Severity;
 use crate::clock::Millis;
-use crate::model::{EmailAddress, MessageId};
-use crate::plan::{Plan, TicketState};
+use crate::domain::plan::{Plan, TicketState};
+use crate::domain::{EmailAddress, MessageId};
+use crate::inbound::classify::Severity;
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::{HashMap, HashSet};
 
@@ -131,7 +131,7 @@ pub struct NewRows {
 /// An inbound mail's row.
 #[derive(Debug)]
 pub struct InboundRow<'a> {
-    pub mail: &'a crate::parse::InboundMail,
+    pub mail: &'a crate::inbound::parse::InboundMail,
     pub raw: &'a [u8],
     pub at: &'a super::ImapLocation,
     pub verdict: &'static str,

@@ -7,16 +7,16 @@
 //! vanishes together; an inbound Message-ID is stored once (unique index), and so is a mailbox
 //! UID; times come from the caller's clock, never SQL `now()`.
 
-use crate::apply::{AckFacts, NewTicket};
-use crate::classify::{
+use crate::clock::Millis;
+use crate::domain::plan::{Folder, Plan, RunningTimer, Status, TicketState, TimerEnd, TimerKind};
+use crate::domain::{EmailAddress, Language, MessageId, TicketRef};
+use crate::inbound::apply::{AckFacts, NewTicket};
+use crate::inbound::classify::{
     Category, Classification, Correction, FieldChange, Priority, Severity, TicketClass,
 };
-use crate::clock::Millis;
-use crate::model::{EmailAddress, Language, MessageId, TicketRef};
-use crate::parse::InboundMail;
-use crate::plan::{Folder, Plan, RunningTimer, Status, TicketState, TimerEnd, TimerKind};
-use crate::screen::ScreenVerdict;
-use crate::thread::{ThreadFacts, ThreadHints, TicketFacts};
+use crate::inbound::parse::InboundMail;
+use crate::inbound::screen::ScreenVerdict;
+use crate::inbound::thread::{ThreadFacts, ThreadHints, TicketFacts};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Row};
 
@@ -1181,7 +1181,11 @@ impl Store {
 
     /// The Message-IDs a reply on ticket `t` threads under: the ticket's first message and the
     /// customer's newest one.
-    pub async fn thread_of(&self, tx: &mut Tx, t: TicketRef) -> Result<crate::agent::Thread> {
+    pub async fn thread_of(
+        &self,
+        tx: &mut Tx,
+        t: TicketRef,
+    ) -> Result<crate::agents::mail::Thread> {
         let first: Option<String> = sqlx::query(
             "SELECT message_id FROM messages WHERE ticket_id = $1 AND direction = 'in' ORDER BY id LIMIT 1",
         )
@@ -1197,7 +1201,7 @@ impl Store {
         .fetch_optional(&mut **tx)
         .await?
         .map(|r| r.get(0));
-        Ok(crate::agent::Thread {
+        Ok(crate::agents::mail::Thread {
             first_message: first.as_deref().and_then(MessageId::parse),
             last_customer_message: last.as_deref().and_then(MessageId::parse),
         })
@@ -1262,7 +1266,7 @@ impl Store {
         tx: &mut Tx,
         id: i64,
         now: Millis,
-    ) -> Result<Option<(crate::sla::Timer, TicketRef)>> {
+    ) -> Result<Option<(crate::ticket::sla::Timer, TicketRef)>> {
         let sql = match self.backend {
             Backend::Sqlite => {
                 "SELECT id, ticket_id, kind, started_at, span_ms, due_at, next_at, warnings_fired
@@ -1285,7 +1289,7 @@ impl Store {
             return Ok(None);
         };
         Ok(Some((
-            crate::sla::Timer {
+            crate::ticket::sla::Timer {
                 id: r.get(0),
                 kind,
                 started_at: r.get(3),
@@ -1401,7 +1405,7 @@ impl Store {
         now: Millis,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        let plan = crate::lifecycle::mail_sent(TicketRef(m.ticket_id), &m.kind);
+        let plan = crate::ticket::lifecycle::mail_sent(TicketRef(m.ticket_id), &m.kind);
         if !plan.update.is_empty() || !plan.end_timers.is_empty() {
             self.apply_plan(&mut tx, &plan, outbox, now).await?;
         }

@@ -5,8 +5,8 @@
 //! folders as tickets change state; a reply sent around supportd is found in Sent.
 
 use crate::helpers::*;
-use supportd::model::TicketRef;
-use supportd::parse::{parse, InboundMail};
+use supportd::domain::TicketRef;
+use supportd::inbound::parse::{parse, InboundMail};
 
 struct Desk {
     app: TestApp,
@@ -436,7 +436,7 @@ async fn a_reply_sent_around_supportd_is_found_in_sent_and_stops_the_clock() {
         &format!("In-Reply-To: <{first}>\r\nReferences: <{first}>\r\n"),
     );
     send_raw(&app.support, &customer, &direct).await;
-    let mut conn = supportd::fetch::connect(&imap_settings(&app.support))
+    let mut conn = supportd::inbound::fetch::connect(&imap_settings(&app.support))
         .await
         .expect("IMAP");
     let id = parse(&direct).message_id.to_string();

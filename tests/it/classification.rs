@@ -6,11 +6,11 @@
 use crate::helpers::*;
 use serde::Deserialize;
 use std::sync::Arc;
-use supportd::classify::{Classifier, ClassifySettings};
-use supportd::ingest::Analyzer;
-use supportd::model::EmailAddress;
+use supportd::domain::EmailAddress;
+use supportd::inbound::classify::{Classifier, ClassifySettings};
+use supportd::inbound::ingest::Analyzer;
+use supportd::inbound::thread::ReplySigner;
 use supportd::store::{TicketFilter, TicketOrder};
-use supportd::thread::ReplySigner;
 
 #[derive(Debug, Deserialize)]
 struct Case {
@@ -189,8 +189,8 @@ fn evaluate(file: &str, floors: &[(&str, f64)]) {
 }
 
 async fn classified_through_the_rig(db: Db) {
-    use supportd::classify::{Category, Correction, Priority};
-    use supportd::model::TicketRef;
+    use supportd::domain::TicketRef;
+    use supportd::inbound::classify::{Category, Correction, Priority};
     let mut app = spawn_app(AppOptions {
         db,
         ..Default::default()

@@ -6,7 +6,7 @@ use crate::helpers::*;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use supportd::parse::parse;
+use supportd::inbound::parse::parse;
 use supportd::store::Store;
 
 const BIN: &str = env!("CARGO_BIN_EXE_supportd");

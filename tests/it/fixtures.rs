@@ -1,15 +1,15 @@
 //! The pure stages (what `supportd inspect` prints) on the real-looking mails in tests/fixtures.
 
-use supportd::ingest::Analyzer;
-use supportd::model::EmailAddress;
-use supportd::thread::ReplySigner;
+use supportd::domain::EmailAddress;
+use supportd::inbound::ingest::Analyzer;
+use supportd::inbound::thread::ReplySigner;
 
 fn analyzer() -> Analyzer {
     Analyzer::new(
         EmailAddress::parse("support@example.test").expect("address"),
         "example.test".into(),
         ReplySigner::new(Default::default(), Vec::new()),
-        std::sync::Arc::new(supportd::classify::Classifier::builtin()),
+        std::sync::Arc::new(supportd::inbound::classify::Classifier::builtin()),
     )
 }
 

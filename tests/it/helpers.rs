@@ -94,7 +94,7 @@ pub struct TestApp {
     /// The running application's wake-ups (timers, outbox).
     pub timer_wake: Arc<tokio::sync::Notify>,
     pub outbox_wake: Arc<tokio::sync::Notify>,
-    scheduler: Option<supportd::scheduler::Scheduler>,
+    scheduler: Option<supportd::workers::timers::Scheduler>,
     /// Where the running application serves /metrics, /healthz, /readyz.
     pub http: Option<std::net::SocketAddr>,
     /// Holds the database file and config for the test's lifetime.
@@ -297,24 +297,24 @@ impl TestApp {
     pub async fn fire_timers(&self) -> usize {
         let s = self.scheduler.as_ref().expect("started");
         let n = match s.try_fire_once().await.expect("timers fire") {
-            supportd::worker::Step::Worked(n) => n,
-            supportd::worker::Step::Idle => 0,
+            supportd::workers::Step::Worked(n) => n,
+            supportd::workers::Step::Idle => 0,
         };
         self.outbox_wake.notify_one();
         n
     }
 
-    /// A pipeline like the daemon's (for agents' actions through `supportd::actions`).
-    pub fn pipeline(&self) -> supportd::ingest::Pipeline {
-        supportd::ingest::Pipeline::new(
+    /// A pipeline like the daemon's (for agents' actions through `supportd::cli::actions`).
+    pub fn pipeline(&self) -> supportd::inbound::ingest::Pipeline {
+        supportd::inbound::ingest::Pipeline::new(
             &self.settings,
-            supportd::templates::Templates::load(&self.settings.service.templates_dir)
+            supportd::outbound::templates::Templates::load(&self.settings.service.templates_dir)
                 .expect("templates"),
         )
     }
 
     /// Everything the store shows of ticket `t` (it must exist).
-    pub async fn detail(&self, t: supportd::model::TicketRef) -> supportd::store::TicketDetail {
+    pub async fn detail(&self, t: supportd::domain::TicketRef) -> supportd::store::TicketDetail {
         self.store
             .ticket_detail(t)
             .await
@@ -323,7 +323,7 @@ impl TestApp {
     }
 
     /// The ticket events of `t`, oldest first.
-    pub async fn events(&self, t: supportd::model::TicketRef) -> Vec<String> {
+    pub async fn events(&self, t: supportd::domain::TicketRef) -> Vec<String> {
         self.store.event_kinds(t).await.expect("events")
     }
 }
@@ -397,7 +397,7 @@ fn mailbox_settings(user: &str) -> MailboxSettings {
 
 /// All mails in `user`'s folder, read over IMAP.
 pub async fn read_folder(user: &str, folder: &str) -> Vec<Vec<u8>> {
-    let mut conn = supportd::fetch::connect(&mailbox_settings(user))
+    let mut conn = supportd::inbound::fetch::connect(&mailbox_settings(user))
         .await
         .expect("IMAP login");
     if conn.select(folder).await.is_err() {

@@ -1,8 +1,8 @@
 //! Mail in, ticket stored, acknowledgement out — through Postfix, Dovecot and a real database.
 
 use crate::helpers::*;
-use supportd::model::TicketRef;
-use supportd::parse::parse;
+use supportd::domain::TicketRef;
+use supportd::inbound::parse::parse;
 
 async fn acknowledgement_round_trip(db: Db) {
     let mut app = spawn_app(AppOptions {
@@ -334,9 +334,9 @@ async fn a_mail_the_database_refuses_is_quarantined_raw_and_the_rest_go_on() {
     .await
     .expect("trigger");
     conn.close().await.expect("close");
-    let pipeline = supportd::ingest::Pipeline::new(
+    let pipeline = supportd::inbound::ingest::Pipeline::new(
         &cfg.settings,
-        supportd::templates::Templates::load(&cfg.settings.service.templates_dir)
+        supportd::outbound::templates::Templates::load(&cfg.settings.service.templates_dir)
             .expect("templates"),
     );
     let mail = |n: u32, subject: &str| {

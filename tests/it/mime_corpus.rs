@@ -53,9 +53,9 @@ async fn corpus_through_the_inbound_path(db: Db) {
         .await
         .expect("store");
     store.migrate().await.expect("migrate");
-    let pipeline = supportd::ingest::Pipeline::new(
+    let pipeline = supportd::inbound::ingest::Pipeline::new(
         &cfg.settings,
-        supportd::templates::Templates::load(&cfg.settings.service.templates_dir)
+        supportd::outbound::templates::Templates::load(&cfg.settings.service.templates_dir)
             .expect("templates"),
     );
     // As the daemon does: fetched batches, group commit.
@@ -78,11 +78,11 @@ async fn corpus_through_the_inbound_path(db: Db) {
         let Some((stored, text, problems, _verdict)) =
             store.stored_at("corpus/INBOX", uid).await.expect("query")
         else {
-            let p = supportd::parse::parse(raw);
+            let p = supportd::inbound::parse::parse(raw);
             assert!(
                 mails[..i]
                     .iter()
-                    .any(|(_, r)| supportd::parse::parse(r).message_id == p.message_id),
+                    .any(|(_, r)| supportd::inbound::parse::parse(r).message_id == p.message_id),
                 "{} not stored and not a duplicate",
                 path.display()
             );

@@ -7,10 +7,10 @@
 use crate::helpers::*;
 use std::sync::Arc;
 use std::time::Duration;
-use supportd::actions::{perform, Action};
+use supportd::cli::actions::{perform, Action};
 use supportd::clock::{Clock, FakeClock, SystemClock};
-use supportd::model::{EmailAddress, TicketRef};
-use supportd::parse::parse;
+use supportd::domain::{EmailAddress, TicketRef};
+use supportd::inbound::parse::parse;
 use supportd::store::{TicketFilter, TicketOrder};
 
 const H: Duration = Duration::from_secs(3600);
@@ -53,7 +53,7 @@ fn subjects(mails: &[Vec<u8>]) -> Vec<String> {
     mails.iter().map(|m| parse(m).subject).collect()
 }
 
-async fn act(app: &TestApp, t: TicketRef, action: Action) -> supportd::actions::Done {
+async fn act(app: &TestApp, t: TicketRef, action: Action) -> supportd::cli::actions::Done {
     let done = perform(&app.store, &app.pipeline(), t, &action, app.clock.now())
         .await
         .expect("action");

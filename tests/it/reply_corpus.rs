@@ -25,7 +25,7 @@ fn normalise(s: &str, keep_spaces: bool) -> String {
 fn body_text(dir: &Path) -> String {
     if let Ok(html) = std::fs::read_to_string(dir.join("message.html")) {
         let raw = format!("From: a@b.c\r\nMessage-ID: <x@b.c>\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}");
-        return supportd::parse::parse(raw.as_bytes()).text;
+        return supportd::inbound::parse::parse(raw.as_bytes()).text;
     }
     std::fs::read_to_string(dir.join("message.txt")).expect("message.txt")
 }
@@ -46,7 +46,7 @@ fn reply_text_extraction_on_the_public_corpus() {
         let dir = root.join(id);
         let expected = std::fs::read_to_string(dir.join("expected.txt")).expect("expected.txt");
         let keep_spaces = case["match"].as_str() != Some("nows");
-        let got = supportd::reply_text::extract(&body_text(&dir));
+        let got = supportd::inbound::reply_text::extract(&body_text(&dir));
         if normalise(&got, keep_spaces) == normalise(&expected, keep_spaces) {
             pass += 1;
         } else {

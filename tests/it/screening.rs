@@ -1,7 +1,7 @@
 //! Machines' mail through the real rig: bounces and auto-responders never cause a loop.
 
 use crate::helpers::*;
-use supportd::model::TicketRef;
+use supportd::domain::TicketRef;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_postfix_bounce_marks_the_acknowledgement_failed_on_its_ticket() {

@@ -1,7 +1,7 @@
 //! Threading through the real rig: signed reply addresses and anti-spoofing.
 
 use crate::helpers::*;
-use supportd::model::TicketRef;
+use supportd::domain::TicketRef;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_to_the_signed_reply_address_joins_its_ticket_even_without_references() {
@@ -9,7 +9,7 @@ async fn a_reply_to_the_signed_reply_address_joins_its_ticket_even_without_refer
     let (customer, _) = app
         .mail_from_new_customer("Refund", "Please refund order 5.")
         .await;
-    let ack = supportd::parse::parse(&wait_for_mail(&customer, 1, 60).await[0]);
+    let ack = supportd::inbound::parse::parse(&wait_for_mail(&customer, 1, 60).await[0]);
     let reply_to = ack
         .reply_to
         .expect("the acknowledgement has a signed Reply-To")
@@ -37,8 +37,9 @@ async fn a_reply_to_the_signed_reply_address_joins_its_ticket_even_without_refer
 async fn a_stranger_quoting_someone_elses_ticket_tag_gets_a_new_linked_ticket() {
     let mut app = spawn_app(AppOptions::default()).await;
     let (customer, _) = app.mail_from_new_customer("退款", "请退款。").await;
-    let ack = supportd::parse::parse(&wait_for_mail(&customer, 1, 60).await[0]);
-    let tag = supportd::thread::subject_tag(&ack.subject).expect("tag in the acknowledgement");
+    let ack = supportd::inbound::parse::parse(&wait_for_mail(&customer, 1, 60).await[0]);
+    let tag =
+        supportd::inbound::thread::subject_tag(&ack.subject).expect("tag in the acknowledgement");
     let stranger = address(&unique("stranger"));
     let raw = customer_mail(
         &stranger,
@@ -78,7 +79,7 @@ async fn a_stranger_quoting_someone_elses_ticket_tag_gets_a_new_linked_ticket() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_to_a_solved_ticket_reopens_it_and_after_the_window_opens_a_linked_one() {
     use std::sync::Arc;
-    use supportd::actions::{perform, Action};
+    use supportd::cli::actions::{perform, Action};
     use supportd::clock::{Clock, FakeClock, SystemClock};
     let clock = Arc::new(FakeClock::new(SystemClock.now()));
     let app = spawn_app(AppOptions {
@@ -90,7 +91,7 @@ async fn a_reply_to_a_solved_ticket_reopens_it_and_after_the_window_opens_a_link
     let (customer, first) = app
         .mail_from_new_customer("Printer offline", "My printer shows offline.")
         .await;
-    let ack = supportd::parse::parse(&wait_for_mail(&customer, 1, 60).await[0]);
+    let ack = supportd::inbound::parse::parse(&wait_for_mail(&customer, 1, 60).await[0]);
     let t = TicketRef::parse(&app.store.tickets(1).await.expect("tickets")[0].ticket).expect("ref");
     let solve = || async {
         perform(

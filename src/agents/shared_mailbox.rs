@@ -1,0 +1,264 @@
+//! The shared mailbox as the agents' queue. Pure: it decides which cards go into which folder
+//! and when a ticket's cards move; the IMAP work itself is done after the commit by the IMAP job
+//! worker (`imap_jobs.rs`).
+//!
+//! Every new ticket and every customer follow-up puts a card — the customer's new text, the
+//! ticket's number, class, owner and next due promise, and a cheat-sheet of commands — into the
+//! folder of the ticket's state (`[queue]`: Open, Waiting, Escalated, Solved). A card's
+//! `Reply-To` is the ticket's signed address, so a plain Reply in any client reaches supportd.
+//! When a ticket's state changes, all its cards move to the new state's folder.
+//!
+//! It also reads the shared mailbox's Sent folder: a reply an agent sent straight to a customer
+//! (bypassing supportd) is recorded on its ticket, counts for the clock, and is flagged as not
+//! checked for wording.
+//!
+//! Invariants: a card is addressed to nobody and is never sent, only appended; folders follow
+//! state only (`Folder::of`); supportd's own copies in Sent are recognised by its loop header.
+
+use crate::clock::Millis;
+use crate::domain::plan::{Folder, ImapJob, Plan, Status, TicketState};
+use crate::inbound::parse::InboundMail;
+use crate::inbound::screen::LOOP_HEADER;
+use crate::outbound::compose::{Ctx, Letter};
+use crate::outbound::templates::duration_text;
+use crate::ticket::lifecycle;
+use serde_json::json;
+
+/// `[queue]` as the stages need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuePolicy {
+    /// Mail every agent a notice for each new ticket.
+    pub notify_new: bool,
+}
+
+/// The folder the ticket is in once `plan` is applied.
+pub fn folder_after(t: &TicketState, plan: &Plan) -> Folder {
+    let status = plan.update.status.unwrap_or(t.status);
+    let escalated = t.escalated || plan.update.escalate;
+    Folder::of(status, escalated)
+}
+
+/// Adds the folder move a plan causes, if it changes the ticket's state folder.
+pub fn follow_state(t: &TicketState, plan: &mut Plan) {
+    if t.created {
+        return;
+    }
+    let before = Folder::of(t.status, t.escalated);
+    let after = folder_after(t, plan);
+    if before != after && !plan.imap_jobs.contains(&ImapJob::Move { to: after }) {
+        plan.imap_jobs.push(ImapJob::Move { to: after });
+    }
+}
+
+/// Adds a card with the customer's new `text` to the folder the ticket will be in.
+pub fn add_card(ctx: &Ctx<'_>, t: &TicketState, text: &str, plan: &mut Plan, now: Millis) {
+    let mut vars = ctx.vars(t);
+    vars.summary = text.trim().to_string();
+    let next = plan
+        .start_timers
+        .iter()
+        .map(|d| (d.kind, d.due_at))
+        .chain(t.timers.iter().map(|r| (r.kind, r.due_at)))
+        .min_by_key(|(_, due)| *due);
+    if let Some((kind, due)) = next {
+        vars.promise = kind.as_str().into();
+        vars.due_at = ctx.sla.calendar.show(due);
+        vars.remaining = duration_text(due - now);
+    } else {
+        vars.promise = "-".into();
+    }
+    if let Some(owner) = plan.update.owner.as_ref().or(t.owner.as_ref()) {
+        vars.owner = ctx.agent_name(owner);
+    }
+    let letter = Letter {
+        from_name: Some(format!("{} ({})", t.customer_name(), ctx.support_name)),
+        automatic: false,
+        ..Letter::to(
+            "card",
+            "card",
+            ctx.agent_language,
+            None,
+            ctx.support_address.clone(),
+            vars,
+        )
+    };
+    match ctx.render_mail(t.ticket, &letter, now) {
+        Ok(f) => plan.imap_jobs.push(ImapJob::Append {
+            folder: folder_after(t, plan),
+            message_id: f.message_id,
+            raw: f.raw,
+        }),
+        Err(e) => plan.event(
+            "mail_failed",
+            json!({"template": "card", "kind": "card", "error": e}),
+        ),
+    }
+}
+
+/// `notify_new`: every agent hears of a new ticket by mail.
+pub fn notify_new(ctx: &Ctx<'_>, t: &TicketState, text: &str, plan: &mut Plan, now: Millis) {
+    for a in ctx
+        .agents
+        .iter()
+        .filter(|a| a.role == crate::config::Role::Agent)
+    {
+        let mut vars = ctx.vars(t);
+        vars.summary = text.trim().chars().take(600).collect();
+        vars.recipient_name = a.name.clone();
+        let letter = Letter::to(
+            "notice_new",
+            "notice",
+            ctx.agent_language,
+            Some(a.name.clone()),
+            a.address.clone(),
+            vars,
+        );
+        ctx.queue(plan, t.ticket, letter, now);
+    }
+}
+
+/// What a mail in the shared mailbox's Sent folder is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SentMail {
+    /// A copy of supportd's own mail: nothing to do.
+    Ours,
+    /// Not about a ticket (or not to its customer): nothing to do.
+    Unrelated,
+    /// An agent's reply to a ticket's customer, sent around supportd.
+    Direct,
+}
+
+/// Whether a Sent mail is ours, unrelated, or a direct reply to `t`'s customer.
+pub fn classify_sent(
+    mail: &InboundMail,
+    t: Option<&TicketState>,
+    message_id_domain: &str,
+) -> SentMail {
+    if mail.header(&LOOP_HEADER.to_ascii_lowercase()).is_some()
+        || (!mail.synthetic_id
+            && mail
+                .message_id
+                .domain()
+                .eq_ignore_ascii_case(message_id_domain))
+    {
+        return SentMail::Ours;
+    }
+    let Some(t) = t else {
+        return SentMail::Unrelated;
+    };
+    let to_customer = mail
+        .recipients()
+        .any(|r| r == &t.requester || t.participants.contains(r));
+    if to_customer {
+        SentMail::Direct
+    } else {
+        SentMail::Unrelated
+    }
+}
+
+/// The plan for an agent's direct reply found in Sent: it counts for the clock (and, from a
+/// listed agent, for ownership), flagged as not checked for wording.
+pub fn direct_reply(ctx: &Ctx<'_>, t: &TicketState, mail: &InboundMail, now: Millis) -> Plan {
+    let agent = [mail.from.as_ref(), mail.sender.as_ref()]
+        .into_iter()
+        .flatten()
+        .find(|a| ctx.agents.iter().any(|x| &x.address == *a))
+        .cloned();
+    let mut plan = match &agent {
+        Some(a) => lifecycle::agent_replied(ctx, t, a, false, now),
+        None => {
+            // Sent from the shared address itself: which agent is unknown; the clock still stops.
+            let mut p = Plan::for_ticket(t.ticket);
+            p.update.agent_reply = true;
+            crate::ticket::sla::kept_by_reply(&mut p, false);
+            p
+        }
+    };
+    plan.event(
+        "agent_reply_unchecked",
+        json!({
+            "message_id": mail.message_id.as_str(),
+            "from": mail.from.as_ref().map(|a| a.as_str()),
+            "why": "sent directly from the shared mailbox, not through supportd: wording not checked",
+        }),
+    );
+    if t.status == Status::Pending {
+        plan.update.status = Some(Status::Open);
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inbound::classify::Category;
+    use crate::inbound::parse::parse;
+    use crate::testing::StageFixture;
+
+    #[test]
+    fn a_state_change_moves_the_cards_and_nothing_else_does() {
+        let f = StageFixture::new();
+        let t = f.ticket(Category::Inquiry);
+        let mut plan = Plan::for_ticket(t.ticket);
+        follow_state(&t, &mut plan);
+        assert!(plan.imap_jobs.is_empty());
+        plan.update.status = Some(Status::Solved);
+        follow_state(&t, &mut plan);
+        assert_eq!(plan.imap_jobs, [ImapJob::Move { to: Folder::Solved }]);
+        let mut esc = Plan::for_ticket(t.ticket);
+        esc.update.escalate = true;
+        follow_state(&t, &mut esc);
+        assert_eq!(
+            esc.imap_jobs,
+            [ImapJob::Move {
+                to: Folder::Escalated
+            }]
+        );
+    }
+
+    #[test]
+    fn a_card_carries_the_text_and_replies_to_the_signed_address() {
+        let f = StageFixture::new();
+        let t = f.ticket(Category::Complaint);
+        let mut plan = Plan::for_ticket(t.ticket);
+        add_card(&f.ctx(), &t, "我的退款还没有到账。", &mut plan, 0);
+        let ImapJob::Append { folder, raw, .. } = &plan.imap_jobs[0] else {
+            panic!("{:?}", plan.imap_jobs);
+        };
+        assert_eq!(*folder, Folder::Open);
+        let card = parse(raw);
+        assert!(card.text.contains("我的退款还没有到账。"));
+        assert!(card.text.contains("#resolve"), "cheat-sheet");
+        let reply_to = card.reply_to.as_ref().expect("reply-to").to_string();
+        assert!(reply_to.starts_with("support+t000042."), "{reply_to}");
+        assert!(card.header("auto-submitted").is_none());
+    }
+
+    #[test]
+    fn sent_mail_is_ours_unrelated_or_a_direct_reply() {
+        let f = StageFixture::new();
+        let t = f.ticket(Category::Inquiry);
+        let ours = parse(b"From: support@example.test\r\nTo: wang@qq.com\r\nMessage-ID: <x@example.test>\r\nX-Supportd-Loop: example.test\r\n\r\nx");
+        assert_eq!(
+            classify_sent(&ours, Some(&t), "example.test"),
+            SentMail::Ours
+        );
+        let direct = parse(b"From: support@example.test\r\nTo: wang@qq.com\r\nMessage-ID: <y@thunderbird.example>\r\n\r\nDone.");
+        assert_eq!(
+            classify_sent(&direct, Some(&t), "example.test"),
+            SentMail::Direct
+        );
+        let other = parse(b"From: support@example.test\r\nTo: boss@example.test\r\nMessage-ID: <z@thunderbird.example>\r\n\r\nx");
+        assert_eq!(
+            classify_sent(&other, Some(&t), "example.test"),
+            SentMail::Unrelated
+        );
+        let plan = direct_reply(&f.ctx(), &t, &direct, 0);
+        assert!(plan.update.agent_reply);
+        assert!(plan
+            .events
+            .iter()
+            .any(|e| e.kind == "agent_reply_unchecked"));
+        assert_eq!(plan.update.owner, None, "no agent known: no owner");
+    }
+}

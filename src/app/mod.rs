@@ -1,0 +1,293 @@
+//! The running daemon: [`Application::build`] does all set-up (templates, database, migrations,
+//! SMTP transport, the ops listener), [`Application::run_until_stopped`] runs one loop per mailbox,
+//! the outbox worker, the timer worker, the HTTP listener and the systemd watchdog until the
+//! cancellation token fires, then lets work in hand finish within the shutdown timeout. Tests build
+//! the same application with their own settings and clock. [`Reloader`] is SIGHUP.
+//!
+//! Invariants: systemd hears READY=1 only after the database is migrated and every mailbox has
+//! tried its first login (succeeded, or failed and is retrying); a stop finishes the batch and the
+//! mail in hand (their transactions commit or roll back whole) and is bounded by
+//! `service.shutdown_timeout_secs`; a reload that fails changes nothing.
+
+use crate::clock::SharedClock;
+use crate::config::MailboxSettings;
+use crate::config::{ConfigError, Settings};
+use crate::inbound::ingest::{FolderRole, Live, MailboxLoop, Pipeline};
+use crate::ops::health::Health;
+use crate::ops::http::{self, HttpState};
+use crate::ops::logging::LogReload;
+use crate::ops::metrics::Metrics;
+use crate::ops::systemd;
+use crate::outbound::outbox::{self, OutboxWorker};
+use crate::outbound::templates::{TemplateError, Templates};
+use crate::store::{Store, StoreError};
+use crate::workers::mailbox_jobs::ImapJobWorker;
+use crate::workers::timers::Scheduler;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Templates(#[from] TemplateError),
+    #[error("templates use forbidden wording:\n  {}", .0.join("\n  "))]
+    Wording(Vec<String>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Send(#[from] outbox::SendError),
+    #[error("http.listen: cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    pub settings: Settings,
+    pub store: Store,
+    pub pipeline: Arc<Pipeline>,
+    pub clock: SharedClock,
+    pub outbox_wake: Arc<Notify>,
+    pub timer_wake: Arc<Notify>,
+    /// Notified when plans committed work for the shared mailbox.
+    pub imap_wake: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    listener: Option<tokio::net::TcpListener>,
+    mailer: outbox::Mailer,
+}
+
+impl Application {
+    pub async fn build(settings: Settings, clock: SharedClock) -> Result<Application, AppError> {
+        let templates = Templates::load(&settings.service.templates_dir)?;
+        wording_ok(&settings, &templates).map_err(AppError::Wording)?;
+        let store =
+            Store::connect(&settings.database_url(), settings.database.max_connections).await?;
+        store.migrate().await?;
+        let mailer = outbox::mailer(&settings.smtp)?;
+        let listener = match settings.http.address() {
+            Some(address) => Some(
+                tokio::net::TcpListener::bind(address)
+                    .await
+                    .map_err(|source| AppError::Listen { address, source })?,
+            ),
+            None => None,
+        };
+        let pipeline = Arc::new(Pipeline::new(&settings, templates));
+        Ok(Application {
+            settings,
+            store,
+            pipeline,
+            clock,
+            outbox_wake: Arc::new(Notify::new()),
+            timer_wake: Arc::new(Notify::new()),
+            imap_wake: Arc::new(Notify::new()),
+            metrics: Arc::new(Metrics::new()),
+            health: Arc::new(Health::new()),
+            listener,
+            mailer,
+        })
+    }
+
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (the bound address, so port 0 works).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// SIGHUP: reloads from `config_path` (and the log filter through `log`).
+    pub fn reloader(&self, config_path: PathBuf, log: Option<LogReload>) -> Reloader {
+        Reloader {
+            path: config_path,
+            pipeline: self.pipeline.clone(),
+            current: Mutex::new(self.settings.clone()),
+            log,
+        }
+    }
+
+    pub fn outbox_worker(&self) -> OutboxWorker {
+        OutboxWorker {
+            store: self.store.clone(),
+            mailer: self.mailer.clone(),
+            clock: self.clock.clone(),
+            wake: self.outbox_wake.clone(),
+            retry_base_ms: self.settings.outbox.retry_base_secs as i64 * 1000,
+            retry_max_ms: self.settings.outbox.retry_max_secs as i64 * 1000,
+            batch: self.settings.outbox.batch_size,
+            policy: self.pipeline.outbox_policy.clone(),
+            health: self.health.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    pub fn scheduler(&self) -> Scheduler {
+        Scheduler {
+            store: self.store.clone(),
+            pipeline: self.pipeline.clone(),
+            clock: self.clock.clone(),
+            wake: self.timer_wake.clone(),
+            outbox_wake: self.outbox_wake.clone(),
+            imap_wake: self.imap_wake.clone(),
+            health: self.health.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    /// Runs until `cancel` fires; then waits up to the shutdown timeout for work in hand.
+    pub async fn run_until_stopped(mut self, cancel: CancellationToken) {
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(self.outbox_worker().run(cancel.clone()));
+        tasks.spawn(self.scheduler().run(cancel.clone()));
+        let mut loops: Vec<(String, MailboxSettings, FolderRole)> = self
+            .settings
+            .mailboxes
+            .iter()
+            .map(|(n, mb)| (n.clone(), mb.clone(), FolderRole::Inbox))
+            .collect();
+        if let Some((name, q)) = self.settings.queue_mailbox() {
+            let mb = self.settings.mailboxes.get(name).cloned();
+            if let Some(mb) = mb {
+                tasks.spawn(
+                    ImapJobWorker {
+                        store: self.store.clone(),
+                        mailbox: mb.clone(),
+                        folders: q.clone(),
+                        clock: self.clock.clone(),
+                        wake: self.imap_wake.clone(),
+                        health: self.health.clone(),
+                    }
+                    .run(cancel.clone()),
+                );
+                if q.watch_sent {
+                    let sent = MailboxSettings {
+                        folder: q.sent.clone(),
+                        ..mb
+                    };
+                    loops.push((format!("{name}-sent"), sent, FolderRole::Sent));
+                }
+            }
+        }
+        for (name, mb, role) in loops {
+            self.health.register_mailbox(&name);
+            let l = MailboxLoop {
+                name,
+                settings: mb,
+                store: self.store.clone(),
+                pipeline: self.pipeline.clone(),
+                clock: self.clock.clone(),
+                outbox_wake: self.outbox_wake.clone(),
+                timer_wake: self.timer_wake.clone(),
+                imap_wake: self.imap_wake.clone(),
+                health: self.health.clone(),
+                metrics: self.metrics.clone(),
+                role,
+            };
+            tasks.spawn(l.run(cancel.clone()));
+        }
+        // The listener and the watchdog stop with the token but are not work in hand.
+        let mut side = tokio::task::JoinSet::new();
+        if let Some(listener) = self.listener.take() {
+            let addr = listener.local_addr().ok();
+            let state = Arc::new(HttpState {
+                metrics: self.metrics.clone(),
+                health: self.health.clone(),
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                mailbox_stale: Duration::from_secs(self.settings.http.mailbox_stale_secs),
+                outbox_stuck: Duration::from_secs(self.settings.http.outbox_stuck_secs),
+            });
+            side.spawn(http::serve(listener, state, cancel.clone()));
+            info!(address = ?addr, "serving /metrics, /healthz, /readyz");
+        }
+        if let Some(interval) = systemd::watchdog_interval() {
+            info!(interval = ?interval, "systemd watchdog enabled");
+            side.spawn(systemd::watchdog(
+                self.health.clone(),
+                interval,
+                cancel.clone(),
+            ));
+        }
+        let mailboxes = self.settings.mailboxes.len();
+        let ready = async {
+            while !self.health.first_attempts_done() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::select! {
+            _ = ready => {
+                systemd::ready(&format!("processing mail from {mailboxes} mailbox(es)"));
+                info!(mailboxes, "supportd running");
+            }
+            _ = cancel.cancelled() => {}
+        }
+        cancel.cancelled().await;
+        systemd::stopping();
+        let limit = Duration::from_secs(self.settings.service.shutdown_timeout_secs);
+        info!(timeout = ?limit, "stopping: finishing work in hand");
+        let drained =
+            tokio::time::timeout(limit, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            warn!(left = tasks.len(), "shutdown timeout: abandoning unfinished tasks (their work was not committed and will be redone)");
+            tasks.abort_all();
+        }
+        side.abort_all();
+        self.store.close().await;
+        info!("supportd stopped");
+    }
+}
+
+/// Reloads the reloadable parts of the configuration (SIGHUP): templates, `[classify]`, `[sla]`,
+/// `[calendar]`, `[[agents]]`, `[screening]`, reply secrets and reopening, `service.agent_language`,
+/// the log filter and address masking. Everything is checked before anything is swapped.
+pub struct Reloader {
+    path: PathBuf,
+    pipeline: Arc<Pipeline>,
+    current: Mutex<Settings>,
+    log: Option<LogReload>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] Box<ConfigError>),
+    #[error(transparent)]
+    Templates(#[from] TemplateError),
+    #[error("log.filter: {0}")]
+    Log(String),
+    #[error("templates use forbidden wording: {}", .0.join("; "))]
+    Wording(Vec<String>),
+}
+
+/// Approved wording never contains forbidden wording (checked at start and on reload).
+fn wording_ok(s: &Settings, t: &Templates) -> Result<(), Vec<String>> {
+    let policy = crate::agents::mail::AgentPolicy::new(&s.agent_mail, &s.wording);
+    let problems = crate::agents::mail::check_templates(t, &policy.forbidden);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+impl Reloader {
+    /// Reloads. Returns the changed settings that only take effect after a restart.
+    pub fn reload(&self) -> Result<Vec<&'static str>, ReloadError> {
+        let new = Settings::load(&self.path).map_err(Box::new)?;
+        let templates = Templates::load(&new.service.templates_dir)?;
+        wording_ok(&new, &templates).map_err(ReloadError::Wording)?;
+        if let Some(log) = &self.log {
+            log.apply(&new.log).map_err(ReloadError::Log)?;
+        }
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let restart = current.restart_needed(&new);
+        self.pipeline.set_live(Live::new(&new, templates));
+        *current = new;
+        Ok(restart)
+    }
+}

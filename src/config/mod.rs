@@ -1,0 +1,990 @@
+//! Configuration: a TOML file read with the `config` crate, every key overridable from the
+//! environment (`SUPPORTD__SMTP__HOST`, `SUPPORTD__MAILBOXES__SUPPORT__PASSWORD`, …).
+//!
+//! Invariants: a bad configuration is rejected at start with the exact key and the reason, all
+//! problems at once; unknown keys are errors (a typo never silently falls back to a default);
+//! secrets are held in [`Secret`], whose `Debug` never prints them.
+
+use crate::domain::{EmailAddress, Language};
+use crate::inbound::classify::{Classifier, ClassifySettings};
+use crate::ticket::calendar::{Calendar, CalendarSettings};
+use crate::ticket::sla::{SlaPolicy, SlaSettings};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration {path}: {source}")]
+    Load {
+        path: String,
+        #[source]
+        source: config::ConfigError,
+    },
+    #[error("invalid configuration {path}:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid { path: String, problems: Vec<String> },
+}
+
+/// A password or key. Prints as `***`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain TCP: only sensible on loopback.
+    None,
+    Starttls,
+    /// Implicit TLS (IMAPS 993, SMTPS 465).
+    Tls,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AfterProcessing {
+    /// Set `\Seen`; the message stays in the watched folder.
+    Seen,
+    /// Move to `move_to` (IMAP MOVE); the watched folder holds only unprocessed mail.
+    Move,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub service: ServiceSettings,
+    #[serde(default)]
+    pub database: DatabaseSettings,
+    pub mailboxes: BTreeMap<String, MailboxSettings>,
+    pub smtp: SmtpSettings,
+    #[serde(default)]
+    pub outbox: OutboxSettings,
+    #[serde(default)]
+    pub threading: ThreadingSettings,
+    #[serde(default)]
+    pub screening: ScreeningSettings,
+    #[serde(default)]
+    pub http: HttpSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    #[serde(default)]
+    pub classify: ClassifySettings,
+    #[serde(default)]
+    pub sla: SlaSettings,
+    #[serde(default)]
+    pub calendar: CalendarSettings,
+    /// The people who answer customers (`[[agents]]`).
+    #[serde(default)]
+    pub agents: Vec<Agent>,
+    /// The shared mailbox as the agents' queue (absent: no queue folders).
+    #[serde(default)]
+    pub queue: Option<QueueSettings>,
+    #[serde(default)]
+    pub agent_mail: AgentMailSettings,
+    #[serde(default)]
+    pub wording: WordingSettings,
+    /// The classification rules, compiled once when the config was validated.
+    #[serde(skip)]
+    compiled_classifier: Option<Arc<Classifier>>,
+    #[serde(skip)]
+    compiled_sla: Option<Arc<SlaPolicy>>,
+}
+
+/// An agent or supervisor.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    pub name: String,
+    pub address: EmailAddress,
+    #[serde(default = "default_role")]
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Agent,
+    /// Gets escalations; may contact unsatisfied customers.
+    Supervisor,
+}
+
+fn default_role() -> Role {
+    Role::Agent
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    /// The address customers write to; everything we send comes from it.
+    pub support_address: EmailAddress,
+    /// Display name on outgoing mail.
+    #[serde(default = "default_support_name")]
+    pub support_name: String,
+    /// Domain of the Message-IDs we generate. Defaults to the support address's domain.
+    #[serde(default)]
+    pub message_id_domain: Option<String>,
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    #[serde(default = "default_templates_dir")]
+    pub templates_dir: PathBuf,
+    /// How long a stop may take to finish work in hand.
+    #[serde(default = "default_shutdown_secs")]
+    pub shutdown_timeout_secs: u64,
+    /// The language of internal notices to agents (zh-Hans, zh-Hant, en).
+    #[serde(default = "default_agent_language")]
+    pub agent_language: Language,
+}
+
+fn default_agent_language() -> Language {
+    Language::ZhHans
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite:///path/file.db` or `postgres://…`. Default: `supportd.db` in the state directory.
+    #[serde(default)]
+    pub url: Option<Secret>,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: None,
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub user: String,
+    #[serde(default)]
+    pub password: Secret,
+    /// A file holding the password; relative paths are looked up in `$CREDENTIALS_DIRECTORY`
+    /// (systemd `LoadCredential=`) first.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default = "default_folder")]
+    pub folder: String,
+    #[serde(default = "default_after")]
+    pub after: AfterProcessing,
+    #[serde(default)]
+    pub move_to: Option<String>,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    /// Polling interval when IDLE is unavailable, and the longest an IDLE waits before a re-check.
+    #[serde(default = "default_poll_secs")]
+    pub poll_interval_secs: u64,
+    #[serde(default = "default_true")]
+    pub idle: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub password: Secret,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Envelope sender (MAIL FROM). Defaults to the support address.
+    #[serde(default)]
+    pub envelope_from: Option<EmailAddress>,
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSettings {
+    /// First retry delay; doubles per attempt up to `retry_max_secs`, with jitter.
+    #[serde(default = "default_retry_base")]
+    pub retry_base_secs: u64,
+    #[serde(default = "default_retry_max")]
+    pub retry_max_secs: u64,
+    /// After this long since queueing, a mail that still could not be sent is given up and the
+    /// failure recorded on its ticket.
+    #[serde(default = "default_give_up")]
+    pub give_up_after_secs: u64,
+    #[serde(default = "default_outbox_batch")]
+    pub batch_size: u32,
+}
+
+fn default_retry_base() -> u64 {
+    30
+}
+fn default_retry_max() -> u64 {
+    3600
+}
+fn default_give_up() -> u64 {
+    2 * 24 * 3600
+}
+fn default_outbox_batch() -> u32 {
+    50
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        OutboxSettings {
+            retry_base_secs: default_retry_base(),
+            retry_max_secs: default_retry_max(),
+            give_up_after_secs: default_give_up(),
+            batch_size: default_outbox_batch(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadingSettings {
+    /// Secret for the signed reply address `support+T000123.<mac>@…`.
+    pub reply_secret: Secret,
+    /// Older secrets still accepted while rotating.
+    #[serde(default)]
+    pub old_reply_secrets: Vec<Secret>,
+    /// A reply to a ticket solved longer ago than this opens a new, linked ticket.
+    #[serde(default = "default_reopen_days")]
+    pub reopen_within_days: u64,
+}
+
+fn default_reopen_days() -> u64 {
+    30
+}
+
+impl Default for ThreadingSettings {
+    fn default() -> Self {
+        ThreadingSettings {
+            reply_secret: Secret::default(),
+            old_reply_secrets: Vec::new(),
+            reopen_within_days: default_reopen_days(),
+        }
+    }
+}
+
+/// `[queue]`: the shared mailbox agents work from. Ticket cards go to a folder per state; the
+/// copies of supportd's replies go to `sent`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettings {
+    /// The `[mailboxes.NAME]` account that holds the folders (default: the only one).
+    #[serde(default)]
+    pub mailbox: Option<String>,
+    #[serde(default = "default_open")]
+    pub open: String,
+    #[serde(default = "default_waiting")]
+    pub waiting: String,
+    #[serde(default = "default_escalated")]
+    pub escalated: String,
+    #[serde(default = "default_solved")]
+    pub solved: String,
+    #[serde(default = "default_sent")]
+    pub sent: String,
+    /// Watch `sent` for replies agents sent straight to customers (bypassing supportd).
+    #[serde(default = "default_true")]
+    pub watch_sent: bool,
+    /// Mail every agent a notice for each new ticket (the card in the queue is always there).
+    #[serde(default)]
+    pub notify_new: bool,
+}
+
+fn default_open() -> String {
+    "Support/Open".into()
+}
+fn default_waiting() -> String {
+    "Support/Waiting".into()
+}
+fn default_escalated() -> String {
+    "Support/Escalated".into()
+}
+fn default_solved() -> String {
+    "Support/Solved".into()
+}
+fn default_sent() -> String {
+    "Sent".into()
+}
+
+/// `[agent_mail]`: when a mail is an agent's, with authority over a ticket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentMailSettings {
+    /// `none` (a listed agent address and a valid signed ticket address), `dkim`, or
+    /// `dkim_or_spf` (also a pass for the agent's domain in our server's Authentication-Results).
+    #[serde(default = "default_require_auth")]
+    pub require_auth: String,
+    /// Our receiving server's authserv-id: only its Authentication-Results are trusted.
+    #[serde(default)]
+    pub authserv_id: Option<String>,
+}
+
+fn default_require_auth() -> String {
+    "none".into()
+}
+
+impl Default for AgentMailSettings {
+    fn default() -> Self {
+        AgentMailSettings {
+            require_auth: default_require_auth(),
+            authserv_id: None,
+        }
+    }
+}
+
+/// `[wording]`: phrases that never reach a customer, and what to say instead.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WordingSettings {
+    /// Use the built-in list from the procedures (不清楚, 不知道, "I don't know", …).
+    #[serde(default = "default_true")]
+    pub builtin: bool,
+    #[serde(default)]
+    pub forbidden: Vec<ForbiddenPhrase>,
+}
+
+impl Default for WordingSettings {
+    fn default() -> Self {
+        WordingSettings {
+            builtin: true,
+            forbidden: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ForbiddenPhrase {
+    pub phrase: String,
+    /// The approved alternative.
+    pub instead: String,
+}
+
+/// `[screening]`: automatic mail and loops.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScreeningSettings {
+    /// Acknowledgements to one address per hour, at most: two auto-responders can never loop,
+    /// even when every header lies.
+    #[serde(default = "default_ack_limit")]
+    pub ack_limit_per_hour: u32,
+}
+
+fn default_ack_limit() -> u32 {
+    3
+}
+
+impl Default for ScreeningSettings {
+    fn default() -> Self {
+        ScreeningSettings {
+            ack_limit_per_hour: default_ack_limit(),
+        }
+    }
+}
+
+/// `[http]`: `/metrics`, `/healthz`, `/readyz`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// `host:port` to listen on (loopback by default); empty: no listener.
+    #[serde(default = "default_http_listen")]
+    pub listen: String,
+    /// `/readyz` fails when a mailbox has not been polled successfully for this long.
+    #[serde(default = "default_poll_stale")]
+    pub mailbox_stale_secs: u64,
+    /// `/readyz` fails when a mail has been due for sending this long without being sent.
+    #[serde(default = "default_outbox_stuck")]
+    pub outbox_stuck_secs: u64,
+}
+
+fn default_http_listen() -> String {
+    "127.0.0.1:9187".into()
+}
+fn default_poll_stale() -> u64 {
+    300
+}
+fn default_outbox_stuck() -> u64 {
+    900
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            listen: default_http_listen(),
+            mailbox_stale_secs: default_poll_stale(),
+            outbox_stuck_secs: default_outbox_stuck(),
+        }
+    }
+}
+
+impl HttpSettings {
+    /// The listen address, or `None` when the listener is off.
+    pub fn address(&self) -> Option<std::net::SocketAddr> {
+        self.listen.trim().parse().ok()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    #[serde(default = "default_log_format")]
+    pub format: LogFormat,
+    /// `RUST_LOG`-style filter; the `RUST_LOG` variable wins when set.
+    #[serde(default = "default_log_filter")]
+    pub filter: String,
+    /// Show customers' addresses in logs as `w***@qq.com`.
+    #[serde(default)]
+    pub mask_addresses: bool,
+}
+
+fn default_log_format() -> LogFormat {
+    LogFormat::Plain
+}
+fn default_log_filter() -> String {
+    "info".into()
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: default_log_format(),
+            filter: default_log_filter(),
+            mask_addresses: false,
+        }
+    }
+}
+
+fn default_support_name() -> String {
+    "Customer Support".into()
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/supportd")
+}
+fn default_templates_dir() -> PathBuf {
+    PathBuf::from("/usr/share/supportd/templates")
+}
+fn default_shutdown_secs() -> u64 {
+    20
+}
+fn default_max_connections() -> u32 {
+    4
+}
+fn default_folder() -> String {
+    "INBOX".into()
+}
+fn default_after() -> AfterProcessing {
+    AfterProcessing::Seen
+}
+fn default_batch_size() -> u32 {
+    200
+}
+fn default_poll_secs() -> u64 {
+    30
+}
+fn default_true() -> bool {
+    true
+}
+fn default_smtp_timeout() -> u64 {
+    30
+}
+
+impl Settings {
+    /// Reads `path`, applies `SUPPORTD__…` environment overrides, resolves password files and
+    /// validates. Every problem is reported with its key.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let shown = path.display().to_string();
+        let raw = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("SUPPORTD")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()
+            .and_then(|c| c.try_deserialize::<Settings>())
+            .map_err(|source| ConfigError::Load {
+                path: shown.clone(),
+                source,
+            })?;
+        raw.resolved().map_err(|problems| ConfigError::Invalid {
+            path: shown,
+            problems,
+        })
+    }
+
+    /// Reads secrets from files and checks cross-field rules.
+    fn resolved(mut self) -> Result<Settings, Vec<String>> {
+        let mut problems = Vec::new();
+        if self.mailboxes.is_empty() {
+            problems.push("mailboxes: at least one mailbox is required".to_string());
+        }
+        for (name, mb) in self.mailboxes.iter_mut() {
+            let key = format!("mailboxes.{name}");
+            check_host(&format!("{key}.host"), &mb.host, &mut problems);
+            if mb.port == 0 {
+                problems.push(format!("{key}.port: must be 1-65535"));
+            }
+            if mb.user.trim().is_empty() {
+                problems.push(format!("{key}.user: must not be empty"));
+            }
+            resolve_secret(&key, &mut mb.password, &mb.password_file, &mut problems);
+            if mb.password.is_empty() {
+                problems.push(format!(
+                    "{key}.password: required (set it, password_file, or SUPPORTD__MAILBOXES__{}__PASSWORD)",
+                    name.to_uppercase()
+                ));
+            }
+            if mb.after == AfterProcessing::Move
+                && mb.move_to.as_deref().is_none_or(|f| f.trim().is_empty())
+            {
+                problems.push(format!("{key}.move_to: required when after = \"move\""));
+            }
+            if mb.move_to.as_deref() == Some(mb.folder.as_str()) {
+                problems.push(format!("{key}.move_to: must differ from folder"));
+            }
+            if !(1..=5000).contains(&mb.batch_size) {
+                problems.push(format!("{key}.batch_size: must be 1-5000"));
+            }
+            if !(1..=3600).contains(&mb.poll_interval_secs) {
+                problems.push(format!("{key}.poll_interval_secs: must be 1-3600"));
+            }
+        }
+        check_host("smtp.host", &self.smtp.host, &mut problems);
+        if self.smtp.port == 0 {
+            problems.push("smtp.port: must be 1-65535".into());
+        }
+        resolve_secret(
+            "smtp",
+            &mut self.smtp.password,
+            &self.smtp.password_file,
+            &mut problems,
+        );
+        if self.smtp.user.is_some() && self.smtp.password.is_empty() {
+            problems.push("smtp.password: required when smtp.user is set".into());
+        }
+        if self.outbox.retry_base_secs == 0
+            || self.outbox.retry_max_secs < self.outbox.retry_base_secs
+        {
+            problems.push("outbox.retry_max_secs: must be at least retry_base_secs (> 0)".into());
+        }
+        if self.outbox.batch_size == 0 {
+            problems.push("outbox.batch_size: must be at least 1".into());
+        }
+        if let Some(d) = &self.service.message_id_domain {
+            if d.is_empty() || d.contains(|c: char| c.is_whitespace() || c == '@' || c == '>') {
+                problems.push(format!("service.message_id_domain: not a domain: {d:?}"));
+            }
+        }
+        if self.threading.reply_secret.expose().len() < 16 {
+            problems.push(
+                "threading.reply_secret: required, at least 16 characters (signs reply addresses)"
+                    .into(),
+            );
+        }
+        if let Some(url) = &self.database.url {
+            let u = url.expose();
+            if !(u.starts_with("sqlite:")
+                || u.starts_with("postgres:")
+                || u.starts_with("postgresql:"))
+            {
+                problems.push(
+                    "database.url: unsupported scheme; use sqlite://PATH or postgres://…".into(),
+                );
+            }
+        }
+        if self.database.max_connections == 0 {
+            problems.push("database.max_connections: must be at least 1".into());
+        }
+        match Classifier::new(&self.classify) {
+            Ok(c) => self.compiled_classifier = Some(Arc::new(c)),
+            Err(p) => problems.extend(p),
+        }
+        match Calendar::new(&self.calendar) {
+            Ok(cal) => match SlaPolicy::new(&self.sla, cal) {
+                Ok(p) => self.compiled_sla = Some(Arc::new(p)),
+                Err(p) => problems.extend(p),
+            },
+            Err(p) => problems.extend(p),
+        }
+        if self.service.agent_language == Language::Other {
+            problems.push(
+                "service.agent_language: must be a language with templates (zh-Hans, zh-Hant, en)"
+                    .into(),
+            );
+        }
+        for (i, a) in self.agents.iter().enumerate() {
+            if a.name.trim().is_empty() {
+                problems.push(format!("agents[{i}].name: must not be empty"));
+            }
+            if self.agents[..i].iter().any(|b| b.address == a.address) {
+                problems.push(format!(
+                    "agents[{i}].address: {} is listed twice",
+                    a.address
+                ));
+            }
+            if a.address.domain() == self.service.support_address.domain()
+                && a.address.local_part().split('+').next()
+                    == Some(self.service.support_address.local_part())
+            {
+                problems.push(format!(
+                    "agents[{i}].address: the support address itself cannot be an agent"
+                ));
+            }
+        }
+        if !self.http.listen.trim().is_empty() && self.http.address().is_none() {
+            problems.push(format!(
+                "http.listen: not an address host:port (e.g. 127.0.0.1:9187), or \"\" for no listener: {:?}",
+                self.http.listen
+            ));
+        }
+        if let Some(q) = &self.queue {
+            let name = match &q.mailbox {
+                Some(n) => Some(n.clone()),
+                None if self.mailboxes.len() == 1 => self.mailboxes.keys().next().cloned(),
+                None => {
+                    problems.push(
+                        "queue.mailbox: required when there are several mailboxes (which account holds the queue folders)"
+                            .into(),
+                    );
+                    None
+                }
+            };
+            if let Some(n) = name {
+                if !self.mailboxes.contains_key(&n) {
+                    problems.push(format!("queue.mailbox: no [mailboxes.{n}]"));
+                }
+            }
+            let folders = [&q.open, &q.waiting, &q.escalated, &q.solved, &q.sent];
+            for (i, f) in folders.iter().enumerate() {
+                if f.trim().is_empty() {
+                    problems.push("queue: folder names must not be empty".into());
+                }
+                if folders[..i].contains(f) {
+                    problems.push(format!("queue: folder {f:?} is used twice"));
+                }
+            }
+        }
+        match self.agent_mail.require_auth.as_str() {
+            "none" => {}
+            "dkim" | "dkim_or_spf" => {
+                if self
+                    .agent_mail
+                    .authserv_id
+                    .as_deref()
+                    .is_none_or(|s| s.trim().is_empty())
+                {
+                    problems.push("agent_mail.authserv_id: required with require_auth, so only your own server's Authentication-Results are trusted".into());
+                }
+            }
+            other => problems.push(format!(
+                "agent_mail.require_auth: {other:?}: expected \"none\", \"dkim\" or \"dkim_or_spf\""
+            )),
+        }
+        for (i, f) in self.wording.forbidden.iter().enumerate() {
+            if f.phrase.trim().is_empty() || f.instead.trim().is_empty() {
+                problems.push(format!(
+                    "wording.forbidden[{i}]: phrase and instead must not be empty"
+                ));
+            }
+        }
+        if self.screening.ack_limit_per_hour == 0 {
+            problems.push("screening.ack_limit_per_hour: must be at least 1".into());
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
+            problems.push(format!(
+                "log.filter: not a valid filter: {:?}",
+                self.log.filter
+            ));
+        }
+        if problems.is_empty() {
+            Ok(self)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The settings a reload cannot change that differ in `new` (they need a restart).
+    pub fn restart_needed(&self, new: &Settings) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut differ = |name: &'static str, a: String, b: String| {
+            if a != b {
+                out.push(name);
+            }
+        };
+        let s = &self.service;
+        let n = &new.service;
+        differ(
+            "service (support address, name, Message-ID domain, state dir, shutdown timeout)",
+            format!(
+                "{:?}{:?}{:?}{:?}{:?}",
+                s.support_address,
+                s.support_name,
+                s.message_id_domain,
+                s.state_dir,
+                s.shutdown_timeout_secs
+            ),
+            format!(
+                "{:?}{:?}{:?}{:?}{:?}",
+                n.support_address,
+                n.support_name,
+                n.message_id_domain,
+                n.state_dir,
+                n.shutdown_timeout_secs
+            ),
+        );
+        differ(
+            "database",
+            format!("{:?}", self.database_url()),
+            format!("{:?}", new.database_url()),
+        );
+        differ(
+            "mailboxes",
+            format!("{:?}", self.mailboxes),
+            format!("{:?}", new.mailboxes),
+        );
+        differ(
+            "smtp",
+            format!("{:?}", self.smtp),
+            format!("{:?}", new.smtp),
+        );
+        differ(
+            "outbox",
+            format!("{:?}", self.outbox),
+            format!("{:?}", new.outbox),
+        );
+        differ(
+            "http",
+            format!("{:?}", self.http),
+            format!("{:?}", new.http),
+        );
+        differ(
+            "log.format",
+            format!("{:?}", self.log.format),
+            format!("{:?}", new.log.format),
+        );
+        out
+    }
+
+    /// The database URL, defaulting to a SQLite file in the state directory.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(u) => u.expose().to_string(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.service.state_dir.join("supportd.db").display()
+            ),
+        }
+    }
+
+    /// The compiled classification rules (built-in ones when the settings were not loaded from a
+    /// file, e.g. built by hand in a test).
+    pub fn classifier(&self) -> Arc<Classifier> {
+        self.compiled_classifier
+            .clone()
+            .unwrap_or_else(|| Arc::new(Classifier::builtin()))
+    }
+
+    /// The compiled service promises and calendar (the defaults when the settings were not loaded
+    /// from a file).
+    pub fn sla_policy(&self) -> Arc<SlaPolicy> {
+        self.compiled_sla.clone().unwrap_or_default()
+    }
+
+    /// The mailbox account that holds the queue folders, when there is a queue.
+    pub fn queue_mailbox(&self) -> Option<(&str, &QueueSettings)> {
+        let q = self.queue.as_ref()?;
+        let name = match &q.mailbox {
+            Some(n) => n.as_str(),
+            None => self.mailboxes.keys().next()?.as_str(),
+        };
+        Some((name, q))
+    }
+
+    pub fn message_id_domain(&self) -> &str {
+        self.service
+            .message_id_domain
+            .as_deref()
+            .unwrap_or_else(|| self.service.support_address.domain())
+    }
+
+    pub fn envelope_from(&self) -> &EmailAddress {
+        self.smtp
+            .envelope_from
+            .as_ref()
+            .unwrap_or(&self.service.support_address)
+    }
+}
+
+fn check_host(key: &str, host: &str, problems: &mut Vec<String>) {
+    if host.trim().is_empty() || host.contains(char::is_whitespace) {
+        problems.push(format!("{key}: not a host name: {host:?}"));
+    }
+}
+
+fn resolve_secret(
+    key: &str,
+    secret: &mut Secret,
+    file: &Option<PathBuf>,
+    problems: &mut Vec<String>,
+) {
+    let Some(file) = file else { return };
+    if !secret.is_empty() {
+        problems.push(format!(
+            "{key}.password_file: set together with {key}.password; keep one"
+        ));
+        return;
+    }
+    let path = match std::env::var_os("CREDENTIALS_DIRECTORY") {
+        Some(dir) if file.is_relative() && Path::new(&dir).join(file).exists() => {
+            Path::new(&dir).join(file)
+        }
+        _ => file.clone(),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(s) => *secret = Secret::new(s.trim_end_matches(['\r', '\n'])),
+        Err(e) => problems.push(format!(
+            "{key}.password_file: cannot read {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load_str(toml: &str) -> Result<Settings, ConfigError> {
+        let mut f = tempfile::Builder::new()
+            .suffix(".toml")
+            .tempfile()
+            .expect("temp file");
+        f.write_all(toml.as_bytes()).expect("write");
+        Settings::load(f.path())
+    }
+
+    const GOOD: &str = r#"
+[service]
+support_address = "support@example.test"
+[mailboxes.support]
+host = "127.0.0.1"
+port = 14143
+tls = "none"
+user = "support@example.test"
+password = "pw"
+[smtp]
+host = "127.0.0.1"
+port = 10025
+tls = "none"
+[threading]
+reply_secret = "0123456789abcdef0123"
+old_reply_secrets = []
+reopen_within_days = 30
+"#;
+
+    #[test]
+    fn a_good_config_loads_with_defaults() {
+        let s = load_str(GOOD).expect("valid");
+        assert_eq!(s.mailboxes["support"].folder, "INBOX");
+        assert_eq!(s.message_id_domain(), "example.test");
+        assert!(s
+            .database_url()
+            .starts_with("sqlite:///var/lib/supportd/supportd.db"));
+        assert_eq!(format!("{:?}", s.mailboxes["support"].password), "***");
+    }
+
+    #[test]
+    fn a_bad_config_names_every_key_at_fault() {
+        let bad = GOOD
+            .replace("port = 14143", "port = 0")
+            .replace("password = \"pw\"", "after = \"move\"");
+        let err = load_str(&bad).expect_err("invalid").to_string();
+        assert!(
+            err.contains("mailboxes.support.port: must be 1-65535"),
+            "{err}"
+        );
+        assert!(
+            err.contains("mailboxes.support.password: required"),
+            "{err}"
+        );
+        assert!(err.contains("mailboxes.support.move_to: required"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_example_config_is_valid() {
+        let creds = tempfile::tempdir().expect("tempdir");
+        std::fs::write(creds.path().join("imap-password"), "i\n").expect("write");
+        std::fs::write(creds.path().join("smtp-password"), "s\n").expect("write");
+        // Only this test reads CREDENTIALS_DIRECTORY.
+        std::env::set_var("CREDENTIALS_DIRECTORY", creds.path());
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/supportd.example.toml");
+        let s = Settings::load(&path).expect("example config loads");
+        assert_eq!(s.mailboxes["support"].password.expose(), "i");
+        assert_eq!(s.smtp.password.expose(), "s");
+    }
+
+    #[test]
+    fn a_bad_classification_rule_is_rejected_with_its_key() {
+        let bad = format!(
+            "{GOOD}\n[classify]\nvip_domains = [\"bigcorp.example\"]\n[[classify.rules]]\nname = \"x\"\ntarget = \"complaint\"\npatterns = [\"(oops\"]\n"
+        );
+        let err = load_str(&bad).expect_err("invalid").to_string();
+        assert!(err.contains("classify.rules[0].patterns[0]"), "{err}");
+        let ok = format!("{GOOD}\n[classify]\nvip_domains = [\"bigcorp.example\"]\n");
+        let s = load_str(&ok).expect("valid");
+        assert!(s
+            .classifier()
+            .is_vip(EmailAddress::parse("a@bigcorp.example").as_ref()));
+    }
+
+    #[test]
+    fn an_unknown_key_is_rejected_by_name() {
+        let err = load_str(&GOOD.replace("tls = \"none\"\nuser", "tls = \"none\"\nsuer = 1\nuser"))
+            .expect_err("unknown key")
+            .to_string();
+        assert!(err.contains("suer"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_enum_value_says_which_key() {
+        let err = load_str(&GOOD.replacen("tls = \"none\"", "tls = \"ssl\"", 1))
+            .expect_err("bad enum")
+            .to_string();
+        assert!(err.contains("ssl") && err.contains("tls"), "{err}");
+    }
+}

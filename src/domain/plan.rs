@@ -1,0 +1,458 @@
+//! What a pure stage decides, for the store to commit in one transaction: the [`Plan`].
+//!
+//! Every stage that changes a ticket returns one — `apply` (an inbound mail), `sla::fire` (a timer
+//! coming due), `lifecycle` (an agent's reply, a solution, a follow-up) — and `Store::apply_plan`
+//! writes it all or nothing: ticket fields, timers, events, outgoing mail.
+
+use crate::clock::Millis;
+use crate::domain::{EmailAddress, MessageId, TicketRef};
+use crate::inbound::classify::TicketClass;
+use crate::ticket::survey::Scores;
+use serde::Serialize;
+
+/// A ticket's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Open,
+    /// Waiting for the customer.
+    Pending,
+    Solved,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Pending => "pending",
+            Status::Solved => "solved",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Status> {
+        match s {
+            "open" => Some(Status::Open),
+            "pending" => Some(Status::Pending),
+            "solved" => Some(Status::Solved),
+            _ => None,
+        }
+    }
+}
+
+/// The promises the daemon keeps, one timer kind each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    /// Acknowledge receipt (24 h).
+    Ack,
+    /// First solution, or a solution after a reopen (48 h).
+    Solution,
+    /// Progress news on a complex ticket (every 24 h).
+    Progress,
+    /// A supervisor contacts an unsatisfied customer (24 h).
+    SupervisorContact,
+    /// Follow-up (回访) after a complaint is solved (7 days).
+    Followup,
+}
+
+impl TimerKind {
+    pub const ALL: [TimerKind; 5] = [
+        TimerKind::Ack,
+        TimerKind::Solution,
+        TimerKind::Progress,
+        TimerKind::SupervisorContact,
+        TimerKind::Followup,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimerKind::Ack => "ack",
+            TimerKind::Solution => "solution",
+            TimerKind::Progress => "progress",
+            TimerKind::SupervisorContact => "supervisor_contact",
+            TimerKind::Followup => "followup",
+        }
+    }
+    pub fn parse(s: &str) -> Option<TimerKind> {
+        TimerKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A timer to start (or, when one of its kind already runs on the ticket, to re-time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TimerDraft {
+    pub kind: TimerKind,
+    pub started_at: Millis,
+    /// The promise's length in service time (calendar or business ms).
+    pub span_ms: Millis,
+    pub due_at: Millis,
+    /// The first warning, or the due time.
+    pub next_at: Millis,
+}
+
+/// How a running timer ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerEnd {
+    /// The promise was kept (or, after a breach, kept late: `met_at` is recorded either way).
+    Met,
+    /// It no longer applies.
+    Cancelled,
+}
+
+/// What firing a timer does to its own row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TimerStep {
+    pub id: i64,
+    /// The warnings fired before this step: the row is only updated if it still says so, which
+    /// makes each step happen once even if two schedulers race.
+    pub warnings_before: u32,
+    pub warnings_after: u32,
+    /// Next firing, or `None` when the timer is finished.
+    pub next_at: Option<Millis>,
+    /// `breached` or `met` when finished.
+    pub finished: Option<&'static str>,
+}
+
+/// Changes to the ticket row. `None`/`false`: unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TicketUpdate {
+    pub status: Option<Status>,
+    pub owner: Option<EmailAddress>,
+    pub complex: Option<bool>,
+    /// Mark escalated (to the supervisors) now.
+    pub escalate: bool,
+    /// An agent's reply to the customer: counts; the first sets `first_reply_at`.
+    pub agent_reply: bool,
+    /// The acknowledgement went out (sets `acked_at` once).
+    pub acked: bool,
+    /// Solved now (sets `solved_at`).
+    pub solved: bool,
+    /// Reopened now (counts reopens; clears `solved_at`).
+    pub reopened: bool,
+    /// A survey was sent / answered.
+    pub survey_sent: bool,
+    pub survey_answered: bool,
+    /// The automatic follow-up mail was sent.
+    pub followup_sent: bool,
+    /// The follow-up (回访) result.
+    pub followup_result: Option<String>,
+}
+
+impl TicketUpdate {
+    pub fn is_empty(&self) -> bool {
+        self == &TicketUpdate::default()
+    }
+
+    /// Combines a later update into this one: later values win, flags add up.
+    fn merge(&mut self, o: TicketUpdate) {
+        self.status = o.status.or(self.status);
+        self.owner = o.owner.or(self.owner.take());
+        self.complex = o.complex.or(self.complex);
+        self.escalate |= o.escalate;
+        self.agent_reply |= o.agent_reply;
+        self.acked |= o.acked;
+        self.solved |= o.solved;
+        self.reopened |= o.reopened;
+        self.survey_sent |= o.survey_sent;
+        self.survey_answered |= o.survey_answered;
+        self.followup_sent |= o.followup_sent;
+        self.followup_result = o.followup_result.or(self.followup_result.take());
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventDraft {
+    /// `None`: an ops event not tied to a ticket.
+    pub ticket: Option<TicketRef>,
+    pub kind: &'static str,
+    pub detail: serde_json::Value,
+}
+
+/// A mail to queue, finished to the byte.
+#[derive(Debug, Clone)]
+pub struct OutboxDraft {
+    pub ticket: TicketRef,
+    /// `ack`, `survey`, `followup`, `notice`, `reply`, …
+    pub kind: &'static str,
+    pub message_id: MessageId,
+    pub recipients: Vec<EmailAddress>,
+    pub subject: String,
+    pub text: String,
+    pub in_reply_to: Option<MessageId>,
+    pub raw: Vec<u8>,
+}
+
+/// Everything one decision changes.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// The ticket it is about (none for mail nobody can be answered about).
+    pub ticket: Option<TicketRef>,
+    pub update: TicketUpdate,
+    /// A new classification (a follow-up raised urgency or severity; an agent's correction).
+    pub upgrade: Option<TicketClass>,
+    pub new_participants: Vec<EmailAddress>,
+    pub events: Vec<EventDraft>,
+    pub outbox: Vec<OutboxDraft>,
+    /// One of our outgoing mails that a delivery report says could not be delivered.
+    pub bounced: Option<MessageId>,
+    /// Timers to start; one of a kind already running on the ticket is re-timed instead.
+    pub start_timers: Vec<TimerDraft>,
+    pub end_timers: Vec<(TimerKind, TimerEnd)>,
+    /// The timer being fired, when this plan is a firing.
+    pub timer_step: Option<TimerStep>,
+    /// Survey scores to record.
+    pub survey: Option<Scores>,
+    /// An agent's correction of the classification, and who made it.
+    pub correction: Option<(crate::inbound::classify::Correction, String)>,
+    /// Work on the shared mailbox, done after the commit (cards, folder moves, Sent copies).
+    pub imap_jobs: Vec<ImapJob>,
+}
+
+/// A folder of the shared mailbox, by role (names come from `[queue]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Folder {
+    Open,
+    Waiting,
+    Escalated,
+    Solved,
+    Sent,
+}
+
+impl Folder {
+    pub const STATES: [Folder; 4] = [
+        Folder::Open,
+        Folder::Waiting,
+        Folder::Escalated,
+        Folder::Solved,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Folder::Open => "open",
+            Folder::Waiting => "waiting",
+            Folder::Escalated => "escalated",
+            Folder::Solved => "solved",
+            Folder::Sent => "sent",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Folder> {
+        [
+            Folder::Open,
+            Folder::Waiting,
+            Folder::Escalated,
+            Folder::Solved,
+            Folder::Sent,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == s)
+    }
+    /// The queue folder of a ticket in this state.
+    pub fn of(status: Status, escalated: bool) -> Folder {
+        match status {
+            Status::Solved => Folder::Solved,
+            _ if escalated => Folder::Escalated,
+            Status::Pending => Folder::Waiting,
+            Status::Open => Folder::Open,
+        }
+    }
+}
+
+/// Work on the shared mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImapJob {
+    /// Put a message (a ticket card, a copy of our reply) into a folder, once.
+    Append {
+        folder: Folder,
+        message_id: MessageId,
+        raw: Vec<u8>,
+    },
+    /// Move every card of the ticket into this state folder.
+    Move { to: Folder },
+}
+
+impl ImapJob {
+    /// The job as its `imap_jobs` row stores it: kind, folder, message id, raw message.
+    pub fn columns(&self) -> (&'static str, Folder, Option<&str>, Option<&[u8]>) {
+        match self {
+            ImapJob::Append {
+                folder,
+                message_id,
+                raw,
+            } => ("append", *folder, Some(message_id.as_str()), Some(raw)),
+            ImapJob::Move { to } => ("move", *to, None, None),
+        }
+    }
+}
+
+impl Plan {
+    pub fn for_ticket(t: TicketRef) -> Plan {
+        Plan {
+            ticket: Some(t),
+            ..Default::default()
+        }
+    }
+
+    pub fn event(&mut self, kind: &'static str, detail: serde_json::Value) {
+        self.events.push(EventDraft {
+            ticket: self.ticket,
+            kind,
+            detail,
+        });
+    }
+
+    pub fn end(&mut self, kind: TimerKind, how: TimerEnd) {
+        // A later decision to end a promise overrides an earlier start of it in the same plan.
+        self.start_timers.retain(|d| d.kind != kind);
+        if !self.end_timers.contains(&(kind, how)) {
+            self.end_timers.push((kind, how));
+        }
+    }
+
+    /// Adds a later decision about the same ticket to this plan (an agent's mail: the reply,
+    /// then its commands). Later values win; a later end of a promise cancels an earlier start.
+    pub fn merge(&mut self, o: Plan) {
+        if self.ticket.is_none() {
+            self.ticket = o.ticket;
+        }
+        self.update.merge(o.update);
+        if o.upgrade.is_some() {
+            self.upgrade = o.upgrade;
+        }
+        for p in o.new_participants {
+            if !self.new_participants.contains(&p) {
+                self.new_participants.push(p);
+            }
+        }
+        self.events.extend(o.events);
+        self.outbox.extend(o.outbox);
+        self.bounced = o.bounced.or(self.bounced.take());
+        for (kind, how) in o.end_timers {
+            self.end(kind, how);
+        }
+        self.start_timers.extend(o.start_timers);
+        self.timer_step = o.timer_step.or(self.timer_step.take());
+        self.survey = o.survey.or(self.survey);
+        self.correction = o.correction.or(self.correction.take());
+        self.imap_jobs.extend(o.imap_jobs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(kind: TimerKind) -> TimerDraft {
+        TimerDraft {
+            kind,
+            started_at: 0,
+            span_ms: 1,
+            due_at: 1,
+            next_at: 1,
+        }
+    }
+
+    #[test]
+    fn a_later_end_cancels_an_earlier_start_and_updates_combine() {
+        let mut reply = Plan::for_ticket(TicketRef(1));
+        reply.update.agent_reply = true;
+        reply.end(TimerKind::Progress, TimerEnd::Met);
+        reply.start_timers.push(draft(TimerKind::Progress));
+        let mut solve = Plan::for_ticket(TicketRef(1));
+        solve.update.status = Some(Status::Solved);
+        solve.end(TimerKind::Progress, TimerEnd::Met);
+        solve.start_timers.push(draft(TimerKind::Followup));
+        reply.merge(solve);
+        assert!(reply.update.agent_reply);
+        assert_eq!(reply.update.status, Some(Status::Solved));
+        assert_eq!(reply.end_timers, [(TimerKind::Progress, TimerEnd::Met)]);
+        let started: Vec<_> = reply.start_timers.iter().map(|d| d.kind).collect();
+        assert_eq!(
+            started,
+            [TimerKind::Followup],
+            "the progress restart was cancelled"
+        );
+    }
+
+    #[test]
+    fn a_ticket_s_folder_follows_its_state() {
+        assert_eq!(Folder::of(Status::Open, false), Folder::Open);
+        assert_eq!(Folder::of(Status::Pending, false), Folder::Waiting);
+        assert_eq!(Folder::of(Status::Open, true), Folder::Escalated);
+        assert_eq!(Folder::of(Status::Pending, true), Folder::Escalated);
+        assert_eq!(Folder::of(Status::Solved, true), Folder::Solved);
+    }
+}
+
+/// A ticket as the pure stages see it (loaded by the store; built by hand in tests).
+#[derive(Debug, Clone)]
+pub struct TicketState {
+    pub ticket: TicketRef,
+    pub requester: EmailAddress,
+    pub requester_name: Option<String>,
+    pub subject: String,
+    pub language: crate::domain::Language,
+    pub status: Status,
+    pub participants: Vec<EmailAddress>,
+    pub class: TicketClass,
+    pub owner: Option<EmailAddress>,
+    pub complex: bool,
+    pub escalated: bool,
+    /// The survey we sent and that is not answered yet.
+    pub survey_message_id: Option<MessageId>,
+    /// The automatic follow-up mail was sent and its answer is awaited.
+    pub followup_pending: bool,
+    pub first_reply_at: Option<Millis>,
+    pub solved_at: Option<Millis>,
+    /// The customer's newest text (reply text), for notices to agents.
+    pub summary: String,
+    /// The promises still running on it.
+    pub timers: Vec<RunningTimer>,
+    /// True when the mail being processed created it.
+    pub created: bool,
+}
+
+/// A running timer, as far as the pure stages need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunningTimer {
+    pub kind: TimerKind,
+    pub started_at: Millis,
+    pub due_at: Millis,
+}
+
+impl TicketState {
+    /// A fresh, open ticket (what a new ticket looks like before anything happens to it).
+    pub fn new(
+        ticket: TicketRef,
+        requester: EmailAddress,
+        requester_name: Option<String>,
+        subject: String,
+        classification: &crate::inbound::classify::Classification,
+    ) -> TicketState {
+        TicketState {
+            ticket,
+            requester,
+            requester_name,
+            subject,
+            language: classification.language,
+            status: Status::Open,
+            participants: Vec::new(),
+            class: TicketClass::of(classification),
+            owner: None,
+            complex: false,
+            escalated: false,
+            survey_message_id: None,
+            followup_pending: false,
+            first_reply_at: None,
+            solved_at: None,
+            summary: String::new(),
+            timers: Vec::new(),
+            created: true,
+        }
+    }
+
+    /// How the customer is addressed: their display name, else their address's local part.
+    pub fn customer_name(&self) -> String {
+        self.requester_name
+            .clone()
+            .unwrap_or_else(|| self.requester.local_part().to_string())
+    }
+}

@@ -1,0 +1,549 @@
+//! Stage `apply`: what one inbound mail changes — ticket, participants, events, timers, outgoing
+//! mail. Pure: it returns a [`Plan`], and `store` commits the plan in one transaction together with
+//! the message and the IMAP checkpoint.
+//!
+//! Invariants: `apply` never fails (a mail is never lost because, say, a template broke: that
+//! becomes an event); only `human` mail is acknowledged, once per new ticket, and never more than
+//! `ack_limit_per_hour` times an hour to one address, so two auto-responders cannot loop even when
+//! every header lies; mail we cannot attribute to a sender is stored with an ops event; a new
+//! ticket starts its service-promise timers in the same transaction that creates it.
+
+use crate::agents::shared_mailbox;
+use crate::clock::Millis;
+use crate::domain::plan::{Plan, TicketState};
+use crate::domain::EmailAddress;
+use crate::inbound::classify::{Category, Classification, Priority, Severity, TicketClass};
+use crate::inbound::parse::InboundMail;
+use crate::inbound::screen::ScreenVerdict;
+use crate::inbound::thread::{ThreadDecision, ThreadVia};
+use crate::outbound::compose::{Ctx, Letter};
+use crate::ticket::lifecycle;
+use crate::ticket::sla;
+use serde_json::json;
+
+/// Facts about recent automatic mail, for the loop brake.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AckFacts {
+    /// Acknowledgements queued to this sender in the last hour.
+    pub acks_to_sender_last_hour: u32,
+}
+
+/// What a new ticket is created with.
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    pub requester: EmailAddress,
+    pub requester_name: Option<String>,
+    pub subject: String,
+    pub classification: Classification,
+}
+
+/// Whether this mail opens a new ticket, and with what. Called before [`apply`], so the store can
+/// create the ticket (and learn its number) in the same transaction.
+pub fn new_ticket(
+    mail: &InboundMail,
+    verdict: &ScreenVerdict,
+    decision: &ThreadDecision,
+    classification: &Classification,
+) -> Option<NewTicket> {
+    if !verdict.is_human() || !matches!(decision, ThreadDecision::New { .. }) {
+        return None;
+    }
+    let requester = mail.from.clone()?;
+    Some(NewTicket {
+        requester,
+        requester_name: mail.from_name.clone(),
+        subject: if mail.subject.is_empty() {
+            "(no subject)".to_string()
+        } else {
+            mail.subject.clone()
+        },
+        classification: classification.clone(),
+    })
+}
+
+/// Whether a follow-up's classification raises the ticket's: urgency switches on, or the mail is
+/// a major complaint. Category otherwise stays what it was (agents correct it explicitly).
+pub fn upgrade(t: &TicketClass, c: &Classification) -> Option<TicketClass> {
+    let major = c.category == Category::Complaint && c.severity == Some(Severity::Major);
+    let now_major = major && t.severity != Some(Severity::Major);
+    let now_urgent = c.urgent && !t.urgent;
+    if !now_major && !now_urgent {
+        return None;
+    }
+    let (category, severity) = if now_major {
+        (Category::Complaint, Some(Severity::Major))
+    } else {
+        (t.category, t.severity)
+    };
+    let urgent = t.urgent || c.urgent;
+    let derived = Priority::derive(category, severity, urgent, t.vip);
+    Some(TicketClass {
+        category,
+        severity,
+        urgent,
+        vip: t.vip,
+        priority: derived.min(t.priority),
+    })
+}
+
+/// Everything else the mail causes.
+#[allow(clippy::too_many_arguments)]
+pub fn apply(
+    ctx: &Ctx<'_>,
+    mail: &InboundMail,
+    reply_text: &str,
+    verdict: &ScreenVerdict,
+    classification: &Classification,
+    decision: &ThreadDecision,
+    ticket: Option<&TicketState>,
+    acks: AckFacts,
+    now: Millis,
+) -> Plan {
+    let mut plan = Plan {
+        ticket: ticket.map(|t| t.ticket),
+        ..Default::default()
+    };
+    let base = json!({
+        "message_id": mail.message_id.as_str(),
+        "verdict": verdict.verdict.as_str(),
+        "reason": verdict.reason,
+    });
+    if !mail.problems.is_empty() {
+        plan.event(
+            "malformed_mail",
+            json!({"message_id": mail.message_id.as_str(), "problems": mail.problems}),
+        );
+    }
+    let Some(t) = ticket else {
+        // Nothing to file it on: a machine's mail, or mail without a usable sender.
+        plan.event(
+            if verdict.is_human() {
+                "unattributed_mail"
+            } else {
+                "screened_out"
+            },
+            base,
+        );
+        return plan;
+    };
+
+    if t.created {
+        plan.event(
+            "ticket_created",
+            json!({"message_id": mail.message_id.as_str(), "language": t.language.code()}),
+        );
+        plan.event("classified", classification_detail(classification));
+        if let ThreadDecision::New {
+            linked_to: Some(other),
+            why,
+        } = decision
+        {
+            plan.event("linked", json!({"ticket": other.to_string(), "why": why}));
+        }
+        let mut seen = vec![t.requester.clone()];
+        for r in mail.recipients() {
+            if !is_ours(r, ctx.support_address) && !seen.contains(r) {
+                seen.push(r.clone());
+                plan.new_participants.push(r.clone());
+            }
+        }
+        let acked = acknowledge(ctx, mail, t, acks, now, &mut plan);
+        plan.start_timers = sla::new_ticket_timers(ctx.sla, &t.class, now, acked);
+        if ctx.sla.complex_from_start(&t.class) {
+            plan.update.complex = Some(true);
+        }
+        if let Some(q) = ctx.queue {
+            let shown = shown_text(mail, reply_text);
+            shared_mailbox::add_card(ctx, t, &shown, &mut plan, now);
+            if q.notify_new {
+                shared_mailbox::notify_new(ctx, t, &shown, &mut plan, now);
+            }
+        }
+        return plan;
+    }
+
+    if let ThreadDecision::FollowUp {
+        via: ThreadVia::Bounce,
+        ..
+    } = decision
+    {
+        plan.bounced = mail.bounced_message_id.clone();
+        plan.event(
+            "outbox_failed",
+            json!({
+                "message_id": mail.bounced_message_id.as_ref().map(|m| m.as_str()),
+                "error": "bounced",
+                "report": mail.message_id.as_str(),
+            }),
+        );
+        return plan;
+    }
+
+    // A follow-up on an existing ticket.
+    plan.event(
+        if verdict.is_human() {
+            "customer_replied"
+        } else {
+            "automatic_reply_received"
+        },
+        base,
+    );
+    if !verdict.is_human() {
+        return plan;
+    }
+    if let Some(from) = &mail.from {
+        if from != &t.requester && !t.participants.contains(from) {
+            plan.new_participants.push(from.clone());
+        }
+    }
+    let reopen_allowed = matches!(decision, ThreadDecision::FollowUp { reopen: true, .. });
+    let mut replies_to = mail.in_reply_to.clone();
+    replies_to.extend(mail.references.iter().cloned());
+    lifecycle::customer_followed_up(
+        ctx,
+        t,
+        reply_text,
+        &replies_to,
+        reopen_allowed,
+        now,
+        &mut plan,
+    );
+    if let Some(up) = upgrade(&t.class, classification) {
+        let mut detail = classification_detail(classification);
+        detail["message_id"] = json!(mail.message_id.as_str());
+        detail["from"] = json!(t.class);
+        detail["to"] = json!(up);
+        plan.event("reclassified", detail);
+        // Running promises tighten to the new class's times (counted from their start).
+        for running in &t.timers {
+            let d = ctx.sla.draft(running.kind, &up, running.started_at);
+            if d.due_at < running.due_at {
+                plan.start_timers.push(d);
+            }
+        }
+        plan.upgrade = Some(up);
+    }
+    if ctx.queue.is_some() {
+        shared_mailbox::add_card(ctx, t, &shown_text(mail, reply_text), &mut plan, now);
+        shared_mailbox::follow_state(t, &mut plan);
+    }
+    plan
+}
+
+/// What agents are shown of a mail: its new text, or, when it has none, its attachments.
+fn shown_text(mail: &InboundMail, reply_text: &str) -> String {
+    if !reply_text.trim().is_empty() || mail.attachments.is_empty() {
+        return reply_text.to_string();
+    }
+    let names: Vec<String> = mail
+        .attachments
+        .iter()
+        .map(|a| {
+            format!(
+                "{} ({}, {} bytes)",
+                a.name.as_deref().unwrap_or("unnamed"),
+                a.content_type,
+                a.size
+            )
+        })
+        .collect();
+    format!("(no text; attachments: {})", names.join(", "))
+}
+
+/// The `classified` event's detail: the result and the rules that fired (why).
+pub fn classification_detail(c: &Classification) -> serde_json::Value {
+    json!({
+        "language": c.language.code(),
+        "category": c.category.as_str(),
+        "severity": c.severity.map(Severity::as_str),
+        "urgent": c.urgent,
+        "vip": c.vip,
+        "priority": c.priority.as_str(),
+        "rules": c.rules,
+    })
+}
+
+fn is_ours(addr: &EmailAddress, support: &EmailAddress) -> bool {
+    addr.domain() == support.domain()
+        && addr.local_part().split('+').next() == Some(support.local_part())
+}
+
+/// Queues the acknowledgement, unless the loop brake holds it. Returns whether one was queued.
+fn acknowledge(
+    ctx: &Ctx<'_>,
+    mail: &InboundMail,
+    t: &TicketState,
+    acks: AckFacts,
+    now: Millis,
+    plan: &mut Plan,
+) -> bool {
+    if acks.acks_to_sender_last_hour >= ctx.ack_limit_per_hour {
+        plan.event(
+            "ack_suppressed",
+            json!({"reason": "rate limit", "limit_per_hour": ctx.ack_limit_per_hour}),
+        );
+        return false;
+    }
+    let letter = Letter {
+        in_reply_to: Some(mail.message_id.clone()),
+        references: mail.references.clone(),
+        ..Letter::to_requester("ack", "ack", t, ctx.vars(t))
+    };
+    match ctx.queue(plan, t.ticket, letter, now) {
+        Some(id) => {
+            plan.event("ack_queued", json!({"message_id": id.as_str()}));
+            true
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::plan::{Status, TimerKind};
+    use crate::inbound::parse::parse;
+    use crate::inbound::screen::Verdict;
+    use crate::testing::StageFixture;
+
+    fn human() -> ScreenVerdict {
+        ScreenVerdict {
+            verdict: Verdict::Human,
+            reason: String::new(),
+        }
+    }
+
+    fn plain() -> Classification {
+        Classification::plain(crate::domain::Language::ZhHans)
+    }
+
+    const MAIL: &[u8] = "From: 王先生 <wang@qq.com>\r\nTo: support@example.test\r\nCc: li@qq.com\r\nMessage-ID: <c1@qq.com>\r\nSubject: 退款\r\n\r\n退款什么时候到？".as_bytes();
+
+    fn created(mail: &InboundMail) -> TicketState {
+        TicketState::new(
+            crate::domain::TicketRef(7),
+            mail.from.clone().expect("from"),
+            mail.from_name.clone(),
+            mail.subject.clone(),
+            &plain(),
+        )
+    }
+
+    fn new_decision() -> ThreadDecision {
+        ThreadDecision::New {
+            linked_to: None,
+            why: None,
+        }
+    }
+
+    #[test]
+    fn a_new_ticket_gets_one_threaded_acknowledgement_and_its_timers() {
+        let f = StageFixture::new();
+        let mail = parse(MAIL);
+        let t = created(&mail);
+        let plan = apply(
+            &f.ctx(),
+            &mail,
+            "x",
+            &human(),
+            &plain(),
+            &new_decision(),
+            Some(&t),
+            AckFacts::default(),
+            0,
+        );
+        assert_eq!(plan.outbox.len(), 1);
+        let ack = parse(&plan.outbox[0].raw);
+        assert_eq!(ack.in_reply_to[0].as_str(), "c1@qq.com");
+        assert!(ack.subject.contains("[#T-000007]"), "{}", ack.subject);
+        assert!(ack.text.contains("48"), "{}", ack.text);
+        assert_eq!(ack.to[0].as_str(), "wang@qq.com");
+        assert_eq!(
+            plan.new_participants,
+            vec![EmailAddress::parse("li@qq.com").expect("addr")]
+        );
+        assert!(plan.events.iter().any(|e| e.kind == "ticket_created"));
+        let kinds: Vec<_> = plan.start_timers.iter().map(|t| t.kind).collect();
+        assert_eq!(kinds, [TimerKind::Ack, TimerKind::Solution]);
+    }
+
+    #[test]
+    fn the_ack_promises_the_ticket_s_own_solution_time() {
+        let f = StageFixture::with_sla(
+            r#"
+            [[overrides]]
+            priority = "urgent"
+            first_solution_hours = 4
+            "#,
+        );
+        let mail = parse(MAIL);
+        let mut t = created(&mail);
+        t.class.urgent = true;
+        t.class.priority = Priority::Urgent;
+        let plan = apply(
+            &f.ctx(),
+            &mail,
+            "x",
+            &human(),
+            &plain(),
+            &new_decision(),
+            Some(&t),
+            AckFacts::default(),
+            0,
+        );
+        let ack = parse(&plan.outbox[0].raw);
+        assert!(ack.text.contains(" 4 "), "{}", ack.text);
+        assert_eq!(plan.start_timers[1].due_at, 4 * 3_600_000);
+    }
+
+    #[test]
+    fn the_ack_brake_stops_a_fourth_ack_in_an_hour_and_promises_no_ack() {
+        let f = StageFixture::new();
+        let mail = parse(MAIL);
+        let t = created(&mail);
+        let acks = AckFacts {
+            acks_to_sender_last_hour: 3,
+        };
+        let plan = apply(
+            &f.ctx(),
+            &mail,
+            "x",
+            &human(),
+            &plain(),
+            &new_decision(),
+            Some(&t),
+            acks,
+            0,
+        );
+        assert!(plan.outbox.is_empty());
+        assert!(plan.events.iter().any(|e| e.kind == "ack_suppressed"));
+        let kinds: Vec<_> = plan.start_timers.iter().map(|t| t.kind).collect();
+        assert_eq!(kinds, [TimerKind::Solution]);
+    }
+
+    #[test]
+    fn machine_mail_opens_no_ticket_and_is_recorded() {
+        let mail = parse(MAIL);
+        let auto = ScreenVerdict {
+            verdict: Verdict::AutoReply,
+            reason: "Auto-Submitted".into(),
+        };
+        assert!(new_ticket(&mail, &auto, &new_decision(), &plain()).is_none());
+        let f = StageFixture::new();
+        let plan = apply(
+            &f.ctx(),
+            &mail,
+            "x",
+            &auto,
+            &plain(),
+            &new_decision(),
+            None,
+            AckFacts::default(),
+            0,
+        );
+        assert!(plan.outbox.is_empty());
+        assert_eq!(plan.events[0].kind, "screened_out");
+    }
+
+    #[test]
+    fn a_follow_up_on_a_solved_ticket_reopens_it_without_a_new_ack() {
+        let f = StageFixture::new();
+        let mail = parse(MAIL);
+        let mut t = created(&mail);
+        t.created = false;
+        t.status = Status::Solved;
+        let d = ThreadDecision::FollowUp {
+            ticket: t.ticket,
+            via: ThreadVia::Tag,
+            reopen: true,
+        };
+        let plan = apply(
+            &f.ctx(),
+            &mail,
+            "x",
+            &human(),
+            &plain(),
+            &d,
+            Some(&t),
+            AckFacts::default(),
+            0,
+        );
+        assert!(plan.outbox.is_empty());
+        assert_eq!(plan.update.status, Some(Status::Open));
+        assert!(plan.events.iter().any(|e| e.kind == "reopened"));
+        assert_eq!(plan.start_timers[0].kind, TimerKind::Solution);
+    }
+
+    #[test]
+    fn a_follow_up_raises_urgency_and_severity_but_never_lowers_them() {
+        let mail = parse(MAIL);
+        let mut t = created(&mail);
+        t.created = false;
+        let mut c = plain();
+        assert_eq!(upgrade(&t.class, &c), None, "nothing new");
+        c.urgent = true;
+        let up = upgrade(&t.class, &c).expect("urgent now");
+        assert!(up.urgent);
+        assert_eq!(up.priority, Priority::Urgent);
+        assert_eq!(
+            up.category,
+            Category::Inquiry,
+            "category is the agents' to change"
+        );
+        c.urgent = false;
+        c.category = Category::Complaint;
+        c.severity = Some(Severity::Major);
+        let up = upgrade(&t.class, &c).expect("major complaint now");
+        assert_eq!(
+            (up.category, up.severity),
+            (Category::Complaint, Some(Severity::Major))
+        );
+        t.class.urgent = true;
+        t.class.priority = Priority::Urgent;
+        assert_eq!(
+            upgrade(&t.class, &plain()),
+            None,
+            "a calm follow-up lowers nothing"
+        );
+
+        let f = StageFixture::with_sla(
+            r#"
+            [[overrides]]
+            priority = "urgent"
+            first_solution_hours = 4
+            "#,
+        );
+        t.class.urgent = false;
+        t.class.priority = Priority::Normal;
+        t.timers = vec![crate::domain::plan::RunningTimer {
+            kind: TimerKind::Solution,
+            started_at: 0,
+            due_at: 48 * 3_600_000,
+        }];
+        let d = ThreadDecision::FollowUp {
+            ticket: t.ticket,
+            via: ThreadVia::Tag,
+            reopen: false,
+        };
+        let plan = apply(
+            &f.ctx(),
+            &mail,
+            "x",
+            &human(),
+            &c,
+            &d,
+            Some(&t),
+            AckFacts::default(),
+            0,
+        );
+        assert!(plan.upgrade.is_some());
+        assert!(plan.events.iter().any(|e| e.kind == "reclassified"));
+        assert_eq!(plan.start_timers.len(), 1);
+        assert_eq!(plan.start_timers[0].kind, TimerKind::Solution);
+        assert_eq!(
+            plan.start_timers[0].due_at,
+            4 * 3_600_000,
+            "4 h now, not 48"
+        );
+    }
+}

@@ -1,0 +1,414 @@
+//! Stage `thread`: which ticket does this mail belong to, or is it a new one? Pure over facts the
+//! store looked up ([`ThreadFacts`]).
+//!
+//! Precedence: a signed reply address (`support+T000123.<mac>@…`) → `In-Reply-To`/`References`
+//! naming a Message-ID we stored or sent → the ticket tag in the subject (`[#T-000123]`) → new.
+//!
+//! Invariants: a tag or a reference joins a ticket only when the sender is its requester, one of
+//! its participants, or an agent; a stranger quoting someone else's ticket gets a new ticket
+//! linked to it and never sees or changes the other. Two customers with the same subject are
+//! always two tickets: subjects alone never thread.
+
+use crate::clock::Millis;
+use crate::config::Secret;
+use crate::domain::{EmailAddress, MessageId, TicketRef};
+use crate::inbound::parse::InboundMail;
+use hmac::{Hmac, Mac};
+use regex::Regex;
+use serde::Serialize;
+use sha2::Sha256;
+use std::sync::LazyLock;
+
+/// `[#T-000123]`, `[T-000123]`, `【#T-000123】`, `(#T000123)` and spacing/mangled variants.
+static SUBJECT_TAG: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)[\[【(（]\s*#?\s*T\s*-?\s*(\d{1,12})\s*[\]】)）]").expect("static regex")
+});
+
+/// Signs and verifies the ticket token in reply addresses: `T000123.<16 hex of HMAC-SHA256>`.
+#[derive(Debug, Clone)]
+pub struct ReplySigner {
+    /// The first secret signs; all of them verify (rotation).
+    secrets: Vec<Secret>,
+}
+
+impl ReplySigner {
+    pub fn new(current: Secret, old: Vec<Secret>) -> Self {
+        let mut secrets = vec![current];
+        secrets.extend(old);
+        ReplySigner { secrets }
+    }
+
+    fn mac(secret: &Secret, ticket: TicketRef) -> String {
+        // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.expose().as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(ticket.to_string().as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..8])
+    }
+
+    /// The token for a ticket, e.g. `T000123.9f2c…`.
+    pub fn token(&self, ticket: TicketRef) -> String {
+        format!("T{:06}.{}", ticket.0, Self::mac(&self.secrets[0], ticket))
+    }
+
+    /// The signed reply address for a ticket: `support+TOKEN@domain`.
+    pub fn reply_address(&self, support: &EmailAddress, ticket: TicketRef) -> String {
+        format!(
+            "{}+{}@{}",
+            support.local_part(),
+            self.token(ticket),
+            support.domain()
+        )
+    }
+
+    /// The ticket a token names, if its MAC is valid under any of our secrets.
+    pub fn verify(&self, token: &str) -> Option<TicketRef> {
+        let (t, mac) = token.split_once('.')?;
+        let t = t.strip_prefix('T').or_else(|| t.strip_prefix('t'))?;
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) || t.len() > 12 {
+            return None;
+        }
+        let ticket = TicketRef(t.parse().ok()?);
+        let mac = mac.to_ascii_lowercase();
+        self.secrets
+            .iter()
+            .any(|s| constant_time_eq(Self::mac(s, ticket).as_bytes(), mac.as_bytes()))
+            .then_some(ticket)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// What a mail itself says about its ticket, before any lookup.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ThreadHints {
+    /// A ticket named by a validly signed reply address we received it at.
+    pub token: Option<TicketRef>,
+    /// A signed-looking address whose MAC did not verify (forged or from a retired secret).
+    pub bad_token: bool,
+    /// Message-IDs it replies to, nearest first (In-Reply-To, then References newest first).
+    pub references: Vec<MessageId>,
+    /// The ticket tag in the subject.
+    pub tag: Option<TicketRef>,
+    /// A delivery report's bounced Message-ID (the store checks it is one of ours).
+    pub bounced: Option<MessageId>,
+}
+
+/// Reads the hints from a mail. `support` is our address; tokens are looked for in the addresses
+/// the mail was delivered to and addressed to.
+pub fn hints(mail: &InboundMail, support: &EmailAddress, signer: &ReplySigner) -> ThreadHints {
+    let mut h = ThreadHints::default();
+    let prefix = format!("{}+", support.local_part());
+    for addr in mail.delivered_to.iter().chain(mail.recipients()) {
+        if addr.domain() != support.domain() {
+            continue;
+        }
+        if let Some(token) = addr.local_part().strip_prefix(&prefix) {
+            match signer.verify(token) {
+                Some(t) => {
+                    h.token = Some(t);
+                    break;
+                }
+                None => h.bad_token = true,
+            }
+        }
+    }
+    for id in mail.in_reply_to.iter().chain(mail.references.iter().rev()) {
+        if !h.references.contains(id) {
+            h.references.push(id.clone());
+        }
+    }
+    h.tag = subject_tag(&mail.subject);
+    h.bounced = mail.bounced_message_id.clone();
+    h
+}
+
+/// The ticket tag in a subject, if any.
+pub fn subject_tag(subject: &str) -> Option<TicketRef> {
+    SUBJECT_TAG
+        .captures(subject)
+        .and_then(|c| c.get(1))
+        .and_then(|m| m.as_str().parse().ok())
+        .filter(|n| *n > 0)
+        .map(TicketRef)
+}
+
+/// What the store knows about a ticket that a hint pointed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketFacts {
+    pub ticket: TicketRef,
+    pub requester: EmailAddress,
+    pub participants: Vec<EmailAddress>,
+    pub solved_at: Option<Millis>,
+}
+
+impl TicketFacts {
+    fn knows(&self, who: &EmailAddress) -> bool {
+        &self.requester == who || self.participants.contains(who)
+    }
+}
+
+/// The store's answers to the hints.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadFacts {
+    pub by_token: Option<TicketFacts>,
+    /// The ticket of the first referenced Message-ID found in the store.
+    pub by_reference: Option<TicketFacts>,
+    pub by_tag: Option<TicketFacts>,
+    /// The ticket of the mail *we sent* that a delivery report says bounced.
+    pub by_bounce: Option<TicketFacts>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadVia {
+    Bounce,
+    Token,
+    Reference,
+    Tag,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum ThreadDecision {
+    /// A follow-up on an existing ticket. `reopen`: it was solved and is reopened by this mail.
+    FollowUp {
+        ticket: TicketRef,
+        via: ThreadVia,
+        reopen: bool,
+    },
+    /// A new ticket; `linked_to` names a ticket it refers to but may not join, and why.
+    New {
+        linked_to: Option<TicketRef>,
+        why: Option<String>,
+    },
+}
+
+/// Policy knobs for threading.
+#[derive(Debug, Clone)]
+pub struct ThreadPolicy {
+    /// A reply to a ticket solved longer ago than this opens a new linked ticket.
+    pub reopen_within_ms: Millis,
+    /// Agent addresses: they may join any ticket they reference.
+    pub agents: Vec<EmailAddress>,
+}
+
+pub fn thread(
+    mail: &InboundMail,
+    facts: &ThreadFacts,
+    policy: &ThreadPolicy,
+    now: Millis,
+) -> ThreadDecision {
+    let sender = mail.from.as_ref();
+    let is_agent = sender.is_some_and(|s| policy.agents.contains(s));
+    let follow = |f: &TicketFacts, via: ThreadVia| -> ThreadDecision {
+        match f.solved_at {
+            Some(at) if now - at > policy.reopen_within_ms => ThreadDecision::New {
+                linked_to: Some(f.ticket),
+                why: Some(format!("reply to {} solved too long ago", f.ticket)),
+            },
+            Some(_) => ThreadDecision::FollowUp {
+                ticket: f.ticket,
+                via,
+                reopen: true,
+            },
+            None => ThreadDecision::FollowUp {
+                ticket: f.ticket,
+                via,
+                reopen: false,
+            },
+        }
+    };
+    // A delivery report about a mail we sent belongs to that mail's ticket: its sender is a
+    // mail server, never a participant, and it never reopens anything.
+    if let Some(f) = &facts.by_bounce {
+        return ThreadDecision::FollowUp {
+            ticket: f.ticket,
+            via: ThreadVia::Bounce,
+            reopen: false,
+        };
+    }
+    if let Some(f) = &facts.by_token {
+        return follow(f, ThreadVia::Token);
+    }
+    let mut stranger_of = None;
+    for (f, via) in [
+        (&facts.by_reference, ThreadVia::Reference),
+        (&facts.by_tag, ThreadVia::Tag),
+    ] {
+        let Some(f) = f else { continue };
+        if is_agent || sender.is_some_and(|s| f.knows(s)) {
+            return follow(f, via);
+        }
+        stranger_of.get_or_insert(f.ticket);
+    }
+    match stranger_of {
+        Some(t) => ThreadDecision::New {
+            linked_to: Some(t),
+            why: Some(format!("sender is not a participant of {t}")),
+        },
+        None => ThreadDecision::New {
+            linked_to: None,
+            why: None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inbound::parse::parse;
+
+    fn signer() -> ReplySigner {
+        ReplySigner::new(
+            Secret::new("current-secret-0123456789"),
+            vec![Secret::new("old-secret-0123456789")],
+        )
+    }
+    fn addr(s: &str) -> EmailAddress {
+        EmailAddress::parse(s).expect("address")
+    }
+    fn policy() -> ThreadPolicy {
+        ThreadPolicy {
+            reopen_within_ms: 30 * 86_400_000,
+            agents: vec![addr("agent@example.test")],
+        }
+    }
+    fn facts(t: i64, requester: &str) -> TicketFacts {
+        TicketFacts {
+            ticket: TicketRef(t),
+            requester: addr(requester),
+            participants: vec![],
+            solved_at: None,
+        }
+    }
+
+    #[test]
+    fn tokens_verify_and_forgeries_do_not() {
+        let s = signer();
+        let tok = s.token(TicketRef(42));
+        assert!(tok.starts_with("T000042."));
+        assert_eq!(s.verify(&tok), Some(TicketRef(42)));
+        assert_eq!(s.verify(&tok.to_lowercase()), Some(TicketRef(42)));
+        assert_eq!(s.verify(&tok.replace("T000042", "T000043")), None);
+        let old = ReplySigner::new(Secret::new("old-secret-0123456789"), vec![]);
+        assert_eq!(s.verify(&old.token(TicketRef(7))), Some(TicketRef(7)));
+    }
+
+    #[test]
+    fn subject_tags_survive_prefixes_and_mangling() {
+        for s in [
+            "Re: [#T-000123] 退款",
+            "RE: RE: [#T-000123]",
+            "回复：[#T-000123] 退款",
+            "答复: 【#T-000123】退款",
+            "转发: [ #t-000123 ]",
+            "Fwd: [T000123] x",
+        ] {
+            assert_eq!(subject_tag(s), Some(TicketRef(123)), "{s}");
+        }
+        assert_eq!(subject_tag("退款"), None);
+        assert_eq!(subject_tag("order [123]"), None);
+    }
+
+    #[test]
+    fn hints_find_the_token_in_delivered_to() {
+        let s = signer();
+        let raw = format!(
+            "From: a@b.c\r\nTo: support@example.test\r\nDelivered-To: {}\r\nMessage-ID: <1@b.c>\r\nIn-Reply-To: <x@example.test>\r\nSubject: Re: [#T-000009] hi\r\n\r\nx",
+            s.reply_address(&addr("support@example.test"), TicketRef(9))
+        );
+        let h = hints(&parse(raw.as_bytes()), &addr("support@example.test"), &s);
+        assert_eq!(h.token, Some(TicketRef(9)));
+        assert_eq!(h.tag, Some(TicketRef(9)));
+        assert_eq!(h.references[0].as_str(), "x@example.test");
+    }
+
+    #[test]
+    fn the_requester_joins_by_tag_and_a_stranger_does_not() {
+        let mail =
+            parse(b"From: a@b.c\r\nMessage-ID: <1@b.c>\r\nSubject: Re: [#T-000005]\r\n\r\nx");
+        let f = ThreadFacts {
+            by_tag: Some(facts(5, "a@b.c")),
+            ..Default::default()
+        };
+        assert_eq!(
+            thread(&mail, &f, &policy(), 0),
+            ThreadDecision::FollowUp {
+                ticket: TicketRef(5),
+                via: ThreadVia::Tag,
+                reopen: false
+            }
+        );
+        let f = ThreadFacts {
+            by_tag: Some(facts(5, "victim@b.c")),
+            ..Default::default()
+        };
+        assert!(matches!(
+            thread(&mail, &f, &policy(), 0),
+            ThreadDecision::New {
+                linked_to: Some(TicketRef(5)),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn solved_tickets_reopen_until_they_are_too_old() {
+        let mail = parse(b"From: a@b.c\r\nMessage-ID: <1@b.c>\r\nSubject: x\r\n\r\nx");
+        let mut t = facts(5, "a@b.c");
+        t.solved_at = Some(1_000);
+        let f = ThreadFacts {
+            by_reference: Some(t),
+            ..Default::default()
+        };
+        assert_eq!(
+            thread(&mail, &f, &policy(), 2_000),
+            ThreadDecision::FollowUp {
+                ticket: TicketRef(5),
+                via: ThreadVia::Reference,
+                reopen: true
+            }
+        );
+        assert!(matches!(
+            thread(&mail, &f, &policy(), 1_000 + 31 * 86_400_000),
+            ThreadDecision::New {
+                linked_to: Some(TicketRef(5)),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_delivery_report_about_our_mail_files_on_its_ticket() {
+        let mail = parse(b"From: MAILER-DAEMON@mx.example\r\nMessage-ID: <b@mx.example>\r\nSubject: Undelivered\r\n\r\nx");
+        let f = ThreadFacts {
+            by_bounce: Some(facts(9, "customer@b.c")),
+            ..Default::default()
+        };
+        assert_eq!(
+            thread(&mail, &f, &policy(), 0),
+            ThreadDecision::FollowUp {
+                ticket: TicketRef(9),
+                via: ThreadVia::Bounce,
+                reopen: false
+            }
+        );
+    }
+
+    #[test]
+    fn no_hints_means_a_new_ticket() {
+        let mail = parse(
+            b"From: a@b.c\r\nMessage-ID: <1@b.c>\r\nSubject: \xe9\x80\x80\xe6\xac\xbe\r\n\r\nx",
+        );
+        assert_eq!(
+            thread(&mail, &ThreadFacts::default(), &policy(), 0),
+            ThreadDecision::New {
+                linked_to: None,
+                why: None
+            }
+        );
+    }
+}

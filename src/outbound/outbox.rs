@@ -1,0 +1,219 @@
+//! Stage `send`: the outbox worker and the SMTP edge.
+//!
+//! The worker claims due mail (with a lease, so several daemons never send the same row at once),
+//! sends the stored bytes through lettre, and records the outcome: `sent`; `pending` again with
+//! exponential backoff and jitter after a transient failure (SMTP 4xx, network); `failed` with an
+//! event on the ticket after a permanent failure (5xx) or when `give_up_after_secs` has passed.
+//!
+//! Invariants: the bytes sent are exactly the bytes committed, Message-ID included, so a retry is
+//! the same mail; the worker sleeps until the next due mail or a wake-up, never polls in a loop;
+//! a stop lets the mail in hand finish.
+
+use crate::clock::{Millis, SharedClock};
+use crate::config::{SmtpSettings, TlsMode};
+use crate::store::{ClaimedMail, OutboxPolicy, Store};
+use crate::workers::{self, Step};
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use rand::Rng;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn, Instrument};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("SMTP server {host}:{port}: {reason}")]
+    Setup {
+        host: String,
+        port: u16,
+        reason: String,
+    },
+    #[error("{0}")]
+    Transient(String),
+    #[error("{0}")]
+    Permanent(String),
+}
+
+pub type Mailer = AsyncSmtpTransport<Tokio1Executor>;
+
+/// Builds the SMTP transport from config.
+pub fn mailer(s: &SmtpSettings) -> Result<Mailer, SendError> {
+    let setup = |reason: String| SendError::Setup {
+        host: s.host.clone(),
+        port: s.port,
+        reason,
+    };
+    let builder = match s.tls {
+        TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
+        TlsMode::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
+            .map_err(|e| setup(e.to_string()))?,
+        TlsMode::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)
+            .map_err(|e| setup(e.to_string()))?,
+    };
+    let mut builder = builder
+        .port(s.port)
+        .timeout(Some(Duration::from_secs(s.timeout_secs)));
+    if let Some(user) = &s.user {
+        builder = builder.credentials(Credentials::new(
+            user.clone(),
+            s.password.expose().to_string(),
+        ));
+    }
+    Ok(builder.build())
+}
+
+/// Checks that the SMTP server answers EHLO (and accepts our credentials).
+pub async fn check(m: &Mailer) -> Result<(), String> {
+    match m.test_connection().await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("server did not accept the connection".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Sends one claimed mail.
+pub async fn send_one(m: &Mailer, mail: &ClaimedMail) -> Result<(), SendError> {
+    let from = mail.envelope_from.parse().map_err(|e| {
+        SendError::Permanent(format!("bad envelope sender {}: {e}", mail.envelope_from))
+    })?;
+    let mut to = Vec::new();
+    for r in &mail.recipients {
+        to.push(
+            r.parse()
+                .map_err(|e| SendError::Permanent(format!("bad recipient {r}: {e}")))?,
+        );
+    }
+    let envelope =
+        Envelope::new(Some(from), to).map_err(|e| SendError::Permanent(e.to_string()))?;
+    match m.send_raw(&envelope, &mail.raw).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+        Err(e) => Err(SendError::Transient(e.to_string())),
+    }
+}
+
+/// Retry schedule: base · 2^attempt, capped, with ±20 % jitter so a fleet does not retry in step.
+pub fn backoff(attempt: i64, base_ms: Millis, max_ms: Millis) -> Millis {
+    let exp = base_ms.saturating_mul(1i64 << attempt.clamp(0, 30));
+    let d = exp.min(max_ms);
+    let jitter = rand::thread_rng().gen_range(-(d / 5)..=(d / 5).max(1));
+    (d + jitter).max(base_ms / 2)
+}
+
+/// The outbox worker.
+#[derive(Clone)]
+pub struct OutboxWorker {
+    pub store: Store,
+    pub mailer: Mailer,
+    pub clock: SharedClock,
+    pub wake: Arc<Notify>,
+    pub retry_base_ms: Millis,
+    pub retry_max_ms: Millis,
+    pub batch: u32,
+    pub policy: OutboxPolicy,
+    pub health: Arc<crate::ops::health::Health>,
+    pub metrics: Arc<crate::ops::metrics::Metrics>,
+}
+
+const LEASE_MS: Millis = 5 * 60_000;
+
+/// The worker's name in health reports.
+const TASK: &str = "outbox";
+
+impl OutboxWorker {
+    /// Claims and sends one batch of due mail.
+    pub async fn try_send_once(&self) -> Result<Step, crate::store::StoreError> {
+        let now = self.clock.now();
+        let claimed = self.store.claim_due(now, LEASE_MS, self.batch).await?;
+        if claimed.is_empty() {
+            return Ok(Step::Idle);
+        }
+        let n = claimed.len();
+        for mail in claimed {
+            let span = tracing::info_span!(
+                "outbox",
+                outbox.id = mail.id,
+                ticket.id = mail.ticket_id,
+                outbox.attempt = mail.attempts + 1
+            );
+            async {
+                self.health.beat(TASK);
+                let result = send_one(&self.mailer, &mail).await;
+                let now = self.clock.now();
+                match result {
+                    Ok(()) => {
+                        info!(message_id = %mail.message_id, kind = %mail.kind, "mail sent");
+                        self.store.mark_sent(&mail, &self.policy, now).await?;
+                        self.metrics.mail_sent(&mail.kind);
+                        Ok(())
+                    }
+                    Err(SendError::Transient(e)) if now < mail.give_up_at => {
+                        let next = now + backoff(mail.attempts, self.retry_base_ms, self.retry_max_ms);
+                        warn!(error = %e, retry_at = %crate::clock::rfc3339(next), "send failed; will retry");
+                        self.store.mark_retry(&mail, &e, next).await?;
+                        self.metrics.send_failure("retry");
+                        Ok(())
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "send failed for good; recorded on the ticket");
+                        self.store.mark_failed(&mail, &e.to_string(), now).await?;
+                        self.metrics.send_failure("failed");
+                        Ok::<(), crate::store::StoreError>(())
+                    }
+                }
+            }
+            .instrument(span)
+            .await?;
+        }
+        Ok(Step::Worked(n))
+    }
+
+    /// Runs until `cancel`: sends what is due, then sleeps until the next due mail or a wake-up.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut failures = 0u32;
+        loop {
+            self.health.beat(TASK);
+            if cancel.is_cancelled() {
+                break;
+            }
+            let sleep_for = match self.try_send_once().await {
+                Ok(Step::Worked(_)) => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(Step::Idle) => {
+                    failures = 0;
+                    workers::until_due(self.store.next_due().await, self.clock.now(), TASK)
+                }
+                Err(e) => {
+                    failures += 1;
+                    warn!(error = %e, "outbox: database error");
+                    workers::error_backoff(failures)
+                }
+            };
+            if !workers::pause(&self.health, TASK, &self.wake, &cancel, sleep_for).await {
+                break;
+            }
+        }
+        self.health.retire(TASK);
+        info!("outbox worker stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let a = backoff(0, 30_000, 3_600_000);
+        assert!((24_000..=36_000).contains(&a), "{a}");
+        let b = backoff(3, 30_000, 3_600_000);
+        assert!((192_000..=288_000).contains(&b), "{b}");
+        let c = backoff(40, 30_000, 3_600_000);
+        assert!(c <= 4_320_000, "{c}");
+    }
+}

@@ -1,0 +1,173 @@
+//! The IMAP job worker: does the work on the shared mailbox that committed plans asked for —
+//! ticket cards appended to their state folder, cards moved when a ticket's state changes,
+//! copies of supportd's replies appended to Sent. IO at the edge of the pure `queue` stage.
+//!
+//! Invariants: jobs are done in the order they were committed, one at a time (a failure stops
+//! the round and releases the later jobs, so a card never lands after the move that should have
+//! taken it elsewhere); an append first looks for the Message-ID in the folder, so a job redone
+//! after a crash never makes a second copy; a job that keeps failing is given up after
+//! `MAX_ATTEMPTS` with an event on its ticket and the queue goes on; the worker has its own IMAP
+//! connection, so the mailbox loops' IDLE is never disturbed.
+
+use crate::clock::{Millis, SharedClock};
+use crate::config::{MailboxSettings, QueueSettings};
+use crate::domain::plan::Folder;
+use crate::domain::TicketRef;
+use crate::inbound::fetch::{self, FetchError, ImapConn};
+use crate::ops::health::Health;
+use crate::outbound::outbox::backoff;
+use crate::store::{ImapJobRow, Store, StoreError};
+use crate::workers;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+const TASK: &str = "imap jobs";
+const LEASE_MS: Millis = 5 * 60_000;
+const MAX_ATTEMPTS: i64 = 10;
+
+pub struct ImapJobWorker {
+    pub store: Store,
+    /// The account that holds the queue folders.
+    pub mailbox: MailboxSettings,
+    pub folders: QueueSettings,
+    pub clock: SharedClock,
+    pub wake: Arc<Notify>,
+    pub health: Arc<Health>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum JobError {
+    #[error(transparent)]
+    Imap(#[from] FetchError),
+    #[error("job {0} has no message to append")]
+    Empty(i64),
+}
+
+impl ImapJobWorker {
+    fn folder(&self, f: Folder) -> &str {
+        match f {
+            Folder::Open => &self.folders.open,
+            Folder::Waiting => &self.folders.waiting,
+            Folder::Escalated => &self.folders.escalated,
+            Folder::Solved => &self.folders.solved,
+            Folder::Sent => &self.folders.sent,
+        }
+    }
+
+    async fn connect(&self) -> Result<ImapConn, FetchError> {
+        let mut conn = fetch::connect(&self.mailbox).await?;
+        for f in [
+            Folder::Open,
+            Folder::Waiting,
+            Folder::Escalated,
+            Folder::Solved,
+            Folder::Sent,
+        ] {
+            conn.ensure_folder(self.folder(f)).await?;
+        }
+        Ok(conn)
+    }
+
+    async fn run_job(&self, conn: &mut ImapConn, job: &ImapJobRow) -> Result<(), JobError> {
+        match job.kind.as_str() {
+            "append" => {
+                let (Some(id), Some(raw)) = (&job.message_id, &job.raw) else {
+                    return Err(JobError::Empty(job.id));
+                };
+                let appended = conn.append_once(self.folder(job.folder), id, raw).await?;
+                debug!(folder = self.folder(job.folder), appended, "card appended");
+            }
+            _ => {
+                let states: Vec<&str> = Folder::STATES.iter().map(|f| self.folder(*f)).collect();
+                let moved = conn
+                    .move_cards(&job.ticket.to_string(), &states, self.folder(job.folder))
+                    .await?;
+                debug!(to = self.folder(job.folder), moved, "cards moved");
+            }
+        }
+        Ok(())
+    }
+
+    /// Does the jobs due now, in order. Returns how many were done.
+    pub async fn try_run_once(&self, conn: &mut Option<ImapConn>) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let jobs = self.store.claim_imap_jobs(now, LEASE_MS, 50).await?;
+        if jobs.is_empty() {
+            return Ok(0);
+        }
+        let mut done = 0;
+        for (i, job) in jobs.iter().enumerate() {
+            self.health.beat(TASK);
+            let span = info_span!("imap_job", ticket.ref = %TicketRef(job.ticket.0), job.kind = %job.kind, job.folder = job.folder.as_str());
+            let result = async {
+                if conn.is_none() {
+                    *conn = Some(self.connect().await?);
+                }
+                match conn.as_mut() {
+                    Some(c) => self.run_job(c, job).await,
+                    None => Ok(()),
+                }
+            }
+            .instrument(span)
+            .await;
+            match result {
+                Ok(()) => {
+                    self.store.imap_job_done(job.id, self.clock.now()).await?;
+                    done += 1;
+                }
+                Err(e) => {
+                    // Keep the order: this one is retried first, the later ones wait for it.
+                    let attempts = job.attempts + 1;
+                    let next = (attempts < MAX_ATTEMPTS)
+                        .then(|| self.clock.now() + backoff(job.attempts, 2_000, 300_000));
+                    warn!(error = %e, attempts, gave_up = next.is_none(), "shared-mailbox job failed");
+                    self.store
+                        .imap_job_failed(job, &e.to_string(), next, self.clock.now())
+                        .await?;
+                    let rest: Vec<i64> = jobs[i + 1..].iter().map(|j| j.id).collect();
+                    self.store.release_imap_jobs(&rest).await?;
+                    // Start the next round on a fresh connection.
+                    *conn = None;
+                    break;
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut conn: Option<ImapConn> = None;
+        let mut failures = 0u32;
+        loop {
+            self.health.beat(TASK);
+            if cancel.is_cancelled() {
+                break;
+            }
+            let wait = match self.try_run_once(&mut conn).await {
+                Ok(n) if n > 0 => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(_) => {
+                    failures = 0;
+                    workers::FALLBACK
+                }
+                Err(e) => {
+                    failures += 1;
+                    warn!(error = %e, "shared-mailbox jobs: database error");
+                    workers::error_backoff(failures)
+                }
+            };
+            if !workers::pause(&self.health, TASK, &self.wake, &cancel, wait).await {
+                break;
+            }
+        }
+        if let Some(c) = conn {
+            c.logout().await;
+        }
+        self.health.retire(TASK);
+        info!("shared-mailbox job worker stopped");
+    }
+}
