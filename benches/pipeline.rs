@@ -120,13 +120,13 @@ fn bench_decide(settings: &Settings) {
     for _ in 0..rounds {
         for (i, m) in mails.iter().enumerate() {
             let a = live.analyzer.analyze(m);
-            let d = supportd::inbound::thread::ThreadDecision::New {
+            let d = supportd::domain::ThreadDecision::New {
                 linked_to: None,
                 why: None,
             };
             let n = supportd::inbound::apply::new_ticket(&a.mail, &a.screen, &d, &a.classification)
                 .expect("new ticket");
-            let t = supportd::domain::plan::TicketState::new(
+            let t = supportd::domain::TicketState::new(
                 supportd::domain::TicketRef(i as i64 + 1),
                 n.requester,
                 n.requester_name,

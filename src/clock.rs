@@ -4,8 +4,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-/// Milliseconds since the Unix epoch, UTC. Stored as a plain integer in every backend.
-pub type Millis = i64;
+pub use crate::domain::Millis;
 
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> Millis;

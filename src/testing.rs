@@ -76,7 +76,7 @@ pub struct StageFixture {
     pub signer: crate::inbound::thread::ReplySigner,
     pub support: crate::domain::EmailAddress,
     pub sla: crate::ticket::sla::SlaPolicy,
-    pub agents: Vec<crate::config::Agent>,
+    pub agents: Vec<crate::domain::Agent>,
 }
 
 impl StageFixture {
@@ -86,8 +86,8 @@ impl StageFixture {
 
     /// With `[sla]` settings given as TOML.
     pub fn with_sla(sla_toml: &str) -> StageFixture {
-        use crate::config::{Agent, Role};
         use crate::domain::EmailAddress;
+        use crate::domain::{Agent, Role};
         let addr = |s: &str| EmailAddress::parse(s).unwrap_or_else(|| panic!("address {s}"));
         let settings: crate::ticket::sla::SlaSettings =
             toml::from_str(sla_toml).unwrap_or_else(|e| panic!("sla settings: {e}"));
@@ -147,19 +147,14 @@ impl StageFixture {
     }
 
     /// An open ticket of a category, not created by the mail at hand.
-    pub fn ticket(
-        &self,
-        category: crate::inbound::classify::Category,
-    ) -> crate::domain::plan::TicketState {
-        let mut c =
-            crate::inbound::classify::Classification::plain(crate::domain::Language::ZhHans);
+    pub fn ticket(&self, category: crate::domain::Category) -> crate::domain::TicketState {
+        let mut c = crate::domain::Classification::plain(crate::domain::Language::ZhHans);
         c.category = category;
-        if category == crate::inbound::classify::Category::Complaint {
-            c.severity = Some(crate::inbound::classify::Severity::General);
+        if category == crate::domain::Category::Complaint {
+            c.severity = Some(crate::domain::Severity::General);
         }
-        c.priority =
-            crate::inbound::classify::Priority::derive(c.category, c.severity, false, false);
-        let mut t = crate::domain::plan::TicketState::new(
+        c.priority = crate::domain::Priority::derive(c.category, c.severity, false, false);
+        let mut t = crate::domain::TicketState::new(
             crate::domain::TicketRef(42),
             crate::domain::EmailAddress::parse("wang@qq.com").unwrap_or_else(|| panic!("addr")),
             Some("王先生".into()),

@@ -17,11 +17,12 @@
 //! - Internal notes (`#note`) never reach a customer.
 
 use crate::clock::Millis;
-use crate::config::{Agent, AgentMailSettings, ForbiddenPhrase, Role, WordingSettings};
-use crate::domain::plan::{Plan, Status, TicketState};
+use crate::config::{AgentMailSettings, ForbiddenPhrase, WordingSettings};
+use crate::domain::InboundMail;
+use crate::domain::{Agent, Role};
+use crate::domain::{Category, Correction, Priority};
 use crate::domain::{EmailAddress, MessageId, TicketRef};
-use crate::inbound::classify::{Category, Correction, Priority};
-use crate::inbound::parse::InboundMail;
+use crate::domain::{Plan, Status, TicketState};
 use crate::outbound::compose::{Ctx, Letter};
 use crate::ticket::lifecycle;
 use serde_json::json;
@@ -507,7 +508,7 @@ pub fn handle(
                 let mut recipients: Vec<EmailAddress> =
                     letter.to.iter().map(|(_, a)| a.clone()).collect();
                 recipients.extend(letter.cc.iter().cloned());
-                plan.outbox.push(crate::domain::plan::OutboxDraft {
+                plan.outbox.push(crate::domain::OutboxDraft {
                     ticket: t.ticket,
                     kind: "reply",
                     message_id: f.message_id.clone(),
@@ -517,8 +518,8 @@ pub fn handle(
                     in_reply_to: letter.in_reply_to,
                     raw: f.raw.clone(),
                 });
-                plan.imap_jobs.push(crate::domain::plan::ImapJob::Append {
-                    folder: crate::domain::plan::Folder::Sent,
+                plan.imap_jobs.push(crate::domain::ImapJob::Append {
+                    folder: crate::domain::Folder::Sent,
                     message_id: f.message_id.clone(),
                     raw: f.raw,
                 });

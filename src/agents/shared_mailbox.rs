@@ -16,9 +16,9 @@
 //! state only (`Folder::of`); supportd's own copies in Sent are recognised by its loop header.
 
 use crate::clock::Millis;
-use crate::domain::plan::{Folder, ImapJob, Plan, Status, TicketState};
-use crate::inbound::parse::InboundMail;
-use crate::inbound::screen::LOOP_HEADER;
+use crate::domain::InboundMail;
+use crate::domain::LOOP_HEADER;
+use crate::domain::{Folder, ImapJob, Plan, Status, TicketState};
 use crate::outbound::compose::{Ctx, Letter};
 use crate::outbound::templates::duration_text;
 use crate::ticket::lifecycle;
@@ -100,7 +100,7 @@ pub fn notify_new(ctx: &Ctx<'_>, t: &TicketState, text: &str, plan: &mut Plan, n
     for a in ctx
         .agents
         .iter()
-        .filter(|a| a.role == crate::config::Role::Agent)
+        .filter(|a| a.role == crate::domain::Role::Agent)
     {
         let mut vars = ctx.vars(t);
         vars.summary = text.trim().chars().take(600).collect();
@@ -191,7 +191,7 @@ pub fn direct_reply(ctx: &Ctx<'_>, t: &TicketState, mail: &InboundMail, now: Mil
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inbound::classify::Category;
+    use crate::domain::Category;
     use crate::inbound::parse::parse;
     use crate::testing::StageFixture;
 

@@ -4,9 +4,9 @@
 //! agents' mail commands use the same path.
 
 use crate::clock::Millis;
-use crate::domain::plan::Plan;
+use crate::domain::Plan;
+use crate::domain::{Correction, FieldChange};
 use crate::domain::{EmailAddress, TicketRef};
-use crate::inbound::classify::{Correction, FieldChange};
 use crate::inbound::ingest::Pipeline;
 use crate::store::{Store, StoreError};
 use crate::ticket::lifecycle;

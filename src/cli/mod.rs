@@ -12,7 +12,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::domain::EmailAddress;
 use crate::domain::TicketRef;
-use crate::inbound::classify::{Category, Correction, Priority, Severity};
+use crate::domain::{Category, Correction, Priority, Severity};
 use crate::inbound::ingest::Analyzer;
 use crate::inbound::ingest::Pipeline;
 use crate::inbound::thread::ReplySigner;

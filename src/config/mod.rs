@@ -5,6 +5,7 @@
 //! problems at once; unknown keys are errors (a typo never silently falls back to a default);
 //! secrets are held in [`Secret`], whose `Debug` never prints them.
 
+use crate::domain::Agent;
 use crate::domain::{EmailAddress, Language};
 use crate::inbound::classify::{Classifier, ClassifySettings};
 use crate::ticket::calendar::{Calendar, CalendarSettings};
@@ -114,28 +115,6 @@ pub struct Settings {
     compiled_classifier: Option<Arc<Classifier>>,
     #[serde(skip)]
     compiled_sla: Option<Arc<SlaPolicy>>,
-}
-
-/// An agent or supervisor.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Agent {
-    pub name: String,
-    pub address: EmailAddress,
-    #[serde(default = "default_role")]
-    pub role: Role,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Agent,
-    /// Gets escalations; may contact unsatisfied customers.
-    Supervisor,
-}
-
-fn default_role() -> Role {
-    Role::Agent
 }
 
 #[derive(Debug, Clone, Deserialize)]

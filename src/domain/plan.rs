@@ -4,113 +4,11 @@
 //! coming due), `lifecycle` (an agent's reply, a solution, a follow-up) — and `Store::apply_plan`
 //! writes it all or nothing: ticket fields, timers, events, outgoing mail.
 
-use crate::clock::Millis;
-use crate::domain::{EmailAddress, MessageId, TicketRef};
-use crate::inbound::classify::TicketClass;
-use crate::ticket::survey::Scores;
+use crate::domain::{
+    EmailAddress, MessageId, Scores, Status, TicketClass, TicketRef, TimerDraft, TimerEnd,
+    TimerKind, TimerStep,
+};
 use serde::Serialize;
-
-/// A ticket's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Open,
-    /// Waiting for the customer.
-    Pending,
-    Solved,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Open => "open",
-            Status::Pending => "pending",
-            Status::Solved => "solved",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Status> {
-        match s {
-            "open" => Some(Status::Open),
-            "pending" => Some(Status::Pending),
-            "solved" => Some(Status::Solved),
-            _ => None,
-        }
-    }
-}
-
-/// The promises the daemon keeps, one timer kind each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TimerKind {
-    /// Acknowledge receipt (24 h).
-    Ack,
-    /// First solution, or a solution after a reopen (48 h).
-    Solution,
-    /// Progress news on a complex ticket (every 24 h).
-    Progress,
-    /// A supervisor contacts an unsatisfied customer (24 h).
-    SupervisorContact,
-    /// Follow-up (回访) after a complaint is solved (7 days).
-    Followup,
-}
-
-impl TimerKind {
-    pub const ALL: [TimerKind; 5] = [
-        TimerKind::Ack,
-        TimerKind::Solution,
-        TimerKind::Progress,
-        TimerKind::SupervisorContact,
-        TimerKind::Followup,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TimerKind::Ack => "ack",
-            TimerKind::Solution => "solution",
-            TimerKind::Progress => "progress",
-            TimerKind::SupervisorContact => "supervisor_contact",
-            TimerKind::Followup => "followup",
-        }
-    }
-    pub fn parse(s: &str) -> Option<TimerKind> {
-        TimerKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-/// A timer to start (or, when one of its kind already runs on the ticket, to re-time).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TimerDraft {
-    pub kind: TimerKind,
-    pub started_at: Millis,
-    /// The promise's length in service time (calendar or business ms).
-    pub span_ms: Millis,
-    pub due_at: Millis,
-    /// The first warning, or the due time.
-    pub next_at: Millis,
-}
-
-/// How a running timer ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TimerEnd {
-    /// The promise was kept (or, after a breach, kept late: `met_at` is recorded either way).
-    Met,
-    /// It no longer applies.
-    Cancelled,
-}
-
-/// What firing a timer does to its own row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TimerStep {
-    pub id: i64,
-    /// The warnings fired before this step: the row is only updated if it still says so, which
-    /// makes each step happen once even if two schedulers race.
-    pub warnings_before: u32,
-    pub warnings_after: u32,
-    /// Next firing, or `None` when the timer is finished.
-    pub next_at: Option<Millis>,
-    /// `breached` or `met` when finished.
-    pub finished: Option<&'static str>,
-}
 
 /// Changes to the ticket row. `None`/`false`: unchanged.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -202,7 +100,7 @@ pub struct Plan {
     /// Survey scores to record.
     pub survey: Option<Scores>,
     /// An agent's correction of the classification, and who made it.
-    pub correction: Option<(crate::inbound::classify::Correction, String)>,
+    pub correction: Option<(crate::domain::Correction, String)>,
     /// Work on the shared mailbox, done after the commit (cards, folder moves, Sent copies).
     pub imap_jobs: Vec<ImapJob>,
 }
@@ -379,80 +277,5 @@ mod tests {
         assert_eq!(Folder::of(Status::Open, true), Folder::Escalated);
         assert_eq!(Folder::of(Status::Pending, true), Folder::Escalated);
         assert_eq!(Folder::of(Status::Solved, true), Folder::Solved);
-    }
-}
-
-/// A ticket as the pure stages see it (loaded by the store; built by hand in tests).
-#[derive(Debug, Clone)]
-pub struct TicketState {
-    pub ticket: TicketRef,
-    pub requester: EmailAddress,
-    pub requester_name: Option<String>,
-    pub subject: String,
-    pub language: crate::domain::Language,
-    pub status: Status,
-    pub participants: Vec<EmailAddress>,
-    pub class: TicketClass,
-    pub owner: Option<EmailAddress>,
-    pub complex: bool,
-    pub escalated: bool,
-    /// The survey we sent and that is not answered yet.
-    pub survey_message_id: Option<MessageId>,
-    /// The automatic follow-up mail was sent and its answer is awaited.
-    pub followup_pending: bool,
-    pub first_reply_at: Option<Millis>,
-    pub solved_at: Option<Millis>,
-    /// The customer's newest text (reply text), for notices to agents.
-    pub summary: String,
-    /// The promises still running on it.
-    pub timers: Vec<RunningTimer>,
-    /// True when the mail being processed created it.
-    pub created: bool,
-}
-
-/// A running timer, as far as the pure stages need it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RunningTimer {
-    pub kind: TimerKind,
-    pub started_at: Millis,
-    pub due_at: Millis,
-}
-
-impl TicketState {
-    /// A fresh, open ticket (what a new ticket looks like before anything happens to it).
-    pub fn new(
-        ticket: TicketRef,
-        requester: EmailAddress,
-        requester_name: Option<String>,
-        subject: String,
-        classification: &crate::inbound::classify::Classification,
-    ) -> TicketState {
-        TicketState {
-            ticket,
-            requester,
-            requester_name,
-            subject,
-            language: classification.language,
-            status: Status::Open,
-            participants: Vec::new(),
-            class: TicketClass::of(classification),
-            owner: None,
-            complex: false,
-            escalated: false,
-            survey_message_id: None,
-            followup_pending: false,
-            first_reply_at: None,
-            solved_at: None,
-            summary: String::new(),
-            timers: Vec::new(),
-            created: true,
-        }
-    }
-
-    /// How the customer is addressed: their display name, else their address's local part.
-    pub fn customer_name(&self) -> String {
-        self.requester_name
-            .clone()
-            .unwrap_or_else(|| self.requester.local_part().to_string())
     }
 }

@@ -10,12 +10,12 @@
 
 use crate::agents::shared_mailbox;
 use crate::clock::Millis;
-use crate::domain::plan::{Plan, TicketState};
 use crate::domain::EmailAddress;
-use crate::inbound::classify::{Category, Classification, Priority, Severity, TicketClass};
-use crate::inbound::parse::InboundMail;
-use crate::inbound::screen::ScreenVerdict;
-use crate::inbound::thread::{ThreadDecision, ThreadVia};
+use crate::domain::InboundMail;
+use crate::domain::ScreenVerdict;
+use crate::domain::{Category, Classification, Priority, Severity, TicketClass};
+use crate::domain::{Plan, TicketState};
+use crate::domain::{ThreadDecision, ThreadVia};
 use crate::outbound::compose::{Ctx, Letter};
 use crate::ticket::lifecycle;
 use crate::ticket::sla;
@@ -301,9 +301,9 @@ fn acknowledge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::plan::{Status, TimerKind};
+    use crate::domain::Verdict;
+    use crate::domain::{Status, TimerKind};
     use crate::inbound::parse::parse;
-    use crate::inbound::screen::Verdict;
     use crate::testing::StageFixture;
 
     fn human() -> ScreenVerdict {
@@ -515,7 +515,7 @@ mod tests {
         );
         t.class.urgent = false;
         t.class.priority = Priority::Normal;
-        t.timers = vec![crate::domain::plan::RunningTimer {
+        t.timers = vec![crate::domain::RunningTimer {
             kind: TimerKind::Solution,
             started_at: 0,
             due_at: 48 * 3_600_000,

@@ -10,15 +10,20 @@
 use crate::agents::mail::{self, AgentPolicy, Authority};
 use crate::agents::shared_mailbox::QueuePolicy;
 use crate::clock::{Millis, SharedClock};
-use crate::config::{Agent, MailboxSettings, Settings};
+use crate::config::{MailboxSettings, Settings};
+use crate::domain::Agent;
+use crate::domain::Classification;
+use crate::domain::InboundMail;
+use crate::domain::ScreenVerdict;
+use crate::domain::ThreadHints;
 use crate::domain::{EmailAddress, Language};
 use crate::inbound::apply;
-use crate::inbound::classify::{Classification, Classifier};
+use crate::inbound::classify::Classifier;
 use crate::inbound::fetch::{self, FetchError};
-use crate::inbound::parse::{self, InboundMail};
+use crate::inbound::parse;
 use crate::inbound::reply_text;
-use crate::inbound::screen::{self, ScreenContext, ScreenVerdict};
-use crate::inbound::thread::{self, ReplySigner, ThreadHints, ThreadPolicy};
+use crate::inbound::screen::{self, ScreenContext};
+use crate::inbound::thread::{self, ReplySigner, ThreadPolicy};
 use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
 use crate::outbound::compose::Ctx;
@@ -368,9 +373,9 @@ impl Pipeline {
             return Ok(());
         }
         let ctx = self.ctx(live);
-        let no_facts = thread::ThreadFacts::default();
+        let no_facts = crate::domain::ThreadFacts::default();
         // Who opens a ticket, and the senders' recent acknowledgements (the loop brake).
-        let decisions: Vec<(thread::ThreadDecision, Option<apply::NewTicket>)> = segment
+        let decisions: Vec<(crate::domain::ThreadDecision, Option<apply::NewTicket>)> = segment
             .iter()
             .map(|k| {
                 let a = &analyzed[*k];
@@ -397,7 +402,7 @@ impl Pipeline {
         for (k, (d, new)) in segment.iter().zip(&decisions) {
             let a = &analyzed[*k];
             let ticket = match (new, ticket_ids.next()) {
-                (Some(n), Some(id)) => Some(crate::domain::plan::TicketState::new(
+                (Some(n), Some(id)) => Some(crate::domain::TicketState::new(
                     crate::domain::TicketRef(id),
                     n.requester.clone(),
                     n.requester_name.clone(),
@@ -541,10 +546,10 @@ impl Pipeline {
             let ticket = match apply::new_ticket(&a.mail, &a.screen, &decision, &a.classification) {
                 Some(new) => Some(store.create_ticket(tx, &new, now).await?),
                 None => match &decision {
-                    thread::ThreadDecision::FollowUp { ticket, .. } => {
+                    crate::domain::ThreadDecision::FollowUp { ticket, .. } => {
                         store.ticket_state(tx, *ticket).await?
                     }
-                    thread::ThreadDecision::New { .. } => None,
+                    crate::domain::ThreadDecision::New { .. } => None,
                 },
             };
             let acks = store.ack_facts(tx, a.mail.from.as_ref(), now).await?;
@@ -613,7 +618,7 @@ impl Pipeline {
         a: &Analysis,
         live: &Live,
         who: &Agent,
-        ticket: &crate::domain::plan::TicketState,
+        ticket: &crate::domain::TicketState,
         now: Millis,
     ) -> Result<Processed, StoreError> {
         let thread = store.thread_of(tx, ticket.ticket).await?;

@@ -8,53 +8,8 @@
 //! own; a subject that merely looks automatic ("Automatic reply:", "自动回复") decides only together
 //! with a second machine signal, so a customer quoting such a subject in a real complaint is human.
 
-use crate::inbound::parse::InboundMail;
-use serde::Serialize;
-
-/// The name of our own loop header, stamped on everything supportd sends.
-pub const LOOP_HEADER: &str = "X-Supportd-Loop";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Human,
-    AutoReply,
-    Bounce,
-    List,
-    Bulk,
-    Loop,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Human => "human",
-            Verdict::AutoReply => "auto_reply",
-            Verdict::Bounce => "bounce",
-            Verdict::List => "list",
-            Verdict::Bulk => "bulk",
-            Verdict::Loop => "loop",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ScreenVerdict {
-    pub verdict: Verdict,
-    pub reason: String,
-}
-
-impl ScreenVerdict {
-    fn new(verdict: Verdict, reason: impl Into<String>) -> Self {
-        ScreenVerdict {
-            verdict,
-            reason: reason.into(),
-        }
-    }
-    pub fn is_human(&self) -> bool {
-        self.verdict == Verdict::Human
-    }
-}
+use crate::domain::InboundMail;
+use crate::domain::{ScreenVerdict, Verdict, LOOP_HEADER};
 
 /// What screening needs to know about us.
 #[derive(Debug, Clone)]

@@ -11,11 +11,11 @@
 
 use crate::clock::Millis;
 use crate::config::Secret;
-use crate::domain::{EmailAddress, MessageId, TicketRef};
-use crate::inbound::parse::InboundMail;
+use crate::domain::InboundMail;
+use crate::domain::{EmailAddress, TicketRef};
+use crate::domain::{ThreadDecision, ThreadFacts, ThreadHints, ThreadVia, TicketFacts};
 use hmac::{Hmac, Mac};
 use regex::Regex;
-use serde::Serialize;
 use sha2::Sha256;
 use std::sync::LazyLock;
 
@@ -81,21 +81,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// What a mail itself says about its ticket, before any lookup.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct ThreadHints {
-    /// A ticket named by a validly signed reply address we received it at.
-    pub token: Option<TicketRef>,
-    /// A signed-looking address whose MAC did not verify (forged or from a retired secret).
-    pub bad_token: bool,
-    /// Message-IDs it replies to, nearest first (In-Reply-To, then References newest first).
-    pub references: Vec<MessageId>,
-    /// The ticket tag in the subject.
-    pub tag: Option<TicketRef>,
-    /// A delivery report's bounced Message-ID (the store checks it is one of ours).
-    pub bounced: Option<MessageId>,
-}
-
 /// Reads the hints from a mail. `support` is our address; tokens are looked for in the addresses
 /// the mail was delivered to and addressed to.
 pub fn hints(mail: &InboundMail, support: &EmailAddress, signer: &ReplySigner) -> ThreadHints {
@@ -133,57 +118,6 @@ pub fn subject_tag(subject: &str) -> Option<TicketRef> {
         .and_then(|m| m.as_str().parse().ok())
         .filter(|n| *n > 0)
         .map(TicketRef)
-}
-
-/// What the store knows about a ticket that a hint pointed to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TicketFacts {
-    pub ticket: TicketRef,
-    pub requester: EmailAddress,
-    pub participants: Vec<EmailAddress>,
-    pub solved_at: Option<Millis>,
-}
-
-impl TicketFacts {
-    fn knows(&self, who: &EmailAddress) -> bool {
-        &self.requester == who || self.participants.contains(who)
-    }
-}
-
-/// The store's answers to the hints.
-#[derive(Debug, Clone, Default)]
-pub struct ThreadFacts {
-    pub by_token: Option<TicketFacts>,
-    /// The ticket of the first referenced Message-ID found in the store.
-    pub by_reference: Option<TicketFacts>,
-    pub by_tag: Option<TicketFacts>,
-    /// The ticket of the mail *we sent* that a delivery report says bounced.
-    pub by_bounce: Option<TicketFacts>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ThreadVia {
-    Bounce,
-    Token,
-    Reference,
-    Tag,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "decision", rename_all = "snake_case")]
-pub enum ThreadDecision {
-    /// A follow-up on an existing ticket. `reopen`: it was solved and is reopened by this mail.
-    FollowUp {
-        ticket: TicketRef,
-        via: ThreadVia,
-        reopen: bool,
-    },
-    /// A new ticket; `linked_to` names a ticket it refers to but may not join, and why.
-    New {
-        linked_to: Option<TicketRef>,
-        why: Option<String>,
-    },
 }
 
 /// Policy knobs for threading.

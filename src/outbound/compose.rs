@@ -7,10 +7,10 @@
 //! mail threads under the customer's (`In-Reply-To`, `References`).
 
 use crate::clock::Millis;
-use crate::config::Agent;
-use crate::domain::plan::{OutboxDraft, Plan, TicketState};
+use crate::domain::Agent;
+use crate::domain::LOOP_HEADER;
 use crate::domain::{EmailAddress, Language, MessageId, TicketRef};
-use crate::inbound::screen::LOOP_HEADER;
+use crate::domain::{OutboxDraft, Plan, TicketState};
 use crate::inbound::thread::ReplySigner;
 use crate::outbound::templates::{number_text, TemplateVars, Templates};
 use crate::ticket::sla::SlaPolicy;
@@ -214,7 +214,7 @@ fn excerpt(s: &str, max: usize) -> String {
 impl Ctx<'_> {
     /// The variables every template about this ticket can use.
     pub fn vars(&self, t: &TicketState) -> TemplateVars {
-        use crate::domain::plan::TimerKind as K;
+        use crate::domain::TimerKind as K;
         TemplateVars {
             customer_name: t.customer_name(),
             customer_address: t.requester.to_string(),

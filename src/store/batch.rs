@@ -15,9 +15,9 @@
 
 use super::{Backend, OutboxPolicy, Result, Store, Tx};
 use crate::clock::Millis;
-use crate::domain::plan::{Plan, TicketState};
+use crate::domain::Severity;
 use crate::domain::{EmailAddress, MessageId};
-use crate::inbound::classify::Severity;
+use crate::domain::{Plan, TicketState};
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::{HashMap, HashSet};
 
@@ -131,7 +131,7 @@ pub struct NewRows {
 /// An inbound mail's row.
 #[derive(Debug)]
 pub struct InboundRow<'a> {
-    pub mail: &'a crate::inbound::parse::InboundMail,
+    pub mail: &'a crate::domain::InboundMail,
     pub raw: &'a [u8],
     pub at: &'a super::ImapLocation,
     pub verdict: &'static str,

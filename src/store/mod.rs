@@ -8,15 +8,15 @@
 //! UID; times come from the caller's clock, never SQL `now()`.
 
 use crate::clock::Millis;
-use crate::domain::plan::{Folder, Plan, RunningTimer, Status, TicketState, TimerEnd, TimerKind};
-use crate::domain::{EmailAddress, Language, MessageId, TicketRef};
-use crate::inbound::apply::{AckFacts, NewTicket};
-use crate::inbound::classify::{
+use crate::domain::InboundMail;
+use crate::domain::ScreenVerdict;
+use crate::domain::{
     Category, Classification, Correction, FieldChange, Priority, Severity, TicketClass,
 };
-use crate::inbound::parse::InboundMail;
-use crate::inbound::screen::ScreenVerdict;
-use crate::inbound::thread::{ThreadFacts, ThreadHints, TicketFacts};
+use crate::domain::{EmailAddress, Language, MessageId, TicketRef};
+use crate::domain::{Folder, Plan, RunningTimer, Status, TicketState, TimerEnd, TimerKind};
+use crate::domain::{ThreadFacts, ThreadHints, TicketFacts};
+use crate::inbound::apply::{AckFacts, NewTicket};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Row};
 

@@ -15,14 +15,14 @@
 //! records an event saying who did what; timers only end by the promises they keep.
 
 use crate::clock::Millis;
-use crate::config::Role;
-use crate::domain::plan::{Plan, Status, TicketState, TimerEnd, TimerKind};
+use crate::domain::Category;
+use crate::domain::Role;
+use crate::domain::Scores;
 use crate::domain::{EmailAddress, MessageId};
-use crate::inbound::classify::Category;
+use crate::domain::{Plan, Status, TicketState, TimerEnd, TimerKind};
 use crate::outbound::compose::{Ctx, Letter};
 use crate::outbound::templates::duration_text;
 use crate::ticket::sla::{self, Notice};
-use crate::ticket::survey::Scores;
 use regex::Regex;
 use serde_json::json;
 use std::sync::LazyLock;

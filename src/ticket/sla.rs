@@ -21,10 +21,10 @@
 //! missed warning; a timer whose promise was kept in the meantime ends without a notice.
 
 use crate::clock::Millis;
-use crate::config::{Agent, Role};
-use crate::domain::plan::{Plan, Status, TicketState, TimerDraft, TimerEnd, TimerKind, TimerStep};
 use crate::domain::EmailAddress;
-use crate::inbound::classify::{Category, Priority, Severity, TicketClass};
+use crate::domain::{Agent, Role};
+use crate::domain::{Category, Priority, Severity, TicketClass};
+use crate::domain::{Plan, Status, TicketState, TimerDraft, TimerEnd, TimerKind, TimerStep};
 use crate::ticket::calendar::Calendar;
 use serde::Deserialize;
 use serde_json::json;
@@ -591,8 +591,8 @@ pub fn kept_by_reply(plan: &mut Plan, by_supervisor: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Classification;
     use crate::domain::{Language, TicketRef};
-    use crate::inbound::classify::Classification;
 
     const H: Millis = 3_600_000;
 

@@ -8,24 +8,9 @@
 //! Invariants: only a short answer counts (a long mail that happens to contain "满意" is a normal
 //! reply, not a vote), unless it replies to the survey itself; scores are always within 1–5.
 
+use crate::domain::Scores;
 use regex::Regex;
-use serde::Serialize;
 use std::sync::LazyLock;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Scores {
-    pub speed: Option<u8>,
-    pub solving: Option<u8>,
-    pub attitude: Option<u8>,
-    pub overall: u8,
-}
-
-impl Scores {
-    /// Unsatisfied: the overall score at or below `threshold`, or any score of 1.
-    pub fn unsatisfied(&self, threshold: u8) -> bool {
-        self.overall <= threshold || [self.speed, self.solving, self.attitude].contains(&Some(1))
-    }
-}
 
 /// Longest answer that is read as a vote when the mail does not reply to the survey itself, in
 /// Han characters plus Latin words (Chinese is dense: 30 characters is a paragraph).

@@ -11,7 +11,7 @@
 
 use crate::clock::{Millis, SharedClock};
 use crate::config::{MailboxSettings, QueueSettings};
-use crate::domain::plan::Folder;
+use crate::domain::Folder;
 use crate::domain::TicketRef;
 use crate::inbound::fetch::{self, FetchError, ImapConn};
 use crate::ops::health::Health;

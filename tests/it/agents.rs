@@ -5,8 +5,9 @@
 //! folders as tickets change state; a reply sent around supportd is found in Sent.
 
 use crate::helpers::*;
+use supportd::domain::InboundMail;
 use supportd::domain::TicketRef;
-use supportd::inbound::parse::{parse, InboundMail};
+use supportd::inbound::parse::parse;
 
 struct Desk {
     app: TestApp,

@@ -190,7 +190,7 @@ fn evaluate(file: &str, floors: &[(&str, f64)]) {
 
 async fn classified_through_the_rig(db: Db) {
     use supportd::domain::TicketRef;
-    use supportd::inbound::classify::{Category, Correction, Priority};
+    use supportd::domain::{Category, Correction, Priority};
     let mut app = spawn_app(AppOptions {
         db,
         ..Default::default()

@@ -1,0 +1,117 @@
+//! An inbound mail as every stage after `parse` sees it, and the screening verdict on it.
+
+use crate::domain::{EmailAddress, MessageId, Millis};
+use serde::Serialize;
+
+/// The name of our own loop header, stamped on everything supportd sends.
+pub const LOOP_HEADER: &str = "X-Supportd-Loop";
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AttachmentMeta {
+    pub name: Option<String>,
+    pub content_type: String,
+    pub size: usize,
+}
+
+/// One inbound mail, as the rest of the pipeline sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InboundMail {
+    pub message_id: MessageId,
+    /// True when the mail had no usable Message-ID and one was derived from its bytes.
+    pub synthetic_id: bool,
+    pub from: Option<EmailAddress>,
+    pub from_name: Option<String>,
+    pub sender: Option<EmailAddress>,
+    pub reply_to: Option<EmailAddress>,
+    pub to: Vec<EmailAddress>,
+    pub cc: Vec<EmailAddress>,
+    /// `Delivered-To` / `X-Original-To`: which of our addresses (maybe `support+token@…`) got it.
+    pub delivered_to: Vec<EmailAddress>,
+    pub subject: String,
+    pub date: Option<Millis>,
+    pub in_reply_to: Vec<MessageId>,
+    pub references: Vec<MessageId>,
+    /// Plain text of the body (HTML converted when there is no text part).
+    pub text: String,
+    /// `Return-Path` as given; `Some("")` is the null sender `<>` of bounces.
+    pub return_path: Option<String>,
+    /// Top-level MIME type, e.g. `multipart/report`.
+    pub content_type: String,
+    /// `report-type` parameter of a `multipart/report`.
+    pub report_type: Option<String>,
+    /// For a delivery report: the Message-ID of the mail that could not be delivered (from the
+    /// returned headers or the attached original).
+    pub bounced_message_id: Option<MessageId>,
+    /// Lower-cased names and raw values of the headers screening needs.
+    pub screen_headers: Vec<(String, String)>,
+    pub attachments: Vec<AttachmentMeta>,
+    /// What was wrong with the mail. Non-empty means "flag it".
+    pub problems: Vec<String>,
+    /// Broken charsets repaired while reading it (the raw mail is kept as it came).
+    pub repairs: Vec<String>,
+}
+
+impl InboundMail {
+    /// The first value of a screening header, by lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.screen_headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a screening header, by lower-case name.
+    pub fn headers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.screen_headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Everyone the mail was addressed to (To and Cc).
+    pub fn recipients(&self) -> impl Iterator<Item = &EmailAddress> {
+        self.to.iter().chain(self.cc.iter())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Human,
+    AutoReply,
+    Bounce,
+    List,
+    Bulk,
+    Loop,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Human => "human",
+            Verdict::AutoReply => "auto_reply",
+            Verdict::Bounce => "bounce",
+            Verdict::List => "list",
+            Verdict::Bulk => "bulk",
+            Verdict::Loop => "loop",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScreenVerdict {
+    pub verdict: Verdict,
+    pub reason: String,
+}
+
+impl ScreenVerdict {
+    pub fn new(verdict: Verdict, reason: impl Into<String>) -> Self {
+        ScreenVerdict {
+            verdict,
+            reason: reason.into(),
+        }
+    }
+    pub fn is_human(&self) -> bool {
+        self.verdict == Verdict::Human
+    }
+}
