@@ -11,11 +11,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use supportd::app::context::{Desk, SharedDesk};
 use supportd::clock::{Clock, SharedClock, SystemClock};
 use supportd::config::Settings;
-use supportd::inbound::ingest::{MailboxLoop, Pipeline};
+use supportd::inbound::decide::FolderRole;
+use supportd::inbound::intake::{self, Batch};
+use supportd::inbound::mailbox::MailboxLoop;
 use supportd::outbound::templates::Templates;
-use supportd::store::{ImapLocation, Store};
+use supportd::store::Store;
 use tokio_util::sync::CancellationToken;
 
 fn root() -> PathBuf {
@@ -76,7 +79,7 @@ fn rss_kib() -> u64 {
 }
 
 fn bench_pure(settings: &Settings) {
-    let pipeline = Pipeline::new(
+    let desk = Desk::new(
         settings,
         Templates::load(&root().join("templates")).expect("templates"),
     );
@@ -92,7 +95,7 @@ fn bench_pure(settings: &Settings) {
     let mut n = 0usize;
     for _ in 0..rounds {
         for m in &mails {
-            std::hint::black_box(pipeline.live().analyzer.analyze(m));
+            std::hint::black_box(desk.analyzer.analyze(m));
             n += 1;
         }
     }
@@ -108,18 +111,16 @@ fn bench_pure(settings: &Settings) {
 /// The pure decision for a new mail: analysis, then apply (the acknowledgement rendered from
 /// its template and composed to the byte, timers, events).
 fn bench_decide(settings: &Settings) {
-    let pipeline = Pipeline::new(
+    let desk = Desk::new(
         settings,
         Templates::load(&root().join("templates")).expect("templates"),
     );
-    let live = pipeline.live();
-    let ctx = pipeline.ctx(&live);
     let mails: Vec<Vec<u8>> = (0..200).map(|i| customer_mail(i, 1)).collect();
     let rounds = 20;
     let start = Instant::now();
     for _ in 0..rounds {
         for (i, m) in mails.iter().enumerate() {
-            let a = live.analyzer.analyze(m);
+            let a = desk.analyzer.analyze(m);
             let d = supportd::domain::ThreadDecision::New {
                 linked_to: None,
                 why: None,
@@ -134,7 +135,7 @@ fn bench_decide(settings: &Settings) {
                 &n.classification,
             );
             std::hint::black_box(supportd::inbound::apply::apply(
-                &ctx,
+                &desk,
                 &a.mail,
                 &a.reply_text,
                 &a.screen,
@@ -229,7 +230,7 @@ async fn bench_store_postgres(settings: &Settings, n: usize, batch: usize) {
 async fn bench_store_at(settings: &Settings, url: &str, backend: &str, n: usize, batch: usize) {
     let store = Store::connect(url, 4).await.expect("store");
     store.migrate().await.expect("migrate");
-    let pipeline = Pipeline::new(
+    let desk = Desk::new(
         settings,
         Templates::load(&root().join("templates")).expect("templates"),
     );
@@ -239,25 +240,16 @@ async fn bench_store_at(settings: &Settings, url: &str, backend: &str, n: usize,
         .collect();
     let clock = SystemClock;
     let start = Instant::now();
-    if batch <= 1 {
-        for (uid, raw) in &mails {
-            let at = ImapLocation {
-                mailbox: "bench/INBOX".into(),
-                uidvalidity: 1,
-                uid: *uid,
-            };
-            pipeline
-                .process(&store, &at, raw, clock.now())
-                .await
-                .expect("process");
-        }
-    } else {
-        for chunk in mails.chunks(batch) {
-            pipeline
-                .process_batch(&store, "bench/INBOX", 1, chunk, clock.now())
-                .await
-                .expect("process");
-        }
+    for chunk in mails.chunks(batch.max(1)) {
+        let b = Batch {
+            mailbox: "bench/INBOX",
+            uidvalidity: 1,
+            role: FolderRole::Inbox,
+            mails: chunk,
+        };
+        intake::store_batch(&store, &desk, b, clock.now())
+            .await
+            .expect("store");
     }
     let el = start.elapsed();
     assert_eq!(store.count("tickets").await.expect("count"), n as i64);
@@ -302,22 +294,22 @@ async fn bench_imap(n: usize) {
         .await
         .expect("store");
     store.migrate().await.expect("migrate");
-    let pipeline = Arc::new(Pipeline::new(
+    let desk = Arc::new(SharedDesk::new(Desk::new(
         &settings,
         Templates::load(&root().join("templates")).expect("templates"),
-    ));
+    )));
     let clock: SharedClock = Arc::new(SystemClock);
     let cancel = CancellationToken::new();
     let lp = MailboxLoop {
         name: "bench".into(),
         settings: settings.mailboxes["bench"].clone(),
         store: store.clone(),
-        pipeline,
+        desk,
         clock,
         outbox_wake: Arc::new(tokio::sync::Notify::new()),
         timer_wake: Arc::new(tokio::sync::Notify::new()),
         imap_wake: Arc::new(tokio::sync::Notify::new()),
-        role: supportd::inbound::ingest::FolderRole::Inbox,
+        role: FolderRole::Inbox,
         health: Arc::new(supportd::ops::health::Health::new()),
         metrics: Arc::new(supportd::ops::metrics::Metrics::new()),
     };

@@ -69,13 +69,11 @@ pub async fn lmtp_deliver(to: &str, mails: &[Vec<u8>]) -> Result<()> {
     Ok(())
 }
 
-/// Everything a pure stage's unit test needs: the shipped templates, a signer, the default
-/// promises (or given ones), one agent, one other agent and one supervisor.
+/// Everything a pure stage's unit test needs: a [`Desk`](crate::app::context::Desk) with the
+/// shipped templates, a signer, the default promises (or given ones), one agent, one other agent
+/// and one supervisor, answering in Simplified Chinese, with the shared-mailbox queue on.
 pub struct StageFixture {
-    pub templates: crate::outbound::templates::Templates,
-    pub signer: crate::inbound::thread::ReplySigner,
-    pub support: crate::domain::EmailAddress,
-    pub sla: crate::ticket::sla::SlaPolicy,
+    pub desk: crate::app::context::Desk,
     pub agents: Vec<crate::domain::Agent>,
 }
 
@@ -91,54 +89,72 @@ impl StageFixture {
         let addr = |s: &str| EmailAddress::parse(s).unwrap_or_else(|| panic!("address {s}"));
         let settings: crate::ticket::sla::SlaSettings =
             toml::from_str(sla_toml).unwrap_or_else(|e| panic!("sla settings: {e}"));
-        StageFixture {
-            templates: crate::outbound::templates::Templates::load(
-                &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates"),
-            )
-            .unwrap_or_else(|e| panic!("templates: {e}")),
-            signer: crate::inbound::thread::ReplySigner::new(
-                crate::config::Secret::new("0123456789abcdef0123"),
-                vec![],
+        let templates = crate::outbound::templates::Templates::load(
+            &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates"),
+        )
+        .unwrap_or_else(|e| panic!("templates: {e}"));
+        let signer = crate::inbound::thread::ReplySigner::new(
+            crate::config::Secret::new("0123456789abcdef0123"),
+            vec![],
+        );
+        let support = addr("support@example.test");
+        let agents = vec![
+            Agent {
+                name: "李娜".into(),
+                address: addr("lina@example.test"),
+                role: Role::Agent,
+            },
+            Agent {
+                name: "Tom".into(),
+                address: addr("tom@example.test"),
+                role: Role::Agent,
+            },
+            Agent {
+                name: "王敏".into(),
+                address: addr("wangmin@example.test"),
+                role: Role::Supervisor,
+            },
+        ];
+        let desk = crate::app::context::Desk {
+            templates,
+            analyzer: crate::inbound::analyze::Analyzer::new(
+                support.clone(),
+                "example.test".into(),
+                signer.clone(),
+                std::sync::Arc::new(crate::inbound::classify::Classifier::builtin()),
             ),
-            support: addr("support@example.test"),
-            sla: crate::ticket::sla::SlaPolicy::new(
-                &settings,
-                crate::ticket::calendar::Calendar::hours(),
-            )
-            .unwrap_or_else(|e| panic!("sla: {e:?}")),
-            agents: vec![
-                Agent {
-                    name: "李娜".into(),
-                    address: addr("lina@example.test"),
-                    role: Role::Agent,
-                },
-                Agent {
-                    name: "Tom".into(),
-                    address: addr("tom@example.test"),
-                    role: Role::Agent,
-                },
-                Agent {
-                    name: "王敏".into(),
-                    address: addr("wangmin@example.test"),
-                    role: Role::Supervisor,
-                },
-            ],
-        }
-    }
-
-    pub fn ctx(&self) -> crate::outbound::compose::Ctx<'_> {
-        crate::outbound::compose::Ctx {
-            templates: &self.templates,
-            signer: &self.signer,
-            support_address: &self.support,
-            support_name: "客服中心",
-            message_id_domain: "example.test",
-            sla: &self.sla,
-            agents: &self.agents,
+            signer,
+            support_address: support.clone(),
+            support_name: "客服中心".into(),
+            message_id_domain: "example.test".into(),
+            thread_policy: crate::inbound::thread::ThreadPolicy {
+                reopen_within_ms: 30 * 86_400_000,
+                agents: agents.iter().map(|a| a.address.clone()).collect(),
+            },
+            sla: std::sync::Arc::new(
+                crate::ticket::sla::SlaPolicy::new(
+                    &settings,
+                    crate::ticket::calendar::Calendar::hours(),
+                )
+                .unwrap_or_else(|e| panic!("sla: {e:?}")),
+            ),
+            agents: agents.clone(),
             agent_language: crate::domain::Language::ZhHans,
             ack_limit_per_hour: 3,
-            queue: Some(crate::agents::shared_mailbox::QueuePolicy { notify_new: false }),
-        }
+            authority: Default::default(),
+            wording: Default::default(),
+            queue: Some(crate::app::context::QueuePolicy { notify_new: false }),
+            outbox: crate::domain::OutboxPolicy {
+                envelope_from: support,
+                give_up_after_ms: 86_400_000,
+            },
+        };
+        StageFixture { desk, agents }
+    }
+
+    /// The desk the stages consult.
+    pub fn desk(&self) -> &crate::app::context::Desk {
+        &self.desk
     }
 
     /// Agent number `i` of the fixture's list.

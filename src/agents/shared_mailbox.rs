@@ -15,21 +15,15 @@
 //! Invariants: a card is addressed to nobody and is never sent, only appended; folders follow
 //! state only (`Folder::of`); supportd's own copies in Sent are recognised by its loop header.
 
+use crate::app::context::Desk;
 use crate::clock::Millis;
 use crate::domain::InboundMail;
 use crate::domain::LOOP_HEADER;
 use crate::domain::{Folder, ImapJob, Plan, Status, TicketState};
-use crate::outbound::compose::{Ctx, Letter};
+use crate::outbound::compose::Letter;
 use crate::outbound::templates::duration_text;
 use crate::ticket::lifecycle;
 use serde_json::json;
-
-/// `[queue]` as the stages need it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueuePolicy {
-    /// Mail every agent a notice for each new ticket.
-    pub notify_new: bool,
-}
 
 /// The folder the ticket is in once `plan` is applied.
 pub fn folder_after(t: &TicketState, plan: &Plan) -> Folder {
@@ -51,8 +45,8 @@ pub fn follow_state(t: &TicketState, plan: &mut Plan) {
 }
 
 /// Adds a card with the customer's new `text` to the folder the ticket will be in.
-pub fn add_card(ctx: &Ctx<'_>, t: &TicketState, text: &str, plan: &mut Plan, now: Millis) {
-    let mut vars = ctx.vars(t);
+pub fn add_card(desk: &Desk, t: &TicketState, text: &str, plan: &mut Plan, now: Millis) {
+    let mut vars = desk.vars(t);
     vars.summary = text.trim().to_string();
     let next = plan
         .start_timers
@@ -62,27 +56,27 @@ pub fn add_card(ctx: &Ctx<'_>, t: &TicketState, text: &str, plan: &mut Plan, now
         .min_by_key(|(_, due)| *due);
     if let Some((kind, due)) = next {
         vars.promise = kind.as_str().into();
-        vars.due_at = ctx.sla.calendar.show(due);
+        vars.due_at = desk.sla.calendar.show(due);
         vars.remaining = duration_text(due - now);
     } else {
         vars.promise = "-".into();
     }
     if let Some(owner) = plan.update.owner.as_ref().or(t.owner.as_ref()) {
-        vars.owner = ctx.agent_name(owner);
+        vars.owner = desk.agent_name(owner);
     }
     let letter = Letter {
-        from_name: Some(format!("{} ({})", t.customer_name(), ctx.support_name)),
+        from_name: Some(format!("{} ({})", t.customer_name(), desk.support_name)),
         automatic: false,
         ..Letter::to(
             "card",
             "card",
-            ctx.agent_language,
+            desk.agent_language,
             None,
-            ctx.support_address.clone(),
+            desk.support_address.clone(),
             vars,
         )
     };
-    match ctx.render_mail(t.ticket, &letter, now) {
+    match desk.render_mail(t.ticket, &letter, now) {
         Ok(f) => plan.imap_jobs.push(ImapJob::Append {
             folder: folder_after(t, plan),
             message_id: f.message_id,
@@ -96,24 +90,24 @@ pub fn add_card(ctx: &Ctx<'_>, t: &TicketState, text: &str, plan: &mut Plan, now
 }
 
 /// `notify_new`: every agent hears of a new ticket by mail.
-pub fn notify_new(ctx: &Ctx<'_>, t: &TicketState, text: &str, plan: &mut Plan, now: Millis) {
-    for a in ctx
+pub fn notify_new(desk: &Desk, t: &TicketState, text: &str, plan: &mut Plan, now: Millis) {
+    for a in desk
         .agents
         .iter()
         .filter(|a| a.role == crate::domain::Role::Agent)
     {
-        let mut vars = ctx.vars(t);
+        let mut vars = desk.vars(t);
         vars.summary = text.trim().chars().take(600).collect();
         vars.recipient_name = a.name.clone();
         let letter = Letter::to(
             "notice_new",
             "notice",
-            ctx.agent_language,
+            desk.agent_language,
             Some(a.name.clone()),
             a.address.clone(),
             vars,
         );
-        ctx.queue(plan, t.ticket, letter, now);
+        desk.queue(plan, t.ticket, letter, now);
     }
 }
 
@@ -128,19 +122,12 @@ pub enum SentMail {
     Direct,
 }
 
-/// Whether a Sent mail is ours, unrelated, or a direct reply to `t`'s customer.
-pub fn classify_sent(
-    mail: &InboundMail,
-    t: Option<&TicketState>,
-    message_id_domain: &str,
-) -> SentMail {
-    if mail.header(&LOOP_HEADER.to_ascii_lowercase()).is_some()
-        || (!mail.synthetic_id
-            && mail
-                .message_id
-                .domain()
-                .eq_ignore_ascii_case(message_id_domain))
-    {
+/// Whether a Sent mail is ours, unrelated, or a direct reply to `t`'s customer. `sent_by_us`:
+/// its Message-ID is one of the mails supportd sent (the caller knows from the store); our loop
+/// header says so too. Agents' own clients may use Message-IDs in our domain: a domain proves
+/// nothing.
+pub fn classify_sent(mail: &InboundMail, t: Option<&TicketState>, sent_by_us: bool) -> SentMail {
+    if sent_by_us || mail.header(&LOOP_HEADER.to_ascii_lowercase()).is_some() {
         return SentMail::Ours;
     }
     let Some(t) = t else {
@@ -158,14 +145,14 @@ pub fn classify_sent(
 
 /// The plan for an agent's direct reply found in Sent: it counts for the clock (and, from a
 /// listed agent, for ownership), flagged as not checked for wording.
-pub fn direct_reply(ctx: &Ctx<'_>, t: &TicketState, mail: &InboundMail, now: Millis) -> Plan {
+pub fn direct_reply(desk: &Desk, t: &TicketState, mail: &InboundMail, now: Millis) -> Plan {
     let agent = [mail.from.as_ref(), mail.sender.as_ref()]
         .into_iter()
         .flatten()
-        .find(|a| ctx.agents.iter().any(|x| &x.address == *a))
+        .find(|a| desk.agents.iter().any(|x| &x.address == *a))
         .cloned();
     let mut plan = match &agent {
-        Some(a) => lifecycle::agent_replied(ctx, t, a, false, now),
+        Some(a) => lifecycle::agent_replied(desk, t, a, false, now),
         None => {
             // Sent from the shared address itself: which agent is unknown; the clock still stops.
             let mut p = Plan::for_ticket(t.ticket);
@@ -221,7 +208,7 @@ mod tests {
         let f = StageFixture::new();
         let t = f.ticket(Category::Complaint);
         let mut plan = Plan::for_ticket(t.ticket);
-        add_card(&f.ctx(), &t, "我的退款还没有到账。", &mut plan, 0);
+        add_card(f.desk(), &t, "我的退款还没有到账。", &mut plan, 0);
         let ImapJob::Append { folder, raw, .. } = &plan.imap_jobs[0] else {
             panic!("{:?}", plan.imap_jobs);
         };
@@ -239,21 +226,12 @@ mod tests {
         let f = StageFixture::new();
         let t = f.ticket(Category::Inquiry);
         let ours = parse(b"From: support@example.test\r\nTo: wang@qq.com\r\nMessage-ID: <x@example.test>\r\nX-Supportd-Loop: example.test\r\n\r\nx");
-        assert_eq!(
-            classify_sent(&ours, Some(&t), "example.test"),
-            SentMail::Ours
-        );
+        assert_eq!(classify_sent(&ours, Some(&t), false), SentMail::Ours);
         let direct = parse(b"From: support@example.test\r\nTo: wang@qq.com\r\nMessage-ID: <y@thunderbird.example>\r\n\r\nDone.");
-        assert_eq!(
-            classify_sent(&direct, Some(&t), "example.test"),
-            SentMail::Direct
-        );
+        assert_eq!(classify_sent(&direct, Some(&t), false), SentMail::Direct);
         let other = parse(b"From: support@example.test\r\nTo: boss@example.test\r\nMessage-ID: <z@thunderbird.example>\r\n\r\nx");
-        assert_eq!(
-            classify_sent(&other, Some(&t), "example.test"),
-            SentMail::Unrelated
-        );
-        let plan = direct_reply(&f.ctx(), &t, &direct, 0);
+        assert_eq!(classify_sent(&other, Some(&t), false), SentMail::Unrelated);
+        let plan = direct_reply(f.desk(), &t, &direct, 0);
         assert!(plan.update.agent_reply);
         assert!(plan
             .events

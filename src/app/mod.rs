@@ -9,10 +9,14 @@
 //! mail in hand (their transactions commit or roll back whole) and is bounded by
 //! `service.shutdown_timeout_secs`; a reload that fails changes nothing.
 
+pub mod context;
+
+use crate::app::context::{Desk, SharedDesk};
 use crate::clock::SharedClock;
 use crate::config::MailboxSettings;
 use crate::config::{ConfigError, Settings};
-use crate::inbound::ingest::{FolderRole, Live, MailboxLoop, Pipeline};
+use crate::inbound::decide::FolderRole;
+use crate::inbound::mailbox::MailboxLoop;
 use crate::ops::health::Health;
 use crate::ops::http::{self, HttpState};
 use crate::ops::logging::LogReload;
@@ -22,7 +26,7 @@ use crate::outbound::outbox::{self, OutboxWorker};
 use crate::outbound::templates::{TemplateError, Templates};
 use crate::store::{Store, StoreError};
 use crate::workers::mailbox_jobs::ImapJobWorker;
-use crate::workers::timers::Scheduler;
+use crate::workers::timers::TimerWorker;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -52,7 +56,8 @@ pub enum AppError {
 pub struct Application {
     pub settings: Settings,
     pub store: Store,
-    pub pipeline: Arc<Pipeline>,
+    /// The decision context; a reload swaps it.
+    pub desk: Arc<SharedDesk>,
     pub clock: SharedClock,
     pub outbox_wake: Arc<Notify>,
     pub timer_wake: Arc<Notify>,
@@ -80,11 +85,11 @@ impl Application {
             ),
             None => None,
         };
-        let pipeline = Arc::new(Pipeline::new(&settings, templates));
+        let desk = Arc::new(SharedDesk::new(Desk::new(&settings, templates)));
         Ok(Application {
             settings,
             store,
-            pipeline,
+            desk,
             clock,
             outbox_wake: Arc::new(Notify::new()),
             timer_wake: Arc::new(Notify::new()),
@@ -105,7 +110,7 @@ impl Application {
     pub fn reloader(&self, config_path: PathBuf, log: Option<LogReload>) -> Reloader {
         Reloader {
             path: config_path,
-            pipeline: self.pipeline.clone(),
+            desk: self.desk.clone(),
             current: Mutex::new(self.settings.clone()),
             log,
         }
@@ -120,16 +125,15 @@ impl Application {
             retry_base_ms: self.settings.outbox.retry_base_secs as i64 * 1000,
             retry_max_ms: self.settings.outbox.retry_max_secs as i64 * 1000,
             batch: self.settings.outbox.batch_size,
-            policy: self.pipeline.outbox_policy.clone(),
             health: self.health.clone(),
             metrics: self.metrics.clone(),
         }
     }
 
-    pub fn scheduler(&self) -> Scheduler {
-        Scheduler {
+    pub fn timer_worker(&self) -> TimerWorker {
+        TimerWorker {
             store: self.store.clone(),
-            pipeline: self.pipeline.clone(),
+            desk: self.desk.clone(),
             clock: self.clock.clone(),
             wake: self.timer_wake.clone(),
             outbox_wake: self.outbox_wake.clone(),
@@ -143,7 +147,7 @@ impl Application {
     pub async fn run_until_stopped(mut self, cancel: CancellationToken) {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(self.outbox_worker().run(cancel.clone()));
-        tasks.spawn(self.scheduler().run(cancel.clone()));
+        tasks.spawn(self.timer_worker().run(cancel.clone()));
         let mut loops: Vec<(String, MailboxSettings, FolderRole)> = self
             .settings
             .mailboxes
@@ -179,7 +183,7 @@ impl Application {
                 name,
                 settings: mb,
                 store: self.store.clone(),
-                pipeline: self.pipeline.clone(),
+                desk: self.desk.clone(),
                 clock: self.clock.clone(),
                 outbox_wake: self.outbox_wake.clone(),
                 timer_wake: self.timer_wake.clone(),
@@ -247,7 +251,7 @@ impl Application {
 /// the log filter and address masking. Everything is checked before anything is swapped.
 pub struct Reloader {
     path: PathBuf,
-    pipeline: Arc<Pipeline>,
+    desk: Arc<SharedDesk>,
     current: Mutex<Settings>,
     log: Option<LogReload>,
 }
@@ -266,8 +270,8 @@ pub enum ReloadError {
 
 /// Approved wording never contains forbidden wording (checked at start and on reload).
 fn wording_ok(s: &Settings, t: &Templates) -> Result<(), Vec<String>> {
-    let policy = crate::agents::mail::AgentPolicy::new(&s.agent_mail, &s.wording);
-    let problems = crate::agents::mail::check_templates(t, &policy.forbidden);
+    let wording = crate::agents::wording::Wording::new(&s.wording);
+    let problems = crate::agents::wording::check_templates(t, &wording.forbidden);
     if problems.is_empty() {
         Ok(())
     } else {
@@ -286,7 +290,7 @@ impl Reloader {
         }
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         let restart = current.restart_needed(&new);
-        self.pipeline.set_live(Live::new(&new, templates));
+        self.desk.replace(Desk::new(&new, templates));
         *current = new;
         Ok(restart)
     }

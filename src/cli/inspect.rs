@@ -1,8 +1,8 @@
 //! `supportd inspect`: runs the pure stages on one message and prints what the daemon would
-//! conclude. No side effects: nothing is stored or sent. Uses [`crate::inbound::ingest::Analyzer`], the
+//! conclude. No side effects: nothing is stored or sent. Uses [`crate::inbound::analyze::Analyzer`], the
 //! very code the daemon runs.
 
-use crate::inbound::ingest::Analysis;
+use crate::inbound::analyze::Analysis;
 use serde_json::{json, Value};
 
 /// The JSON document `inspect --json` prints (documented in the README).

@@ -4,7 +4,8 @@
 pub mod actions;
 pub mod inspect;
 
-use crate::agents::mail::AgentPolicy;
+use crate::agents::wording::Wording;
+use crate::app::context::Desk;
 use crate::app::{Application, Reloader};
 use crate::cli::actions::Action;
 use crate::clock::Clock;
@@ -13,8 +14,7 @@ use crate::config::Settings;
 use crate::domain::EmailAddress;
 use crate::domain::TicketRef;
 use crate::domain::{Category, Correction, Priority, Severity};
-use crate::inbound::ingest::Analyzer;
-use crate::inbound::ingest::Pipeline;
+use crate::inbound::analyze::Analyzer;
 use crate::inbound::thread::ReplySigner;
 use crate::outbound::templates::duration_text;
 use crate::outbound::templates::Templates;
@@ -377,11 +377,9 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let t = ticket_ref(&ticket)?;
             let settings = load(&config)?;
             let store = Store::connect(&settings.database_url(), 1).await?;
-            let pipeline =
-                Pipeline::new(&settings, Templates::load(&settings.service.templates_dir)?);
+            let desk = Desk::new(&settings, Templates::load(&settings.service.templates_dir)?);
             let done =
-                crate::cli::actions::perform(&store, &pipeline, t, &action, SystemClock.now())
-                    .await?;
+                crate::cli::actions::perform(&store, &desk, t, &action, SystemClock.now()).await?;
             for c in &done.corrected {
                 println!(
                     "{t}: {} {} -> {}",
@@ -431,8 +429,8 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 (None, None) => PathBuf::from("templates"),
             };
             let policy = match &settings {
-                Some(s) => AgentPolicy::new(&s.agent_mail, &s.wording),
-                None => AgentPolicy::default(),
+                Some(s) => Wording::new(&s.wording),
+                None => Wording::default(),
             };
             let t = match Templates::load(&dir) {
                 Ok(t) => t,
@@ -441,7 +439,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            let problems = crate::agents::mail::check_templates(&t, &policy.forbidden);
+            let problems = crate::agents::wording::check_templates(&t, &policy.forbidden);
             for (key, a) in t.approvals() {
                 let mine: Vec<&String> = problems
                     .iter()

@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod class;
+pub mod facts;
 pub mod ids;
 pub mod mail;
 pub mod plan;
@@ -16,9 +17,10 @@ pub use agent::{Agent, Role};
 pub use class::{
     Category, Classification, Correction, FieldChange, Priority, Severity, TicketClass,
 };
+pub use facts::{FactsWanted, IntakeFacts};
 pub use ids::{EmailAddress, Language, MessageId, TicketRef};
 pub use mail::{AttachmentMeta, InboundMail, ScreenVerdict, Verdict, LOOP_HEADER};
-pub use plan::{EventDraft, Folder, ImapJob, OutboxDraft, Plan, TicketUpdate};
+pub use plan::{EventDraft, Folder, ImapJob, OutboxDraft, OutboxPolicy, Plan, TicketUpdate};
 pub use promise::{TimerDraft, TimerEnd, TimerKind, TimerStep};
 pub use thread::{ThreadDecision, ThreadFacts, ThreadHints, ThreadVia, TicketFacts};
 pub use ticket::{RunningTimer, Scores, Status, TicketState};

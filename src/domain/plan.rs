@@ -5,8 +5,8 @@
 //! writes it all or nothing: ticket fields, timers, events, outgoing mail.
 
 use crate::domain::{
-    EmailAddress, MessageId, Scores, Status, TicketClass, TicketRef, TimerDraft, TimerEnd,
-    TimerKind, TimerStep,
+    EmailAddress, FieldChange, MessageId, Millis, Scores, Status, TicketClass, TicketRef,
+    TimerDraft, TimerEnd, TimerKind, TimerStep,
 };
 use serde::Serialize;
 
@@ -77,6 +77,10 @@ pub struct OutboxDraft {
     pub text: String,
     pub in_reply_to: Option<MessageId>,
     pub raw: Vec<u8>,
+    /// The envelope sender (RFC 5321 MAIL FROM).
+    pub envelope_from: EmailAddress,
+    /// When sending is given up if the mail cannot be delivered.
+    pub give_up_at: Millis,
 }
 
 /// Everything one decision changes.
@@ -85,8 +89,8 @@ pub struct Plan {
     /// The ticket it is about (none for mail nobody can be answered about).
     pub ticket: Option<TicketRef>,
     pub update: TicketUpdate,
-    /// A new classification (a follow-up raised urgency or severity; an agent's correction).
-    pub upgrade: Option<TicketClass>,
+    /// The ticket's new class: a follow-up raised urgency or severity, or an agent corrected it.
+    pub class: Option<TicketClass>,
     pub new_participants: Vec<EmailAddress>,
     pub events: Vec<EventDraft>,
     pub outbox: Vec<OutboxDraft>,
@@ -99,10 +103,19 @@ pub struct Plan {
     pub timer_step: Option<TimerStep>,
     /// Survey scores to record.
     pub survey: Option<Scores>,
-    /// An agent's correction of the classification, and who made it.
-    pub correction: Option<(crate::domain::Correction, String)>,
+    /// An agent's correction of the classification: the fields it changed (one row each in
+    /// `classification_corrections`) and who made it.
+    pub correction: Option<(Vec<FieldChange>, String)>,
     /// Work on the shared mailbox, done after the commit (cards, folder moves, Sent copies).
     pub imap_jobs: Vec<ImapJob>,
+}
+
+/// How outgoing mail is queued: its envelope sender (RFC 5321 MAIL FROM), and how long a mail
+/// that cannot be sent is retried before it is given up.
+#[derive(Debug, Clone)]
+pub struct OutboxPolicy {
+    pub envelope_from: EmailAddress,
+    pub give_up_after_ms: Millis,
 }
 
 /// A folder of the shared mailbox, by role (names come from `[queue]`).
@@ -189,6 +202,17 @@ impl Plan {
         }
     }
 
+    /// The survey this plan sends (its Message-ID), when it sends one.
+    pub fn survey_sent(&self) -> Option<&MessageId> {
+        if !self.update.survey_sent {
+            return None;
+        }
+        self.outbox
+            .iter()
+            .find(|o| o.kind == "survey")
+            .map(|o| &o.message_id)
+    }
+
     pub fn event(&mut self, kind: &'static str, detail: serde_json::Value) {
         self.events.push(EventDraft {
             ticket: self.ticket,
@@ -212,8 +236,8 @@ impl Plan {
             self.ticket = o.ticket;
         }
         self.update.merge(o.update);
-        if o.upgrade.is_some() {
-            self.upgrade = o.upgrade;
+        if o.class.is_some() {
+            self.class = o.class;
         }
         for p in o.new_participants {
             if !self.new_participants.contains(&p) {

@@ -1,7 +1,7 @@
 //! A ticket as the decisions see it: its status and state (loaded by the store, built by hand in
 //! tests), and survey scores.
 
-use crate::domain::{EmailAddress, MessageId, Millis, TicketClass, TicketRef, TimerKind};
+use crate::domain::{EmailAddress, MessageId, Millis, Plan, TicketClass, TicketRef, TimerKind};
 use serde::Serialize;
 
 /// A ticket's status.
@@ -48,12 +48,17 @@ pub struct TicketState {
     pub escalated: bool,
     /// The survey we sent and that is not answered yet.
     pub survey_message_id: Option<MessageId>,
-    /// The automatic follow-up mail was sent and its answer is awaited.
-    pub followup_pending: bool,
+    /// When the automatic follow-up mail was sent, and when the follow-up (回访) was recorded.
+    pub followup_sent_at: Option<Millis>,
+    pub followup_at: Option<Millis>,
     pub first_reply_at: Option<Millis>,
     pub solved_at: Option<Millis>,
     /// The customer's newest text (reply text), for notices to agents.
     pub summary: String,
+    /// The ticket's first inbound message, and the customer's newest one (an agent's reply
+    /// threads under it).
+    pub first_message: Option<MessageId>,
+    pub last_customer_message: Option<MessageId>,
     /// The promises still running on it.
     pub timers: Vec<RunningTimer>,
     /// True when the mail being processed created it.
@@ -79,23 +84,110 @@ impl TicketState {
     ) -> TicketState {
         TicketState {
             ticket,
+            participants: vec![requester.clone()],
             requester,
             requester_name,
             subject,
             language: classification.language,
             status: Status::Open,
-            participants: Vec::new(),
             class: TicketClass::of(classification),
             owner: None,
             complex: false,
             escalated: false,
             survey_message_id: None,
-            followup_pending: false,
+            followup_sent_at: None,
+            followup_at: None,
             first_reply_at: None,
             solved_at: None,
             summary: String::new(),
+            first_message: None,
+            last_customer_message: None,
             timers: Vec::new(),
             created: true,
+        }
+    }
+
+    /// The automatic follow-up mail was sent and its answer is awaited.
+    pub fn followup_pending(&self) -> bool {
+        self.followup_sent_at.is_some() && self.followup_at.is_none()
+    }
+
+    /// The ticket as it is once `plan` is committed at `now`: what the store would load back.
+    /// Intake decides a batch's mails one after another on these states instead of reading the
+    /// database between them; `store::writer` writes the same changes (the two are tested equal
+    /// by the intake equivalence test). A mail's own message row is recorded with
+    /// [`TicketState::received`].
+    pub fn apply(&mut self, plan: &Plan, now: Millis) {
+        debug_assert!(plan.ticket == Some(self.ticket));
+        let u = &plan.update;
+        if let Some(s) = u.status {
+            self.status = s;
+        }
+        if u.solved {
+            self.solved_at = Some(now);
+        } else if u.reopened {
+            self.solved_at = None;
+        }
+        if let Some(o) = &u.owner {
+            self.owner = Some(o.clone());
+        }
+        if let Some(c) = u.complex {
+            self.complex = c;
+        }
+        self.escalated |= u.escalate;
+        if u.agent_reply && self.first_reply_at.is_none() {
+            self.first_reply_at = Some(now);
+        }
+        match plan.survey_sent() {
+            Some(id) => self.survey_message_id = Some(id.clone()),
+            None if u.survey_answered => self.survey_message_id = None,
+            None => {}
+        }
+        if u.followup_result.is_some() {
+            self.followup_at = Some(now);
+        }
+        if u.followup_sent {
+            self.followup_sent_at = Some(now);
+        }
+        if let Some(c) = plan.class {
+            self.class = c;
+        }
+        for (kind, _) in &plan.end_timers {
+            self.timers.retain(|t| t.kind != *kind);
+        }
+        for d in &plan.start_timers {
+            self.timers.retain(|t| t.kind != d.kind);
+            self.timers.push(RunningTimer {
+                kind: d.kind,
+                started_at: d.started_at,
+                due_at: d.due_at,
+            });
+        }
+        for p in &plan.new_participants {
+            if !self.participants.contains(p) {
+                self.participants.push(p.clone());
+            }
+        }
+        self.order_participants();
+        self.created = false;
+    }
+
+    /// The requester first, then everyone else by address: the order the store loads them in.
+    pub fn order_participants(&mut self) {
+        self.participants.sort_by(|a, b| {
+            (a != &self.requester, a.as_str()).cmp(&(b != &self.requester, b.as_str()))
+        });
+    }
+
+    /// Records an inbound mail filed on this ticket: the first message, and for a person's mail
+    /// (verdict `human`) the newest customer message and its text.
+    pub fn received(&mut self, message_id: &MessageId, human: bool, reply_text: &str) {
+        if self.first_message.is_none() {
+            self.first_message = Some(message_id.clone());
+        }
+        if human {
+            self.last_customer_message = Some(message_id.clone());
+            self.summary = reply_text.to_string();
         }
     }
 

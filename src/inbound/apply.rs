@@ -9,6 +9,7 @@
 //! ticket starts its service-promise timers in the same transaction that creates it.
 
 use crate::agents::shared_mailbox;
+use crate::app::context::Desk;
 use crate::clock::Millis;
 use crate::domain::EmailAddress;
 use crate::domain::InboundMail;
@@ -16,7 +17,7 @@ use crate::domain::ScreenVerdict;
 use crate::domain::{Category, Classification, Priority, Severity, TicketClass};
 use crate::domain::{Plan, TicketState};
 use crate::domain::{ThreadDecision, ThreadVia};
-use crate::outbound::compose::{Ctx, Letter};
+use crate::outbound::compose::Letter;
 use crate::ticket::lifecycle;
 use crate::ticket::sla;
 use serde_json::json;
@@ -89,7 +90,7 @@ pub fn upgrade(t: &TicketClass, c: &Classification) -> Option<TicketClass> {
 /// Everything else the mail causes.
 #[allow(clippy::too_many_arguments)]
 pub fn apply(
-    ctx: &Ctx<'_>,
+    desk: &Desk,
     mail: &InboundMail,
     reply_text: &str,
     verdict: &ScreenVerdict,
@@ -142,21 +143,21 @@ pub fn apply(
         }
         let mut seen = vec![t.requester.clone()];
         for r in mail.recipients() {
-            if !is_ours(r, ctx.support_address) && !seen.contains(r) {
+            if !is_ours(r, &desk.support_address) && !seen.contains(r) {
                 seen.push(r.clone());
                 plan.new_participants.push(r.clone());
             }
         }
-        let acked = acknowledge(ctx, mail, t, acks, now, &mut plan);
-        plan.start_timers = sla::new_ticket_timers(ctx.sla, &t.class, now, acked);
-        if ctx.sla.complex_from_start(&t.class) {
+        let acked = acknowledge(desk, mail, t, acks, now, &mut plan);
+        plan.start_timers = sla::new_ticket_timers(&desk.sla, &t.class, now, acked);
+        if desk.sla.complex_from_start(&t.class) {
             plan.update.complex = Some(true);
         }
-        if let Some(q) = ctx.queue {
+        if let Some(q) = desk.queue {
             let shown = shown_text(mail, reply_text);
-            shared_mailbox::add_card(ctx, t, &shown, &mut plan, now);
+            shared_mailbox::add_card(desk, t, &shown, &mut plan, now);
             if q.notify_new {
-                shared_mailbox::notify_new(ctx, t, &shown, &mut plan, now);
+                shared_mailbox::notify_new(desk, t, &shown, &mut plan, now);
             }
         }
         return plan;
@@ -200,7 +201,7 @@ pub fn apply(
     let mut replies_to = mail.in_reply_to.clone();
     replies_to.extend(mail.references.iter().cloned());
     lifecycle::customer_followed_up(
-        ctx,
+        desk,
         t,
         reply_text,
         &replies_to,
@@ -216,15 +217,15 @@ pub fn apply(
         plan.event("reclassified", detail);
         // Running promises tighten to the new class's times (counted from their start).
         for running in &t.timers {
-            let d = ctx.sla.draft(running.kind, &up, running.started_at);
+            let d = desk.sla.draft(running.kind, &up, running.started_at);
             if d.due_at < running.due_at {
                 plan.start_timers.push(d);
             }
         }
-        plan.upgrade = Some(up);
+        plan.class = Some(up);
     }
-    if ctx.queue.is_some() {
-        shared_mailbox::add_card(ctx, t, &shown_text(mail, reply_text), &mut plan, now);
+    if desk.queue.is_some() {
+        shared_mailbox::add_card(desk, t, &shown_text(mail, reply_text), &mut plan, now);
         shared_mailbox::follow_state(t, &mut plan);
     }
     plan
@@ -270,26 +271,26 @@ fn is_ours(addr: &EmailAddress, support: &EmailAddress) -> bool {
 
 /// Queues the acknowledgement, unless the loop brake holds it. Returns whether one was queued.
 fn acknowledge(
-    ctx: &Ctx<'_>,
+    desk: &Desk,
     mail: &InboundMail,
     t: &TicketState,
     acks: AckFacts,
     now: Millis,
     plan: &mut Plan,
 ) -> bool {
-    if acks.acks_to_sender_last_hour >= ctx.ack_limit_per_hour {
+    if acks.acks_to_sender_last_hour >= desk.ack_limit_per_hour {
         plan.event(
             "ack_suppressed",
-            json!({"reason": "rate limit", "limit_per_hour": ctx.ack_limit_per_hour}),
+            json!({"reason": "rate limit", "limit_per_hour": desk.ack_limit_per_hour}),
         );
         return false;
     }
     let letter = Letter {
         in_reply_to: Some(mail.message_id.clone()),
         references: mail.references.clone(),
-        ..Letter::to_requester("ack", "ack", t, ctx.vars(t))
+        ..Letter::to_requester("ack", "ack", t, desk.vars(t))
     };
-    match ctx.queue(plan, t.ticket, letter, now) {
+    match desk.queue(plan, t.ticket, letter, now) {
         Some(id) => {
             plan.event("ack_queued", json!({"message_id": id.as_str()}));
             true
@@ -342,7 +343,7 @@ mod tests {
         let mail = parse(MAIL);
         let t = created(&mail);
         let plan = apply(
-            &f.ctx(),
+            f.desk(),
             &mail,
             "x",
             &human(),
@@ -381,7 +382,7 @@ mod tests {
         t.class.urgent = true;
         t.class.priority = Priority::Urgent;
         let plan = apply(
-            &f.ctx(),
+            f.desk(),
             &mail,
             "x",
             &human(),
@@ -405,7 +406,7 @@ mod tests {
             acks_to_sender_last_hour: 3,
         };
         let plan = apply(
-            &f.ctx(),
+            f.desk(),
             &mail,
             "x",
             &human(),
@@ -431,7 +432,7 @@ mod tests {
         assert!(new_ticket(&mail, &auto, &new_decision(), &plain()).is_none());
         let f = StageFixture::new();
         let plan = apply(
-            &f.ctx(),
+            f.desk(),
             &mail,
             "x",
             &auto,
@@ -458,7 +459,7 @@ mod tests {
             reopen: true,
         };
         let plan = apply(
-            &f.ctx(),
+            f.desk(),
             &mail,
             "x",
             &human(),
@@ -526,7 +527,7 @@ mod tests {
             reopen: false,
         };
         let plan = apply(
-            &f.ctx(),
+            f.desk(),
             &mail,
             "x",
             &human(),
@@ -536,7 +537,7 @@ mod tests {
             AckFacts::default(),
             0,
         );
-        assert!(plan.upgrade.is_some());
+        assert!(plan.class.is_some());
         assert!(plan.events.iter().any(|e| e.kind == "reclassified"));
         assert_eq!(plan.start_timers.len(), 1);
         assert_eq!(plan.start_timers[0].kind, TimerKind::Solution);

@@ -1,19 +1,17 @@
 //! Building outgoing mail from approved templates, for every stage that queues mail (`apply`,
-//! `sla`, `lifecycle`). Pure apart from the random Message-ID: the outbox stores the finished
+//! `sla`, `lifecycle`, `agents`): methods on the [`Desk`]. Pure apart from the random Message-ID: the outbox stores the finished
 //! message, so a retry sends exactly what was committed, Message-ID included.
 //!
 //! Invariants: every automatic mail carries `Auto-Submitted: auto-replied` (RFC 3834),
 //! `X-Auto-Response-Suppress: All` (so Exchange does not answer it) and our loop header; every
 //! mail threads under the customer's (`In-Reply-To`, `References`).
 
+use crate::app::context::Desk;
 use crate::clock::Millis;
-use crate::domain::Agent;
 use crate::domain::LOOP_HEADER;
 use crate::domain::{EmailAddress, Language, MessageId, TicketRef};
 use crate::domain::{OutboxDraft, Plan, TicketState};
-use crate::inbound::thread::ReplySigner;
-use crate::outbound::templates::{number_text, TemplateVars, Templates};
-use crate::ticket::sla::SlaPolicy;
+use crate::outbound::templates::{number_text, TemplateVars};
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::Mailbox;
 use lettre::Message;
@@ -111,25 +109,6 @@ pub fn compose(m: &OutgoingMail) -> Result<Vec<u8>, ComposeError> {
     Ok(msg.formatted())
 }
 
-/// What a stage needs to write mail and keep promises: approved templates, our identity, the
-/// promises, the agents. Borrowed from the running application for one decision.
-#[derive(Debug)]
-pub struct Ctx<'a> {
-    pub templates: &'a Templates,
-    pub signer: &'a ReplySigner,
-    pub support_address: &'a EmailAddress,
-    pub support_name: &'a str,
-    pub message_id_domain: &'a str,
-    pub sla: &'a SlaPolicy,
-    pub agents: &'a [Agent],
-    /// The language of notices to agents.
-    pub agent_language: Language,
-    /// Acknowledgements to one address per hour, at most (loop brake).
-    pub ack_limit_per_hour: u32,
-    /// The shared mailbox queue, when configured.
-    pub queue: Option<crate::agents::shared_mailbox::QueuePolicy>,
-}
-
 /// A mail from a template, about a ticket.
 #[derive(Debug, Clone)]
 pub struct Letter {
@@ -211,7 +190,7 @@ fn excerpt(s: &str, max: usize) -> String {
     }
 }
 
-impl Ctx<'_> {
+impl Desk {
     /// The variables every template about this ticket can use.
     pub fn vars(&self, t: &TicketState) -> TemplateVars {
         use crate::domain::TimerKind as K;
@@ -256,7 +235,7 @@ impl Ctx<'_> {
             .templates
             .render(&letter.template, letter.language, &letter.vars)
             .map_err(|e| e.to_string())?;
-        let message_id = new_message_id(self.message_id_domain);
+        let message_id = new_message_id(&self.message_id_domain);
         let mut references = letter.references.clone();
         if let Some(irt) = &letter.in_reply_to {
             if !references.contains(irt) {
@@ -270,7 +249,7 @@ impl Ctx<'_> {
                 .clone()
                 .unwrap_or_else(|| self.support_name.to_string()),
             from: self.support_address.clone(),
-            reply_to: Some(self.signer.reply_address(self.support_address, ticket)),
+            reply_to: Some(self.signer.reply_address(&self.support_address, ticket)),
             to: letter.to.clone(),
             cc: letter.cc.clone(),
             subject: rendered.subject.clone(),
@@ -291,6 +270,31 @@ impl Ctx<'_> {
         })
     }
 
+    /// Renders `letter` into a mail ready for the outbox: finished to the byte, with its
+    /// envelope sender and the time it is given up if it cannot be sent.
+    pub fn draft(
+        &self,
+        ticket: TicketRef,
+        letter: &Letter,
+        now: Millis,
+    ) -> Result<OutboxDraft, String> {
+        let f = self.render_mail(ticket, letter, now)?;
+        let mut recipients: Vec<EmailAddress> = letter.to.iter().map(|(_, a)| a.clone()).collect();
+        recipients.extend(letter.cc.iter().cloned());
+        Ok(OutboxDraft {
+            ticket,
+            kind: letter.kind,
+            message_id: f.message_id,
+            recipients,
+            subject: f.subject,
+            text: f.body,
+            in_reply_to: letter.in_reply_to.clone(),
+            raw: f.raw,
+            envelope_from: self.outbox.envelope_from.clone(),
+            give_up_at: now + self.outbox.give_up_after_ms,
+        })
+    }
+
     /// Renders `letter` and adds it to the plan's outbox; on a template or address problem the
     /// plan gets a `mail_failed` event instead (nothing else is held back). Returns the queued
     /// mail's Message-ID.
@@ -301,22 +305,11 @@ impl Ctx<'_> {
         letter: Letter,
         now: Millis,
     ) -> Option<MessageId> {
-        match self.render_mail(ticket, &letter, now) {
-            Ok(f) => {
-                let mut recipients: Vec<EmailAddress> =
-                    letter.to.iter().map(|(_, a)| a.clone()).collect();
-                recipients.extend(letter.cc.iter().cloned());
-                plan.outbox.push(OutboxDraft {
-                    ticket,
-                    kind: letter.kind,
-                    message_id: f.message_id.clone(),
-                    recipients,
-                    subject: f.subject,
-                    text: f.body,
-                    in_reply_to: letter.in_reply_to,
-                    raw: f.raw,
-                });
-                Some(f.message_id)
+        match self.draft(ticket, &letter, now) {
+            Ok(d) => {
+                let id = d.message_id.clone();
+                plan.outbox.push(d);
+                Some(id)
             }
             Err(error) => {
                 plan.event(

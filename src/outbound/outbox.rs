@@ -11,7 +11,9 @@
 
 use crate::clock::{Millis, SharedClock};
 use crate::config::{SmtpSettings, TlsMode};
-use crate::store::{ClaimedMail, OutboxPolicy, Store};
+use crate::domain::{Plan, TicketRef};
+use crate::store::{ClaimedMail, Record, Store};
+use crate::ticket::lifecycle;
 use crate::workers::{self, Step};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
@@ -113,7 +115,6 @@ pub struct OutboxWorker {
     pub retry_base_ms: Millis,
     pub retry_max_ms: Millis,
     pub batch: u32,
-    pub policy: OutboxPolicy,
     pub health: Arc<crate::ops::health::Health>,
     pub metrics: Arc<crate::ops::metrics::Metrics>,
 }
@@ -146,7 +147,7 @@ impl OutboxWorker {
                 match result {
                     Ok(()) => {
                         info!(message_id = %mail.message_id, kind = %mail.kind, "mail sent");
-                        self.store.mark_sent(&mail, &self.policy, now).await?;
+                        self.sent(&mail, now).await?;
                         self.metrics.mail_sent(&mail.kind);
                         Ok(())
                     }
@@ -159,7 +160,7 @@ impl OutboxWorker {
                     }
                     Err(e) => {
                         warn!(error = %e, "send failed for good; recorded on the ticket");
-                        self.store.mark_failed(&mail, &e.to_string(), now).await?;
+                        self.failed(&mail, &e.to_string(), now).await?;
                         self.metrics.send_failure("failed");
                         Ok::<(), crate::store::StoreError>(())
                     }
@@ -169,6 +170,45 @@ impl OutboxWorker {
             .await?;
         }
         Ok(Step::Worked(n))
+    }
+
+    /// Records a sent mail and what sending it changes on its ticket (an acknowledgement keeps
+    /// the acknowledgement promise), in one transaction.
+    async fn sent(&self, mail: &ClaimedMail, now: Millis) -> Result<(), crate::store::StoreError> {
+        let mut tx = self.store.begin().await?;
+        if self.store.mark_sent(&mut tx, mail, now).await? {
+            let mut plan = lifecycle::mail_sent(TicketRef(mail.ticket_id), &mail.kind);
+            plan.event(
+                "mail_sent",
+                serde_json::json!({"message_id": mail.message_id, "attempts": mail.attempts + 1}),
+            );
+            self.store
+                .commit(&mut tx, &[Record::plan(&plan)], now)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Gives a mail up, with an `outbox_failed` event on its ticket, in one transaction.
+    async fn failed(
+        &self,
+        mail: &ClaimedMail,
+        error: &str,
+        now: Millis,
+    ) -> Result<(), crate::store::StoreError> {
+        let mut tx = self.store.begin().await?;
+        self.store.mark_failed(&mut tx, mail, error).await?;
+        let mut plan = Plan::for_ticket(TicketRef(mail.ticket_id));
+        plan.event(
+            "outbox_failed",
+            serde_json::json!({"message_id": mail.message_id, "error": error, "attempts": mail.attempts + 1}),
+        );
+        self.store
+            .commit(&mut tx, &[Record::plan(&plan)], now)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Runs until `cancel`: sends what is due, then sleeps until the next due mail or a wake-up.

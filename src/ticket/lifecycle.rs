@@ -14,13 +14,14 @@
 //! Invariants: transitions never fail (a template problem becomes a `mail_failed` event); each
 //! records an event saying who did what; timers only end by the promises they keep.
 
+use crate::app::context::Desk;
 use crate::clock::Millis;
-use crate::domain::Category;
 use crate::domain::Role;
 use crate::domain::Scores;
+use crate::domain::{Category, Correction};
 use crate::domain::{EmailAddress, MessageId};
 use crate::domain::{Plan, Status, TicketState, TimerEnd, TimerKind};
-use crate::outbound::compose::{Ctx, Letter};
+use crate::outbound::compose::Letter;
 use crate::outbound::templates::duration_text;
 use crate::ticket::sla::{self, Notice};
 use regex::Regex;
@@ -40,15 +41,15 @@ pub fn says_not_solved(text: &str) -> bool {
     NOT_SOLVED.is_match(text)
 }
 
-fn is_supervisor(ctx: &Ctx<'_>, who: &EmailAddress) -> bool {
-    ctx.agents
+fn is_supervisor(desk: &Desk, who: &EmailAddress) -> bool {
+    desk.agents
         .iter()
         .any(|a| &a.address == who && a.role == Role::Supervisor)
 }
 
 /// An agent's reply reached the customer (through supportd, or seen in the Sent folder).
 pub fn agent_replied(
-    ctx: &Ctx<'_>,
+    desk: &Desk,
     t: &TicketState,
     by: &EmailAddress,
     checked_wording: bool,
@@ -73,17 +74,17 @@ pub fn agent_replied(
             json!({"by": by.as_str(), "owner": t.owner.as_ref().map(|o| o.as_str())}),
         );
     }
-    sla::kept_by_reply(&mut plan, is_supervisor(ctx, by));
+    sla::kept_by_reply(&mut plan, is_supervisor(desk, by));
     if t.complex && t.status != Status::Solved {
         // Progress news given: the next is due a full period from now.
         plan.start_timers
-            .push(ctx.sla.draft(TimerKind::Progress, &t.class, now));
+            .push(desk.sla.draft(TimerKind::Progress, &t.class, now));
     }
     plan
 }
 
 /// The ticket is solved: survey to the customer, follow-up timer for a complaint.
-pub fn solve(ctx: &Ctx<'_>, t: &TicketState, by: &str, now: Millis) -> Plan {
+pub fn solve(desk: &Desk, t: &TicketState, by: &str, now: Millis) -> Plan {
     let mut plan = Plan::for_ticket(t.ticket);
     if t.status == Status::Solved {
         plan.event("already_solved", json!({"by": by}));
@@ -96,22 +97,22 @@ pub fn solve(ctx: &Ctx<'_>, t: &TicketState, by: &str, now: Millis) -> Plan {
     plan.end(TimerKind::Ack, TimerEnd::Met);
     plan.end(TimerKind::Solution, TimerEnd::Met);
     plan.end(TimerKind::Progress, TimerEnd::Met);
-    if ctx.sla.survey {
-        let letter = Letter::to_requester("survey", "survey", t, ctx.vars(t));
-        if let Some(id) = ctx.queue(&mut plan, t.ticket, letter, now) {
+    if desk.sla.survey {
+        let letter = Letter::to_requester("survey", "survey", t, desk.vars(t));
+        if let Some(id) = desk.queue(&mut plan, t.ticket, letter, now) {
             plan.update.survey_sent = true;
             plan.event("survey_sent", json!({"message_id": id.as_str()}));
         }
     }
     if t.class.category == Category::Complaint {
         plan.start_timers
-            .push(ctx.sla.draft(TimerKind::Followup, &t.class, now));
+            .push(desk.sla.draft(TimerKind::Followup, &t.class, now));
     }
     plan
 }
 
 /// Marks a ticket complex (progress news every `progress_hours`) or not.
-pub fn set_complex(ctx: &Ctx<'_>, t: &TicketState, on: bool, by: &str, now: Millis) -> Plan {
+pub fn set_complex(desk: &Desk, t: &TicketState, on: bool, by: &str, now: Millis) -> Plan {
     let mut plan = Plan::for_ticket(t.ticket);
     if t.complex == on {
         return plan;
@@ -120,7 +121,7 @@ pub fn set_complex(ctx: &Ctx<'_>, t: &TicketState, on: bool, by: &str, now: Mill
     plan.event("complex", json!({"complex": on, "by": by}));
     if on && t.status != Status::Solved {
         plan.start_timers
-            .push(ctx.sla.draft(TimerKind::Progress, &t.class, now));
+            .push(desk.sla.draft(TimerKind::Progress, &t.class, now));
     } else {
         plan.end(TimerKind::Progress, TimerEnd::Cancelled);
     }
@@ -150,45 +151,66 @@ pub fn assign(t: &TicketState, to: &EmailAddress, by: &str) -> Plan {
     plan
 }
 
+/// An agent corrects the ticket's class: the new class, one correction row per field the
+/// correction changed (a derived change is not a correction), the `classification_corrected`
+/// event; running promises tighten to the new class's times (counted from their start). Nothing
+/// when the correction changes nothing.
+pub fn correct(desk: &Desk, t: &TicketState, c: &Correction, by: &str) -> Plan {
+    let mut plan = Plan::for_ticket(t.ticket);
+    let (to, changes) = t.class.corrected(c);
+    if changes.is_empty() && to == t.class {
+        return plan;
+    }
+    if !changes.is_empty() {
+        plan.event(
+            "classification_corrected",
+            json!({"by": by, "changes": changes, "from": t.class, "to": to}),
+        );
+    }
+    for running in &t.timers {
+        let d = desk.sla.draft(running.kind, &to, running.started_at);
+        if d.due_at < running.due_at {
+            plan.start_timers.push(d);
+        }
+    }
+    plan.class = Some(to);
+    plan.correction = Some((changes, by.to_string()));
+    plan
+}
+
 /// A customer reply on a solved ticket reopens it: a new solution is owed.
-pub fn reopen(ctx: &Ctx<'_>, t: &TicketState, why: &str, now: Millis, plan: &mut Plan) {
+pub fn reopen(desk: &Desk, t: &TicketState, why: &str, now: Millis, plan: &mut Plan) {
     plan.update.status = Some(Status::Open);
     plan.update.reopened = true;
     plan.event("reopened", json!({"why": why}));
     plan.start_timers
-        .push(ctx.sla.draft(TimerKind::Solution, &t.class, now));
+        .push(desk.sla.draft(TimerKind::Solution, &t.class, now));
     if t.complex {
         plan.start_timers
-            .push(ctx.sla.draft(TimerKind::Progress, &t.class, now));
+            .push(desk.sla.draft(TimerKind::Progress, &t.class, now));
     }
 }
 
 /// An unsatisfied customer: escalate to the supervisors, who must make contact within
 /// `supervisor_contact_hours`.
-pub fn escalate_unsatisfied(
-    ctx: &Ctx<'_>,
-    t: &TicketState,
-    why: &str,
-    now: Millis,
-    plan: &mut Plan,
-) {
+pub fn escalate_unsatisfied(desk: &Desk, t: &TicketState, why: &str, now: Millis, plan: &mut Plan) {
     plan.update.escalate = true;
     plan.event("escalated", json!({"reason": "unsatisfied", "why": why}));
-    let timer = ctx.sla.draft(TimerKind::SupervisorContact, &t.class, now);
+    let timer = desk.sla.draft(TimerKind::SupervisorContact, &t.class, now);
     let notice = Notice {
         template: "notice_escalation",
-        to: sla::escalation_recipients(ctx.agents),
+        to: sla::escalation_recipients(&desk.agents),
         promise: TimerKind::SupervisorContact,
         due_at: timer.due_at,
         reason: "unsatisfied",
     };
     plan.start_timers.push(timer);
-    queue_notices(ctx, t, &[notice], now, plan);
+    queue_notices(desk, t, &[notice], now, plan);
 }
 
 /// An agent escalates the ticket to the supervisors (`#escalate`).
 pub fn escalate_by_agent(
-    ctx: &Ctx<'_>,
+    desk: &Desk,
     t: &TicketState,
     by: &EmailAddress,
     now: Millis,
@@ -198,39 +220,33 @@ pub fn escalate_by_agent(
     plan.event("escalated", json!({"reason": "agent", "by": by.as_str()}));
     let notice = Notice {
         template: "notice_escalation",
-        to: sla::escalation_recipients(ctx.agents),
+        to: sla::escalation_recipients(&desk.agents),
         promise: TimerKind::Solution,
         due_at: now,
         reason: "agent",
     };
     let mut shown = t.clone();
     shown.owner = Some(by.clone());
-    queue_notices(ctx, &shown, &[notice], now, plan);
+    queue_notices(desk, &shown, &[notice], now, plan);
 }
 
 /// A survey answer: recorded; an unsatisfied one reopens and escalates.
-pub fn survey_answered(
-    ctx: &Ctx<'_>,
-    t: &TicketState,
-    scores: Scores,
-    now: Millis,
-    plan: &mut Plan,
-) {
+pub fn survey_answered(desk: &Desk, t: &TicketState, scores: Scores, now: Millis, plan: &mut Plan) {
     plan.survey = Some(scores);
     plan.update.survey_answered = true;
     plan.event("survey_answered", json!(scores));
-    if scores.unsatisfied(ctx.sla.unsatisfied_score) {
+    if scores.unsatisfied(desk.sla.unsatisfied_score) {
         if t.status == Status::Solved {
-            reopen(ctx, t, "unsatisfied survey", now, plan);
+            reopen(desk, t, "unsatisfied survey", now, plan);
         }
-        escalate_unsatisfied(ctx, t, "survey", now, plan);
+        escalate_unsatisfied(desk, t, "survey", now, plan);
     }
 }
 
 /// What a customer's (human) follow-up on an existing ticket does to its life: a survey answer,
 /// a reopen, an unsatisfied complaint, or a pending ticket becoming open again.
 pub fn customer_followed_up(
-    ctx: &Ctx<'_>,
+    desk: &Desk,
     t: &TicketState,
     reply_text: &str,
     replies_to: &[MessageId],
@@ -241,12 +257,12 @@ pub fn customer_followed_up(
     if let Some(survey) = &t.survey_message_id {
         if let Some(scores) = crate::ticket::survey::parse(reply_text, replies_to.contains(survey))
         {
-            survey_answered(ctx, t, scores, now, plan);
+            survey_answered(desk, t, scores, now, plan);
             return;
         }
     }
     let not_solved = says_not_solved(reply_text);
-    if t.followup_pending {
+    if t.followup_pending() {
         // The answer to the automatic follow-up (回访) is its result.
         let mut result = reply_text.trim().chars().take(500).collect::<String>();
         if result.is_empty() {
@@ -263,9 +279,9 @@ pub fn customer_followed_up(
     }
     match t.status {
         Status::Solved if reopen_allowed => {
-            reopen(ctx, t, "customer replied", now, plan);
+            reopen(desk, t, "customer replied", now, plan);
             if not_solved && t.class.category == Category::Complaint {
-                escalate_unsatisfied(ctx, t, "customer says it is not solved", now, plan);
+                escalate_unsatisfied(desk, t, "customer says it is not solved", now, plan);
             }
         }
         Status::Pending => {
@@ -289,7 +305,7 @@ pub fn mail_sent(t: crate::domain::TicketRef, kind: &str) -> Plan {
 /// Renders the SLA notices (warnings, escalations) to the agents they name, one mail each so
 /// each is addressed by name.
 pub fn queue_notices(
-    ctx: &Ctx<'_>,
+    desk: &Desk,
     t: &TicketState,
     notices: &[Notice],
     now: Millis,
@@ -297,30 +313,30 @@ pub fn queue_notices(
 ) {
     for n in notices {
         for to in &n.to {
-            let mut vars = ctx.vars(t);
+            let mut vars = desk.vars(t);
             vars.promise = n.promise.as_str().into();
-            vars.due_at = ctx.sla.calendar.show(n.due_at);
+            vars.due_at = desk.sla.calendar.show(n.due_at);
             vars.remaining = duration_text((n.due_at - now).abs());
             vars.reason = n.reason.into();
-            vars.recipient_name = ctx.agent_name(to);
+            vars.recipient_name = desk.agent_name(to);
             let letter = Letter::to(
                 n.template,
                 "notice",
-                ctx.agent_language,
+                desk.agent_language,
                 Some(vars.recipient_name.clone()),
                 to.clone(),
                 vars,
             );
-            ctx.queue(plan, t.ticket, letter, now);
+            desk.queue(plan, t.ticket, letter, now);
         }
     }
 }
 
 /// The automatic follow-up mail (`sla.followup = "mail"`).
-pub fn queue_followup_mail(ctx: &Ctx<'_>, t: &TicketState, now: Millis, plan: &mut Plan) {
+pub fn queue_followup_mail(desk: &Desk, t: &TicketState, now: Millis, plan: &mut Plan) {
     plan.update.followup_sent = true;
-    let letter = Letter::to_requester("followup", "followup", t, ctx.vars(t));
-    ctx.queue(plan, t.ticket, letter, now);
+    let letter = Letter::to_requester("followup", "followup", t, desk.vars(t));
+    desk.queue(plan, t.ticket, letter, now);
 }
 
 #[cfg(test)]
@@ -333,7 +349,7 @@ mod tests {
         let f = StageFixture::new();
         let t = f.ticket(Category::Inquiry);
         let agent = f.agent(0);
-        let plan = agent_replied(&f.ctx(), &t, &agent, true, 1_000);
+        let plan = agent_replied(f.desk(), &t, &agent, true, 1_000);
         assert_eq!(plan.update.owner.as_ref(), Some(&agent));
         assert!(plan.update.agent_reply);
         assert!(plan
@@ -343,7 +359,7 @@ mod tests {
         let mut owned = t.clone();
         owned.owner = Some(agent.clone());
         let other = f.agent(1);
-        let plan = agent_replied(&f.ctx(), &owned, &other, true, 1_000);
+        let plan = agent_replied(f.desk(), &owned, &other, true, 1_000);
         assert_eq!(plan.update.owner, None, "ownership stays with the first");
         assert!(plan.events.iter().any(|e| e.kind == "reply_by_other_agent"));
     }
@@ -352,14 +368,14 @@ mod tests {
     fn solving_sends_the_survey_and_a_complaint_gets_a_follow_up_timer() {
         let f = StageFixture::new();
         let t = f.ticket(Category::Complaint);
-        let plan = solve(&f.ctx(), &t, "lina@example.test", 0);
+        let plan = solve(f.desk(), &t, "lina@example.test", 0);
         assert_eq!(plan.update.status, Some(Status::Solved));
         assert_eq!(plan.outbox.len(), 1);
         assert_eq!(plan.outbox[0].kind, "survey");
         assert!(plan.update.survey_sent);
         assert_eq!(plan.start_timers[0].kind, TimerKind::Followup);
         let inquiry = f.ticket(Category::Inquiry);
-        assert!(solve(&f.ctx(), &inquiry, "x", 0).start_timers.is_empty());
+        assert!(solve(f.desk(), &inquiry, "x", 0).start_timers.is_empty());
     }
 
     #[test]
@@ -369,7 +385,7 @@ mod tests {
         t.status = Status::Solved;
         t.survey_message_id = MessageId::parse("s@example.test");
         let mut plan = Plan::for_ticket(t.ticket);
-        customer_followed_up(&f.ctx(), &t, "不满意", &[], true, 0, &mut plan);
+        customer_followed_up(f.desk(), &t, "不满意", &[], true, 0, &mut plan);
         assert_eq!(plan.survey.map(|s| s.overall), Some(2));
         assert_eq!(plan.update.status, Some(Status::Open));
         assert!(plan.update.escalate);
@@ -381,7 +397,7 @@ mod tests {
         assert_eq!(plan.outbox.len(), 1, "one supervisor, one notice");
 
         let mut plan = Plan::for_ticket(t.ticket);
-        customer_followed_up(&f.ctx(), &t, "5 5 5 5", &[], true, 0, &mut plan);
+        customer_followed_up(f.desk(), &t, "5 5 5 5", &[], true, 0, &mut plan);
         assert!(!plan.update.escalate);
         assert_eq!(plan.update.status, None, "a happy vote leaves it solved");
     }
@@ -393,7 +409,7 @@ mod tests {
         t.status = Status::Solved;
         let mut plan = Plan::for_ticket(t.ticket);
         customer_followed_up(
-            &f.ctx(),
+            f.desk(),
             &t,
             "问题还是没有解决，打印机仍然显示离线。",
             &[],
@@ -407,7 +423,7 @@ mod tests {
         inquiry.status = Status::Solved;
         let mut plan = Plan::for_ticket(inquiry.ticket);
         customer_followed_up(
-            &f.ctx(),
+            f.desk(),
             &inquiry,
             "still not working",
             &[],
@@ -426,11 +442,11 @@ mod tests {
     fn complex_tickets_owe_progress_news_and_each_reply_restarts_it() {
         let f = StageFixture::new();
         let t = f.ticket(Category::Inquiry);
-        let plan = set_complex(&f.ctx(), &t, true, "x", 0);
+        let plan = set_complex(f.desk(), &t, true, "x", 0);
         assert_eq!(plan.start_timers[0].kind, TimerKind::Progress);
         let mut c = t.clone();
         c.complex = true;
-        let plan = agent_replied(&f.ctx(), &c, &f.agent(0), true, 5);
+        let plan = agent_replied(f.desk(), &c, &f.agent(0), true, 5);
         assert!(plan
             .end_timers
             .contains(&(TimerKind::Progress, TimerEnd::Met)));
@@ -443,16 +459,16 @@ mod tests {
         let f = StageFixture::new();
         let mut t = f.ticket(Category::Complaint);
         t.status = Status::Solved;
-        t.followup_pending = true;
+        t.followup_sent_at = Some(0);
         let mut plan = Plan::for_ticket(t.ticket);
-        customer_followed_up(&f.ctx(), &t, "已经解决了，谢谢！", &[], true, 0, &mut plan);
+        customer_followed_up(f.desk(), &t, "已经解决了，谢谢！", &[], true, 0, &mut plan);
         assert_eq!(
             plan.update.followup_result.as_deref(),
             Some("已经解决了，谢谢！")
         );
         assert_eq!(plan.update.status, None, "not reopened");
         let mut plan = Plan::for_ticket(t.ticket);
-        customer_followed_up(&f.ctx(), &t, "其实还是没有解决", &[], true, 0, &mut plan);
+        customer_followed_up(f.desk(), &t, "其实还是没有解决", &[], true, 0, &mut plan);
         assert!(plan.update.followup_result.is_some());
         assert_eq!(plan.update.status, Some(Status::Open));
         assert!(plan.update.escalate);

@@ -11,12 +11,12 @@
 
 use crate::clock::{Millis, SharedClock};
 use crate::config::{MailboxSettings, QueueSettings};
-use crate::domain::Folder;
 use crate::domain::TicketRef;
+use crate::domain::{Folder, Plan};
 use crate::inbound::fetch::{self, FetchError, ImapConn};
 use crate::ops::health::Health;
 use crate::outbound::outbox::backoff;
-use crate::store::{ImapJobRow, Store, StoreError};
+use crate::store::{ImapJobRow, Record, Store, StoreError};
 use crate::workers;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -123,9 +123,7 @@ impl ImapJobWorker {
                     let next = (attempts < MAX_ATTEMPTS)
                         .then(|| self.clock.now() + backoff(job.attempts, 2_000, 300_000));
                     warn!(error = %e, attempts, gave_up = next.is_none(), "shared-mailbox job failed");
-                    self.store
-                        .imap_job_failed(job, &e.to_string(), next, self.clock.now())
-                        .await?;
+                    self.failed(job, &e.to_string(), next).await?;
                     let rest: Vec<i64> = jobs[i + 1..].iter().map(|j| j.id).collect();
                     self.store.release_imap_jobs(&rest).await?;
                     // Start the next round on a fresh connection.
@@ -135,6 +133,33 @@ impl ImapJobWorker {
             }
         }
         Ok(done)
+    }
+
+    /// Records a failed job: retried later, or given up with an `imap_job_failed` event on its
+    /// ticket, in one transaction.
+    async fn failed(
+        &self,
+        job: &ImapJobRow,
+        error: &str,
+        next: Option<Millis>,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        self.store
+            .imap_job_failed(&mut tx, job, error, next)
+            .await?;
+        if next.is_none() {
+            let mut plan = Plan::for_ticket(job.ticket);
+            plan.event(
+                "imap_job_failed",
+                serde_json::json!({"job": job.kind, "folder": job.folder.as_str(), "error": error}),
+            );
+            self.store
+                .commit(&mut tx, &[Record::plan(&plan)], now)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn run(self, cancel: CancellationToken) {

@@ -8,9 +8,9 @@
 //! took first is rolled back (`StoreError::StaleTimer`), so every step happens once, also across
 //! restarts and crashes; time comes from the injected clock.
 
+use crate::app::context::SharedDesk;
 use crate::clock::SharedClock;
-use crate::inbound::ingest::Pipeline;
-use crate::store::{Store, StoreError};
+use crate::store::{Record, Store, StoreError};
 use crate::ticket::lifecycle;
 use crate::ticket::sla;
 use crate::workers::{self, Step};
@@ -21,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 #[derive(Clone)]
-pub struct Scheduler {
+pub struct TimerWorker {
     pub store: Store,
-    pub pipeline: Arc<Pipeline>,
+    pub desk: Arc<SharedDesk>,
     pub clock: SharedClock,
     /// Notified when a plan starts a timer.
     pub wake: Arc<Notify>,
@@ -38,7 +38,7 @@ pub struct Scheduler {
 /// The worker's name in health reports.
 const TASK: &str = "timers";
 
-impl Scheduler {
+impl TimerWorker {
     /// Fires every timer due now. Returns how many fired.
     pub async fn try_fire_once(&self) -> Result<Step, StoreError> {
         let now = self.clock.now();
@@ -74,21 +74,19 @@ impl Scheduler {
                 tx.commit().await?;
                 return Ok(false);
             };
-            let p = &self.pipeline;
-            let live = p.live();
-            let ctx = p.ctx(&live);
-            let out = sla::fire(&timer, &ticket, &live.sla, &live.agents, now);
+            let desk = self.desk.get();
+            let out = sla::fire(&timer, &ticket, &desk.sla, &desk.agents, now);
             let mut plan = out.plan;
-            lifecycle::queue_notices(&ctx, &ticket, &out.notices, now, &mut plan);
+            lifecycle::queue_notices(&desk, &ticket, &out.notices, now, &mut plan);
             if out.followup_mail {
-                lifecycle::queue_followup_mail(&ctx, &ticket, now, &mut plan);
+                lifecycle::queue_followup_mail(&desk, &ticket, now, &mut plan);
             }
-            if ctx.queue.is_some() {
+            if desk.queue.is_some() {
                 crate::agents::shared_mailbox::follow_state(&ticket, &mut plan);
             }
             match self
                 .store
-                .apply_plan(&mut tx, &plan, &p.outbox_policy, now)
+                .commit(&mut tx, &[Record::plan(&plan)], now)
                 .await
             {
                 Err(StoreError::StaleTimer(_)) => {

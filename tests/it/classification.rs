@@ -7,8 +7,8 @@ use crate::helpers::*;
 use serde::Deserialize;
 use std::sync::Arc;
 use supportd::domain::EmailAddress;
+use supportd::inbound::analyze::Analyzer;
 use supportd::inbound::classify::{Classifier, ClassifySettings};
-use supportd::inbound::ingest::Analyzer;
 use supportd::inbound::thread::ReplySigner;
 use supportd::store::{TicketFilter, TicketOrder};
 
@@ -217,23 +217,22 @@ async fn classified_through_the_rig(db: Db) {
     assert!(kinds.contains(&"classified".to_string()), "{kinds:?}");
 
     // An agent corrects it; the correction is stored and counted.
-    let mut tx = app.store.begin().await.expect("tx");
-    let changes = app
-        .store
-        .correct_classification(
-            &mut tx,
-            r,
-            &Correction {
+    let changes = supportd::cli::actions::perform(
+        &app.store,
+        &app.desk(),
+        r,
+        &supportd::cli::actions::Action::Correct {
+            correction: Correction {
                 urgent: Some(false),
                 ..Default::default()
             },
-            "agent@example.test",
-            1,
-        )
-        .await
-        .expect("correct")
-        .expect("ticket exists");
-    tx.commit().await.expect("commit");
+            by: "agent@example.test".into(),
+        },
+        1,
+    )
+    .await
+    .expect("correct")
+    .corrected;
     assert_eq!(changes.len(), 1);
     assert_eq!(
         app.store.correction_rate(0, i64::MAX).await.expect("rate"),

@@ -1,7 +1,7 @@
 //! The pure stages (what `supportd inspect` prints) on the real-looking mails in tests/fixtures.
 
 use supportd::domain::EmailAddress;
-use supportd::inbound::ingest::Analyzer;
+use supportd::inbound::analyze::Analyzer;
 use supportd::inbound::thread::ReplySigner;
 
 fn analyzer() -> Analyzer {

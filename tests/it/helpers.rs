@@ -94,7 +94,7 @@ pub struct TestApp {
     /// The running application's wake-ups (timers, outbox).
     pub timer_wake: Arc<tokio::sync::Notify>,
     pub outbox_wake: Arc<tokio::sync::Notify>,
-    scheduler: Option<supportd::workers::timers::Scheduler>,
+    scheduler: Option<supportd::workers::timers::TimerWorker>,
     /// Where the running application serves /metrics, /healthz, /readyz.
     pub http: Option<std::net::SocketAddr>,
     /// Holds the database file and config for the test's lifetime.
@@ -256,7 +256,7 @@ impl TestApp {
             .expect("application builds");
         self.timer_wake = app.timer_wake.clone();
         self.outbox_wake = app.outbox_wake.clone();
-        self.scheduler = Some(app.scheduler());
+        self.scheduler = Some(app.timer_worker());
         self.http = app.http_addr();
         self.cancel = CancellationToken::new();
         let cancel = self.cancel.clone();
@@ -304,9 +304,9 @@ impl TestApp {
         n
     }
 
-    /// A pipeline like the daemon's (for agents' actions through `supportd::cli::actions`).
-    pub fn pipeline(&self) -> supportd::inbound::ingest::Pipeline {
-        supportd::inbound::ingest::Pipeline::new(
+    /// A desk like the daemon's (for agents' actions through `supportd::cli::actions`).
+    pub fn desk(&self) -> supportd::app::context::Desk {
+        supportd::app::context::Desk::new(
             &self.settings,
             supportd::outbound::templates::Templates::load(&self.settings.service.templates_dir)
                 .expect("templates"),

@@ -334,7 +334,7 @@ async fn a_mail_the_database_refuses_is_quarantined_raw_and_the_rest_go_on() {
     .await
     .expect("trigger");
     conn.close().await.expect("close");
-    let pipeline = supportd::inbound::ingest::Pipeline::new(
+    let desk = supportd::app::context::Desk::new(
         &cfg.settings,
         supportd::outbound::templates::Templates::load(&cfg.settings.service.templates_dir)
             .expect("templates"),
@@ -353,10 +353,14 @@ async fn a_mail_the_database_refuses_is_quarantined_raw_and_the_rest_go_on() {
         )
     };
     let batch = vec![mail(1, "first"), mail(2, "poison"), mail(3, "third")];
-    pipeline
-        .process_batch(&store, "q/INBOX", 7, &batch, 1_795_000_000_000)
-        .await
-        .expect("the batch goes through");
+    supportd::inbound::intake::store_batch(
+        &store,
+        &desk,
+        supportd::inbound::intake::Batch::inbox("q/INBOX", 7, &batch),
+        1_795_000_000_000,
+    )
+    .await
+    .expect("the batch goes through");
     assert_eq!(store.count("tickets").await.expect("count"), 2);
     let (raw, _, problems, verdict) = store
         .stored_at("q/INBOX", 2)

@@ -53,7 +53,7 @@ async fn corpus_through_the_inbound_path(db: Db) {
         .await
         .expect("store");
     store.migrate().await.expect("migrate");
-    let pipeline = supportd::inbound::ingest::Pipeline::new(
+    let desk = supportd::app::context::Desk::new(
         &cfg.settings,
         supportd::outbound::templates::Templates::load(&cfg.settings.service.templates_dir)
             .expect("templates"),
@@ -65,10 +65,14 @@ async fn corpus_through_the_inbound_path(db: Db) {
         .map(|(i, p)| (i as u32 + 1, std::fs::read(p).expect("read")))
         .collect();
     for chunk in mails.chunks(25) {
-        pipeline
-            .process_batch(&store, "corpus/INBOX", 1, chunk, 1_795_000_000_000)
-            .await
-            .expect("batch stored");
+        supportd::inbound::intake::store_batch(
+            &store,
+            &desk,
+            supportd::inbound::intake::Batch::inbox("corpus/INBOX", 1, chunk),
+            1_795_000_000_000,
+        )
+        .await
+        .expect("batch stored");
     }
     let (mut readable, mut flagged, mut both) = (0, 0, 0);
     for (i, path) in files.iter().enumerate() {

@@ -54,7 +54,7 @@ fn subjects(mails: &[Vec<u8>]) -> Vec<String> {
 }
 
 async fn act(app: &TestApp, t: TicketRef, action: Action) -> supportd::cli::actions::Done {
-    let done = perform(&app.store, &app.pipeline(), t, &action, app.clock.now())
+    let done = perform(&app.store, &app.desk(), t, &action, app.clock.now())
         .await
         .expect("action");
     app.outbox_wake.notify_one();

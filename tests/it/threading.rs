@@ -96,7 +96,7 @@ async fn a_reply_to_a_solved_ticket_reopens_it_and_after_the_window_opens_a_link
     let solve = || async {
         perform(
             &app.store,
-            &app.pipeline(),
+            &app.desk(),
             t,
             &Action::Solve {
                 by: "agent@example.test".into(),

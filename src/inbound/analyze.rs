@@ -1,0 +1,80 @@
+//! The pure part of intake, what `supportd inspect` runs too: parse → screen → reply text →
+//! thread hints → classify on one mail's bytes. The same functions the daemon uses, never a copy.
+
+use crate::config::Settings;
+use crate::domain::{Classification, EmailAddress, InboundMail, ScreenVerdict, ThreadHints};
+use crate::inbound::classify::Classifier;
+use crate::inbound::screen::{self, ScreenContext};
+use crate::inbound::thread::{self, ReplySigner};
+use crate::inbound::{parse, reply_text};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// The pure stages' settings: all `inspect` needs.
+#[derive(Debug, Clone)]
+pub struct Analyzer {
+    pub signer: ReplySigner,
+    pub support_address: EmailAddress,
+    pub screen: ScreenContext,
+    pub classifier: Arc<Classifier>,
+}
+
+impl Analyzer {
+    pub fn new(
+        support_address: EmailAddress,
+        message_id_domain: String,
+        signer: ReplySigner,
+        classifier: Arc<Classifier>,
+    ) -> Analyzer {
+        Analyzer {
+            screen: ScreenContext {
+                message_id_domain,
+                support_address: support_address.clone(),
+            },
+            support_address,
+            signer,
+            classifier,
+        }
+    }
+
+    /// The analyzer a configuration describes.
+    pub fn from_settings(s: &Settings) -> Analyzer {
+        Analyzer::new(
+            s.service.support_address.clone(),
+            s.message_id_domain().to_string(),
+            ReplySigner::new(
+                s.threading.reply_secret.clone(),
+                s.threading.old_reply_secrets.clone(),
+            ),
+            s.classifier(),
+        )
+    }
+
+    /// parse → screen → reply text → thread hints → classify. Pure.
+    pub fn analyze(&self, raw: &[u8]) -> Analysis {
+        let mail = parse::parse(raw);
+        let screen = screen::screen(&mail, &self.screen);
+        let reply_text = reply_text::extract(&mail.text);
+        let hints = thread::hints(&mail, &self.support_address, &self.signer);
+        let classification =
+            self.classifier
+                .classify(mail.from.as_ref(), &mail.subject, &reply_text);
+        Analysis {
+            mail,
+            screen,
+            reply_text,
+            hints,
+            classification,
+        }
+    }
+}
+
+/// What the pure stages conclude about one mail (what `inspect` prints).
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    pub mail: InboundMail,
+    pub screen: ScreenVerdict,
+    pub reply_text: String,
+    pub hints: ThreadHints,
+    pub classification: Classification,
+}

@@ -1,0 +1,301 @@
+//! Stage `decide`: what one fetched mail does, given what the database knows ([`IntakeFacts`]).
+//! Pure. The only decision path for inbound mail: a mail fetched alone and the same mail in a
+//! batch go through exactly these functions, and the batch's facts are brought up to date after
+//! each mail ([`record`]) so the next one sees it as if read back from the database.
+//!
+//! Two steps, because a new ticket's number comes from the database between them: [`route`]
+//! says which way the mail goes (already stored; an agent's mail; a follow-up, a new ticket or
+//! nothing for customer and machine mail; a Sent-folder copy), then [`decide`] plans everything
+//! it causes.
+//!
+//! Invariants: "ours" means a mail supportd sent (its Message-ID is in the outbox) or one that
+//! carries our loop header, never a domain match — colleagues at the support domain are
+//! customers too; machine mail in a batch never changes what happens to the human mail beside
+//! it; an agent's command needs an agent's authority (see `agents::authority`).
+
+use crate::agents::authority::{self, Authority};
+use crate::agents::mail as agent_mail;
+use crate::agents::shared_mailbox::{self, SentMail};
+use crate::app::context::Desk;
+use crate::domain::{
+    Agent, IntakeFacts, Millis, Plan, ScreenVerdict, ThreadDecision, ThreadFacts, TicketFacts,
+    TicketRef, TicketState, Verdict,
+};
+use crate::inbound::analyze::Analysis;
+use crate::inbound::apply::{self, AckFacts, NewTicket};
+use crate::inbound::thread;
+use serde_json::json;
+
+/// What a mailbox loop does with its folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FolderRole {
+    /// Customer and agent mail: stored, then marked `\Seen` or moved (`after`).
+    Inbox,
+    /// The shared mailbox's Sent folder: read only, agents' direct replies recorded.
+    Sent,
+}
+
+/// Which way a mail goes.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// Stored already (the same Message-ID, or the same mailbox UID): nothing to do.
+    Duplicate,
+    /// An agent's mail about a ticket, with an agent's authority.
+    Agent { agent: Agent, ticket: TicketRef },
+    /// Customer and machine mail: its verdict, where it threads, the ticket it opens (if any),
+    /// and why an agent's address was refused authority (if it was).
+    Mail {
+        verdict: ScreenVerdict,
+        decision: ThreadDecision,
+        opens: Option<NewTicket>,
+        refused: Option<String>,
+    },
+    /// A mail in the shared mailbox's Sent folder: an agent's direct reply to a ticket's
+    /// customer, or nothing of ours to record (`None`).
+    Sent { direct: Option<TicketRef> },
+}
+
+impl Route {
+    /// Whether this route opens a ticket (its number is needed before [`decide`]).
+    pub fn opens_ticket(&self) -> bool {
+        matches!(self, Route::Mail { opens: Some(_), .. })
+    }
+}
+
+/// What deciding a mail concluded: its message row's verdict, the ticket it is filed on, the
+/// ticket it opened, and its plan.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// `human`, `auto_reply`, …, `loop`, `agent` (an agent's mail), `agent_direct` (a Sent copy).
+    pub verdict: &'static str,
+    pub reason: String,
+    pub ticket: Option<TicketRef>,
+    pub opened: Option<TicketState>,
+    pub plan: Plan,
+    /// The message row is a copy of mail someone sent (`out`), found in the Sent folder.
+    pub outgoing: bool,
+}
+
+/// The threading facts for a mail's hints, from the batch's facts.
+fn thread_facts(facts: &IntakeFacts, a: &Analysis) -> ThreadFacts {
+    let of = |t: TicketRef| facts.tickets.get(&t).map(ticket_facts);
+    let h = &a.hints;
+    ThreadFacts {
+        by_token: h.token.and_then(of),
+        // Nearest reference first: hints are ordered In-Reply-To, then newest reference.
+        by_reference: h
+            .references
+            .iter()
+            .take(50)
+            .find_map(|id| facts.ticket_of(id))
+            .and_then(of),
+        by_tag: h.tag.and_then(of),
+        by_bounce: h
+            .bounced
+            .as_ref()
+            .and_then(|id| facts.outbound.get(id).copied().flatten())
+            .and_then(of),
+    }
+}
+
+fn ticket_facts(t: &TicketState) -> TicketFacts {
+    TicketFacts {
+        ticket: t.ticket,
+        requester: t.requester.clone(),
+        participants: t.participants.clone(),
+        solved_at: t.solved_at,
+    }
+}
+
+/// Whether the mail is one supportd itself sent (its Message-ID is one of our outgoing mails).
+fn is_ours(facts: &IntakeFacts, a: &Analysis) -> bool {
+    !a.mail.synthetic_id && facts.outbound.contains_key(&a.mail.message_id)
+}
+
+/// Which way the mail goes. `uid` is its UID in the batch's folder.
+pub fn route(
+    desk: &Desk,
+    facts: &IntakeFacts,
+    a: &Analysis,
+    uid: u32,
+    role: FolderRole,
+    now: Millis,
+) -> Route {
+    let id = &a.mail.message_id;
+    if role == FolderRole::Sent {
+        if facts.uids.contains(&uid) || facts.outbound.contains_key(id) {
+            return Route::Duplicate;
+        }
+        let f = thread_facts(facts, a);
+        let ticket = f
+            .by_reference
+            .or(f.by_tag)
+            .and_then(|x| facts.tickets.get(&x.ticket));
+        let direct = match shared_mailbox::classify_sent(&a.mail, ticket, is_ours(facts, a)) {
+            SentMail::Direct => ticket.map(|t| t.ticket),
+            SentMail::Ours | SentMail::Unrelated => None,
+        };
+        return Route::Sent { direct };
+    }
+    if facts.uids.contains(&uid) || facts.inbound.contains_key(id) {
+        return Route::Duplicate;
+    }
+    let mut verdict = a.screen.clone();
+    if verdict.is_human() && is_ours(facts, a) {
+        verdict = ScreenVerdict::new(Verdict::Loop, "Message-ID is one of the mails we sent");
+    }
+    let mut refused = None;
+    if verdict.is_human() {
+        match authority::recognise(&a.mail, a.hints.token, &desk.agents, &desk.authority) {
+            Authority::Agent(who) => {
+                if let Some(t) = a.hints.token.filter(|t| facts.tickets.contains_key(t)) {
+                    return Route::Agent {
+                        agent: who.clone(),
+                        ticket: t,
+                    };
+                }
+            }
+            Authority::Refused(why) => refused = Some(why),
+            Authority::None => {}
+        }
+    }
+    let decision = thread::thread(&a.mail, &thread_facts(facts, a), &desk.thread_policy, now);
+    let opens = apply::new_ticket(&a.mail, &verdict, &decision, &a.classification);
+    Route::Mail {
+        verdict,
+        decision,
+        opens,
+        refused,
+    }
+}
+
+/// Everything the mail causes. `new_ticket` is the number reserved for the ticket it opens (when
+/// [`Route::opens_ticket`]). `None`: nothing to store (a duplicate, or a Sent mail that is not
+/// ours to record).
+pub fn decide(
+    desk: &Desk,
+    facts: &IntakeFacts,
+    a: &Analysis,
+    route: Route,
+    new_ticket: Option<TicketRef>,
+    now: Millis,
+) -> Option<Decided> {
+    match route {
+        Route::Duplicate | Route::Sent { direct: None } => None,
+        Route::Sent {
+            direct: Some(t), ..
+        } => {
+            let ticket = facts.tickets.get(&t)?;
+            let mut plan = shared_mailbox::direct_reply(desk, ticket, &a.mail, now);
+            shared_mailbox::follow_state(ticket, &mut plan);
+            Some(Decided {
+                verdict: "agent_direct",
+                reason: String::new(),
+                ticket: Some(t),
+                opened: None,
+                plan,
+                outgoing: true,
+            })
+        }
+        Route::Agent { agent, ticket } => {
+            let t = facts.tickets.get(&ticket)?;
+            let mut plan = agent_mail::handle(desk, t, &agent, &a.mail, &a.reply_text, now);
+            if desk.queue.is_some() {
+                shared_mailbox::follow_state(t, &mut plan);
+            }
+            Some(Decided {
+                verdict: "agent",
+                reason: format!("from agent {}", agent.address),
+                ticket: Some(ticket),
+                opened: None,
+                plan,
+                outgoing: false,
+            })
+        }
+        Route::Mail {
+            verdict,
+            decision,
+            opens,
+            refused,
+        } => {
+            let ticket = match (opens, new_ticket) {
+                (Some(n), Some(id)) => Some(TicketState::new(
+                    id,
+                    n.requester,
+                    n.requester_name,
+                    n.subject,
+                    &n.classification,
+                )),
+                (Some(_), None) => {
+                    // The caller reserves a number for every ticket a route opens.
+                    debug_assert!(false, "a new ticket without a number");
+                    None
+                }
+                (None, _) => match &decision {
+                    ThreadDecision::FollowUp { ticket, .. } => facts.tickets.get(ticket).cloned(),
+                    ThreadDecision::New { .. } => None,
+                },
+            };
+            let acks = AckFacts {
+                acks_to_sender_last_hour: ticket
+                    .as_ref()
+                    .and_then(|t| facts.acks_last_hour.get(&t.requester).copied())
+                    .unwrap_or(0),
+            };
+            let mut plan = apply::apply(
+                desk,
+                &a.mail,
+                &a.reply_text,
+                &verdict,
+                &a.classification,
+                &decision,
+                ticket.as_ref(),
+                acks,
+                now,
+            );
+            if let Some(why) = refused {
+                plan.event("agent_authority_refused", json!({"why": why}));
+            }
+            let opened = ticket.filter(|t| t.created);
+            Some(Decided {
+                verdict: verdict.verdict.as_str(),
+                reason: verdict.reason,
+                ticket: plan.ticket,
+                opened,
+                plan,
+                outgoing: false,
+            })
+        }
+    }
+}
+
+/// Brings the batch's facts up to date with a decided mail: it is stored, the tickets it opened
+/// or changed are as its plan leaves them, its outgoing mail is ours, its acknowledgements count.
+pub fn record(facts: &mut IntakeFacts, a: &Analysis, uid: u32, d: &Decided, now: Millis) {
+    facts.uids.insert(uid);
+    let id = a.mail.message_id.clone();
+    if d.outgoing {
+        facts.outbound.insert(id.clone(), d.ticket);
+    } else {
+        facts.inbound.insert(id.clone(), d.ticket);
+    }
+    if let Some(t) = &d.opened {
+        facts.tickets.insert(t.ticket, t.clone());
+    }
+    if let Some(t) = d.plan.ticket.and_then(|t| facts.tickets.get_mut(&t)) {
+        t.apply(&d.plan, now);
+    }
+    if let Some(t) = d.ticket.and_then(|t| facts.tickets.get_mut(&t)) {
+        if !d.outgoing {
+            t.received(&id, d.verdict == "human", &a.reply_text);
+        }
+    }
+    for o in &d.plan.outbox {
+        facts.outbound.insert(o.message_id.clone(), Some(o.ticket));
+        if o.kind == "ack" {
+            if let Some(r) = o.recipients.first() {
+                *facts.acks_last_hour.entry(r.clone()).or_default() += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! One mailbox folder's loop: fetch new UIDs in batches (pipelined: batch n+1 is fetched while
+//! batch n is decided and committed), hand each batch to intake, then flag or move its mail on
+//! the server, and wait for more with IDLE or a poll.
+//!
+//! Invariants: batches commit in order, one at a time, each with the folder's checkpoint; the
+//! IMAP flag/move happens only after its batch's commit (a crash in between means a re-fetch,
+//! which dedupe turns into a no-op, and left-over actions are finished on the next connect); a
+//! server that goes away means reconnect with backoff, never exit.
+
+use crate::app::context::SharedDesk;
+use crate::clock::SharedClock;
+use crate::config::MailboxSettings;
+use crate::inbound::decide::FolderRole;
+use crate::inbound::fetch::{self, FetchError};
+use crate::inbound::intake::{self, Batch, Processed};
+use crate::ops::health::Health;
+use crate::ops::metrics::Metrics;
+use crate::store::{Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, info_span, warn, Instrument};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("processing task failed: {0}")]
+    Task(String),
+}
+
+/// The checkpoint key of a mailbox account and folder.
+pub fn checkpoint_key(name: &str, folder: &str) -> String {
+    format!("{name}/{folder}")
+}
+
+/// One mailbox's loop: runs until `cancel`, reconnecting with backoff on any error.
+pub struct MailboxLoop {
+    pub name: String,
+    pub settings: MailboxSettings,
+    pub store: Store,
+    pub desk: Arc<SharedDesk>,
+    pub clock: SharedClock,
+    pub outbox_wake: Arc<Notify>,
+    pub timer_wake: Arc<Notify>,
+    pub imap_wake: Arc<Notify>,
+    pub health: Arc<Health>,
+    pub metrics: Arc<Metrics>,
+    pub role: FolderRole,
+}
+
+/// A fetched batch being processed and committed.
+type BatchTask = tokio::task::JoinHandle<Result<Vec<Processed>, StoreError>>;
+
+impl MailboxLoop {
+    /// Waits for a batch's commit, then counts it, wakes the workers and flags or moves its
+    /// mail on the server.
+    async fn finish_batch(
+        &self,
+        conn: &mut fetch::ImapConn,
+        key: &str,
+        uidvalidity: u32,
+        done: Vec<u32>,
+        task: BatchTask,
+    ) -> Result<(), IngestError> {
+        let processed = match task.await {
+            Ok(r) => r?,
+            Err(e) => return Err(IngestError::Task(e.to_string())),
+        };
+        self.metrics.fetched(&self.name, done.len() as u64);
+        for p in &processed {
+            p.record(&self.metrics);
+        }
+        self.health.beat(&self.task());
+        self.outbox_wake.notify_one();
+        self.timer_wake.notify_one();
+        self.imap_wake.notify_one();
+        if self.role == FolderRole::Inbox {
+            let s = &self.settings;
+            conn.mark_done(&done, s.after, s.move_to.as_deref()).await?;
+            self.store.mark_imap_done(key, uidvalidity, &done).await?;
+        }
+        Ok(())
+    }
+
+    fn task(&self) -> String {
+        format!("mailbox {}", self.name)
+    }
+
+    pub async fn run(self, cancel: CancellationToken) {
+        let span = info_span!("mailbox", imap.mailbox = %self.name);
+        self.health.register_mailbox(&self.name);
+        async {
+            let mut backoff = Duration::from_secs(1);
+            while !cancel.is_cancelled() {
+                self.health.beat(&self.task());
+                match self.session(&cancel, &mut backoff).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        warn!(error = %e, retry_in = ?backoff, "IMAP session ended; reconnecting");
+                        self.health.mailbox_failed(&self.name, &e.to_string());
+                        self.metrics.imap_reconnect(&self.name);
+                        self.health.waiting(&self.task(), backoff);
+                        tokio::select! {
+                            _ = cancel.cancelled() => break,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(60));
+                    }
+                }
+            }
+            self.health.retire(&self.task());
+            info!("mailbox loop stopped");
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn session(
+        &self,
+        cancel: &CancellationToken,
+        backoff: &mut Duration,
+    ) -> Result<(), IngestError> {
+        let s = &self.settings;
+        let mut conn = fetch::connect(s).await?;
+        // `idle = false` in config: poll even when the server offers IDLE.
+        conn.idle_supported &= s.idle;
+        let inbox = self.role == FolderRole::Inbox;
+        if let (true, Some(folder)) = (inbox, &s.move_to) {
+            conn.ensure_folder(folder).await?;
+        }
+        let sel = conn.select(&s.folder).await?;
+        let key = checkpoint_key(&self.name, &s.folder);
+        let mut last = match self.store.checkpoint(&key).await? {
+            Some((v, last)) if v == sel.uidvalidity => last,
+            Some((v, _)) => {
+                warn!(old = v, new = sel.uidvalidity, "UIDVALIDITY changed: reading the folder again; stored mail is skipped by Message-ID");
+                0
+            }
+            None => 0,
+        };
+        info!(
+            uidvalidity = sel.uidvalidity,
+            last_uid = last,
+            idle = conn.idle_supported,
+            "IMAP connected"
+        );
+        *backoff = Duration::from_secs(1);
+
+        let pending = if inbox {
+            self.store
+                .pending_imap_actions(&key, sel.uidvalidity)
+                .await?
+        } else {
+            Vec::new()
+        };
+        if !pending.is_empty() {
+            conn.mark_done(&pending, s.after, s.move_to.as_deref())
+                .await?;
+            self.store
+                .mark_imap_done(&key, sel.uidvalidity, &pending)
+                .await?;
+        }
+
+        loop {
+            self.health.beat(&self.task());
+            let uids = conn.new_uids(last).await?;
+            self.health.polled(&self.name);
+            // Pipelined: batch n+1 is fetched while batch n is processed and committed; batches
+            // commit in order, one at a time, and each is flagged or moved after its commit.
+            let mut in_hand: Option<(Vec<u32>, BatchTask)> = None;
+            for chunk in uids.chunks(s.batch_size as usize) {
+                let fetched = match conn.fetch(chunk).await {
+                    Ok(f) => f,
+                    Err(e) => {
+                        // Let the batch in hand commit before this session ends (its flags are
+                        // set on the next connect), so batches never commit out of order.
+                        if let Some((_, task)) = in_hand.take() {
+                            let _ = task.await;
+                        }
+                        return Err(e.into());
+                    }
+                };
+                if let Some((done, task)) = in_hand.take() {
+                    self.finish_batch(&mut conn, &key, sel.uidvalidity, done, task)
+                        .await?;
+                }
+                let done: Vec<u32> = fetched.iter().map(|(uid, _)| *uid).collect();
+                let task = {
+                    let (desk, store, key, now) = (
+                        self.desk.clone(),
+                        self.store.clone(),
+                        key.clone(),
+                        self.clock.now(),
+                    );
+                    let uidvalidity = sel.uidvalidity;
+                    let role = self.role;
+                    tokio::spawn(async move {
+                        // Group commit: the batch's mails and the checkpoint in one transaction.
+                        let batch = Batch {
+                            mailbox: &key,
+                            uidvalidity,
+                            role,
+                            mails: &fetched,
+                        };
+                        intake::store_batch(&store, &desk.get(), batch, now).await
+                    })
+                };
+                in_hand = Some((done, task));
+                last = chunk.iter().copied().max().unwrap_or(last).max(last);
+                if cancel.is_cancelled() {
+                    break;
+                }
+            }
+            if let Some((done, task)) = in_hand.take() {
+                self.finish_batch(&mut conn, &key, sel.uidvalidity, done, task)
+                    .await?;
+            }
+            if cancel.is_cancelled() {
+                conn.logout().await;
+                return Ok(());
+            }
+            let wait = Duration::from_secs(s.poll_interval_secs);
+            self.health.waiting(&self.task(), wait);
+            match conn.wait_for_change(wait, cancel).await? {
+                Some(c) => conn = c,
+                None => return Ok(()),
+            }
+        }
+    }
+}

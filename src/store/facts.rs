@@ -1,0 +1,253 @@
+//! What decisions need to know, loaded in a few queries: the facts for a batch of inbound mail
+//! ([`Store::intake_facts`]) and tickets in full ([`Store::ticket_states`]). Reads only.
+
+use super::{addr, class_from_row, lang, Result, Store, Tx};
+use crate::domain::{
+    EmailAddress, FactsWanted, IntakeFacts, MessageId, Millis, RunningTimer, Status, TicketRef,
+    TicketState, TimerKind,
+};
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+use std::collections::{HashMap, HashSet};
+
+/// Rows per `IN (…)` list.
+const CHUNK: usize = 500;
+
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|k| format!("${k}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Store {
+    /// Loads everything the batch's decisions depend on: which Message-IDs and UIDs are stored,
+    /// the tickets the mails point to (directly, or through a stored message), and recent
+    /// acknowledgements per sender. `mailbox` is the checkpoint key of the folder.
+    pub async fn intake_facts(
+        &self,
+        tx: &mut Tx,
+        mailbox: &str,
+        uidvalidity: u32,
+        wanted: &FactsWanted,
+        now: Millis,
+    ) -> Result<IntakeFacts> {
+        let mut f = IntakeFacts::default();
+        let mut ids: Vec<&str> = wanted.message_ids.iter().map(|m| m.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT message_id, direction, ticket_id FROM messages WHERE message_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&mut **tx).await? {
+                let Some(id) = MessageId::parse(&r.get::<String, _>(0)) else {
+                    continue;
+                };
+                let ticket = r.get::<Option<i64>, _>(2).map(TicketRef);
+                if r.get::<String, _>(1) == "in" {
+                    f.inbound.insert(id, ticket);
+                } else {
+                    f.outbound.insert(id, ticket);
+                }
+            }
+        }
+        if let (Some(lo), Some(hi)) = (wanted.uids.iter().min(), wanted.uids.iter().max()) {
+            for r in sqlx::query(
+                "SELECT uid FROM messages WHERE mailbox = $1 AND uidvalidity = $2 AND uid BETWEEN $3 AND $4",
+            )
+            .bind(mailbox)
+            .bind(uidvalidity as i64)
+            .bind(*lo as i64)
+            .bind(*hi as i64)
+            .fetch_all(&mut **tx)
+            .await?
+            {
+                f.uids.insert(r.get::<i64, _>(0) as u32);
+            }
+        }
+        let mut tickets: Vec<TicketRef> = wanted.tickets.clone();
+        tickets.extend(f.inbound.values().chain(f.outbound.values()).flatten());
+        f.tickets = self.ticket_states(tx, &tickets).await?;
+        f.acks_last_hour = self.ack_counts(tx, &wanted.senders, now).await?;
+        Ok(f)
+    }
+
+    /// One ticket in full, if it exists.
+    pub async fn ticket_state(&self, tx: &mut Tx, t: TicketRef) -> Result<Option<TicketState>> {
+        Ok(self.ticket_states(tx, &[t]).await?.remove(&t))
+    }
+
+    /// Tickets in full (those that exist), by number: five queries per 500 tickets.
+    pub async fn ticket_states(
+        &self,
+        tx: &mut Tx,
+        tickets: &[TicketRef],
+    ) -> Result<HashMap<TicketRef, TicketState>> {
+        let mut ids: Vec<i64> = tickets.iter().map(|t| t.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(CHUNK) {
+            let list = placeholders(1, chunk.len());
+            let rows = bound(
+                &format!(
+                    "SELECT id, requester, requester_name, subject, language, status, category, severity, urgent, vip,
+                            priority, owner, complex, escalated, survey_message_id, first_reply_at, solved_at,
+                            followup_sent_at, followup_at
+                     FROM tickets WHERE id IN ({list})"
+                ),
+                chunk,
+                tx,
+            )
+            .await?;
+            for row in rows {
+                let Some(requester) = addr(&row.get::<String, _>(1)) else {
+                    continue;
+                };
+                let t = TicketRef(row.get(0));
+                out.insert(
+                    t,
+                    TicketState {
+                        ticket: t,
+                        requester,
+                        requester_name: row.get(2),
+                        subject: row.get(3),
+                        language: lang(&row.get::<String, _>(4)),
+                        status: Status::parse(&row.get::<String, _>(5)).unwrap_or(Status::Open),
+                        participants: Vec::new(),
+                        class: class_from_row(&row, 6),
+                        owner: row.get::<Option<String>, _>(11).as_deref().and_then(addr),
+                        complex: row.get::<i64, _>(12) != 0,
+                        escalated: row.get::<i64, _>(13) != 0,
+                        survey_message_id: row
+                            .get::<Option<String>, _>(14)
+                            .as_deref()
+                            .and_then(MessageId::parse),
+                        first_reply_at: row.get(15),
+                        solved_at: row.get(16),
+                        followup_sent_at: row.get(17),
+                        followup_at: row.get(18),
+                        summary: String::new(),
+                        first_message: None,
+                        last_customer_message: None,
+                        timers: Vec::new(),
+                        created: false,
+                    },
+                );
+            }
+            let by = |r: &AnyRow| TicketRef(r.get::<i64, _>(0));
+            for r in bound(
+                &format!("SELECT ticket_id, address FROM participants WHERE ticket_id IN ({list}) ORDER BY address"),
+                chunk,
+                tx,
+            )
+            .await?
+            {
+                if let (Some(t), Some(a)) = (out.get_mut(&by(&r)), addr(&r.get::<String, _>(1))) {
+                    t.participants.push(a);
+                }
+            }
+            for r in bound(
+                &format!("SELECT ticket_id, kind, started_at, due_at FROM timers WHERE state = 'running' AND ticket_id IN ({list})"),
+                chunk,
+                tx,
+            )
+            .await?
+            {
+                if let (Some(t), Some(kind)) = (
+                    out.get_mut(&by(&r)),
+                    TimerKind::parse(&r.get::<String, _>(1)),
+                ) {
+                    t.timers.push(RunningTimer {
+                        kind,
+                        started_at: r.get(2),
+                        due_at: r.get(3),
+                    });
+                }
+            }
+            for r in bound(
+                &format!(
+                    "SELECT ticket_id, message_id FROM messages WHERE id IN
+                       (SELECT MIN(id) FROM messages WHERE direction = 'in' AND ticket_id IN ({list}) GROUP BY ticket_id)"
+                ),
+                chunk,
+                tx,
+            )
+            .await?
+            {
+                if let Some(t) = out.get_mut(&by(&r)) {
+                    t.first_message = MessageId::parse(&r.get::<String, _>(1));
+                }
+            }
+            for r in bound(
+                &format!(
+                    "SELECT ticket_id, message_id, reply_text FROM messages WHERE id IN
+                       (SELECT MAX(id) FROM messages WHERE direction = 'in' AND verdict = 'human'
+                        AND ticket_id IN ({list}) GROUP BY ticket_id)"
+                ),
+                chunk,
+                tx,
+            )
+            .await?
+            {
+                if let Some(t) = out.get_mut(&by(&r)) {
+                    t.last_customer_message = MessageId::parse(&r.get::<String, _>(1));
+                    t.summary = r.get(2);
+                }
+            }
+        }
+        for t in out.values_mut() {
+            t.timers.sort_by_key(|x| x.kind);
+            t.order_participants();
+        }
+        Ok(out)
+    }
+
+    /// Acknowledgements queued to each of these addresses in the last hour.
+    pub async fn ack_counts(
+        &self,
+        tx: &mut Tx,
+        senders: &[EmailAddress],
+        now: Millis,
+    ) -> Result<HashMap<EmailAddress, u32>> {
+        let mut out = HashMap::new();
+        let senders: Vec<&str> = senders
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        for chunk in senders.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT recipient, COUNT(*) FROM outbox WHERE kind = 'ack' AND created_at > $1
+                 AND recipient IN ({}) GROUP BY recipient",
+                placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now - 3_600_000);
+            for a in chunk {
+                q = q.bind(*a);
+            }
+            for r in q.fetch_all(&mut **tx).await? {
+                if let Some(a) = addr(&r.get::<String, _>(0)) {
+                    out.insert(a, r.get::<i64, _>(1).clamp(0, u32::MAX as i64) as u32);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Runs `sql` with `ids` bound as `$1…$n`.
+async fn bound(sql: &str, ids: &[i64], tx: &mut Tx) -> Result<Vec<AnyRow>> {
+    let mut q = sqlx::query(AssertSqlSafe(sql.to_string()));
+    for id in ids {
+        q = q.bind(*id);
+    }
+    Ok(q.fetch_all(&mut **tx).await?)
+}

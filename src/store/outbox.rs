@@ -1,0 +1,162 @@
+//! The outbox as the sending worker sees it: claiming due mail with a lease, and recording what
+//! became of each attempt. What sending changes on a ticket is decided by the caller and committed
+//! through the writer.
+
+use super::{Backend, Result, Store, Tx};
+use crate::domain::Millis;
+use sqlx::Row;
+
+/// A queued mail claimed for sending.
+#[derive(Debug, Clone)]
+pub struct ClaimedMail {
+    pub id: i64,
+    pub ticket_id: i64,
+    /// `ack`, `survey`, `notice`, …
+    pub kind: String,
+    pub message_id: String,
+    pub recipients: Vec<String>,
+    pub envelope_from: String,
+    pub raw: Vec<u8>,
+    pub attempts: i64,
+    pub created_at: Millis,
+    pub give_up_at: Millis,
+}
+
+/// The outbox for `/readyz` and `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxState {
+    pub depth: i64,
+    pub oldest_ms: Option<Millis>,
+    pub oldest_due_ms: Option<Millis>,
+}
+
+impl Store {
+    /// The outbox as ops see it: how many mails wait, how old the oldest is, and how long the
+    /// longest-due one has been due without being sent (a working outbox keeps that near 0).
+    pub async fn outbox_state(&self, now: Millis) -> Result<OutboxState> {
+        let r = sqlx::query(
+            "SELECT COUNT(*), MIN(created_at),
+                    MIN(CASE WHEN status = 'pending' THEN next_attempt_at ELSE locked_until END)
+             FROM outbox WHERE status IN ('pending', 'sending')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let oldest: Option<i64> = r.get(1);
+        let due: Option<i64> = r.get(2);
+        Ok(OutboxState {
+            depth: r.get(0),
+            oldest_ms: oldest.map(|t| (now - t).max(0)),
+            oldest_due_ms: due.map(|t| (now - t).max(0)),
+        })
+    }
+
+    /// Claims up to `limit` due mails for sending, with a lease: a daemon that dies mid-send
+    /// leaves the lease to expire and the mail is claimed again.
+    pub async fn claim_due(
+        &self,
+        now: Millis,
+        lease_ms: Millis,
+        limit: u32,
+    ) -> Result<Vec<ClaimedMail>> {
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "UPDATE outbox SET status = 'sending', locked_until = $1
+                 WHERE id IN (SELECT id FROM outbox
+                              WHERE (status = 'pending' AND next_attempt_at <= $2)
+                                 OR (status = 'sending' AND locked_until <= $2)
+                              ORDER BY next_attempt_at LIMIT $3)
+                 RETURNING id, ticket_id, message_id, recipients, envelope_from, message_row, attempts, created_at, give_up_at, kind"
+            }
+            Backend::Postgres => {
+                "UPDATE outbox SET status = 'sending', locked_until = $1
+                 WHERE id IN (SELECT id FROM outbox
+                              WHERE (status = 'pending' AND next_attempt_at <= $2)
+                                 OR (status = 'sending' AND locked_until <= $2)
+                              ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, ticket_id, message_id, recipients, envelope_from, message_row, attempts, created_at, give_up_at, kind"
+            }
+        };
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(sql)
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(limit as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let raw: Vec<u8> = sqlx::query("SELECT raw FROM messages WHERE id = $1")
+                .bind(r.get::<i64, _>(5))
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
+            out.push(ClaimedMail {
+                id: r.get(0),
+                ticket_id: r.get(1),
+                message_id: r.get(2),
+                recipients: r
+                    .get::<String, _>(3)
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                envelope_from: r.get(4),
+                raw,
+                attempts: r.get(6),
+                created_at: r.get(7),
+                give_up_at: r.get(8),
+                kind: r.get(9),
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// When the next pending mail is due, if any.
+    pub async fn next_due(&self) -> Result<Option<Millis>> {
+        let row = sqlx::query(
+            "SELECT MIN(t) FROM (
+                SELECT MIN(next_attempt_at) AS t FROM outbox WHERE status = 'pending'
+                UNION ALL SELECT MIN(locked_until) AS t FROM outbox WHERE status = 'sending') AS due",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get::<Option<i64>, _>(0))
+    }
+
+    /// Records a claimed mail as sent, inside `tx` (the caller commits what sending changed on
+    /// the ticket in the same transaction). False when the claim was lost meanwhile.
+    pub async fn mark_sent(&self, tx: &mut Tx, m: &ClaimedMail, now: Millis) -> Result<bool> {
+        Ok(sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1, locked_until = NULL WHERE id = $2 AND status = 'sending'")
+            .bind(now)
+            .bind(m.id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+            == 1)
+    }
+
+    pub async fn mark_retry(&self, m: &ClaimedMail, error: &str, next: Millis) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'pending', attempts = attempts + 1, next_attempt_at = $1, last_error = $2, locked_until = NULL WHERE id = $3 AND status = 'sending'",
+        )
+        .bind(next)
+        .bind(error)
+        .bind(m.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Gives up a claimed mail, inside `tx` (the caller records why on the ticket).
+    pub async fn mark_failed(&self, tx: &mut Tx, m: &ClaimedMail, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $1, locked_until = NULL WHERE id = $2 AND status = 'sending'",
+        )
+        .bind(error)
+        .bind(m.id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,423 @@
+//! Read-only views over the tables: the agents' ticket list and one ticket's detail, the monthly
+//! figures, and the small counts ops and tests look at. No writes.
+
+use super::{class_from_row, Result, Store};
+use crate::domain::{Millis, TicketClass, TicketRef};
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+
+/// A row of `supportd tickets list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TicketSummary {
+    pub ticket: String,
+    pub status: String,
+    pub requester: String,
+    pub subject: String,
+    pub language: String,
+    #[serde(flatten)]
+    pub class: TicketClass,
+    pub owner: Option<String>,
+    pub complex: bool,
+    pub escalated: bool,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub messages: i64,
+    /// The most pressing open promise: its due time (past when overdue) and kind.
+    pub next_due: Option<Millis>,
+    pub next_promise: Option<String>,
+}
+
+/// Which tickets `tickets list` shows, in which order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketOrder {
+    /// The agents' queue: tickets not solved, most pressing priority first, then oldest first.
+    Queue,
+    /// Every ticket, newest first.
+    Newest,
+}
+
+/// `tickets list` filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketFilter {
+    None,
+    /// A promise past due and not kept (breached, or due and about to be).
+    Overdue,
+    /// A running promise due within this many ms (overdue ones included).
+    DueWithin(Millis),
+    /// Escalated to the supervisors and not solved.
+    Escalated,
+}
+
+/// A promise's timer, as `ticket show` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TimerRow {
+    pub promise: String,
+    pub state: String,
+    pub started_at: Millis,
+    pub due_at: Millis,
+    pub warnings: i64,
+    pub met_at: Option<Millis>,
+    pub breached_at: Option<Millis>,
+}
+
+/// `supportd ticket show`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TicketDetail {
+    #[serde(flatten)]
+    pub summary: TicketSummary,
+    pub acked_at: Option<Millis>,
+    pub first_reply_at: Option<Millis>,
+    pub solved_at: Option<Millis>,
+    pub agent_replies: i64,
+    pub reopens: i64,
+    pub followup_result: Option<String>,
+    pub participants: Vec<String>,
+    pub timers: Vec<TimerRow>,
+    /// (at, kind, detail) oldest first.
+    pub events: Vec<(Millis, String, serde_json::Value)>,
+    /// (at, direction, from, subject, verdict) oldest first.
+    pub messages: Vec<(Millis, String, Option<String>, String, String)>,
+}
+
+/// The monthly figures (`supportd report`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Report {
+    pub from: Millis,
+    pub to: Millis,
+    pub tickets_created: i64,
+    pub by_category: Vec<(String, i64)>,
+    /// Tickets created in the period and solved by now.
+    pub solved: i64,
+    /// Promises started in the period and settled by now (kept, breached, or overdue): kept on
+    /// time / all, by promise kind.
+    pub promises: Vec<(String, i64, i64)>,
+    /// Breaches in the period by promise and category.
+    pub breaches: Vec<(String, String, i64)>,
+    pub surveys: i64,
+    /// Surveys with an overall score of 4 or 5.
+    pub satisfied: i64,
+    /// Tickets solved in the period / of them solved with at most one agent reply and no reopen.
+    pub solved_in_period: i64,
+    pub first_contact: i64,
+    /// Tickets created in the period whose classification an agent corrected.
+    pub corrected: i64,
+}
+
+/// A timer whose promise is still open: running, or breached and not yet kept.
+const OPEN_TIMER: &str = "(x.state = 'running' OR (x.state = 'breached' AND x.met_at IS NULL))";
+
+/// The columns `summary_from_row` reads, from `tickets t`.
+const SUMMARY_COLUMNS: &str = "t.id, t.status, t.requester, t.subject, t.language, t.created_at, t.updated_at,
+    (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS n,
+    t.category, t.severity, t.urgent, t.vip, t.priority, t.owner, t.complex, t.escalated,
+    (SELECT MIN(x.due_at) FROM timers x WHERE x.ticket_id = t.id
+        AND (x.state = 'running' OR (x.state = 'breached' AND x.met_at IS NULL))) AS next_due,
+    (SELECT x.kind FROM timers x WHERE x.ticket_id = t.id
+        AND (x.state = 'running' OR (x.state = 'breached' AND x.met_at IS NULL)) ORDER BY x.due_at LIMIT 1) AS next_kind";
+const SUMMARY_COLUMN_COUNT: usize = 18;
+
+fn summary_from_row(r: &AnyRow) -> TicketSummary {
+    TicketSummary {
+        ticket: TicketRef(r.get(0)).to_string(),
+        status: r.get(1),
+        requester: r.get(2),
+        subject: r.get(3),
+        language: r.get(4),
+        created_at: r.get(5),
+        updated_at: r.get(6),
+        messages: r.get(7),
+        class: class_from_row(r, 8),
+        owner: r.get(13),
+        complex: r.get::<i64, _>(14) != 0,
+        escalated: r.get::<i64, _>(15) != 0,
+        next_due: r.get(16),
+        next_promise: r.get(17),
+    }
+}
+
+/// SQL ranking priorities for `ORDER BY` (urgent first).
+const PRIORITY_RANK: &str =
+    "CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END";
+
+impl Store {
+    /// Share of tickets created in `[from, to)` whose classification an agent corrected.
+    pub async fn correction_rate(&self, from: Millis, to: Millis) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*),
+                    COUNT(*) FILTER (WHERE EXISTS (SELECT 1 FROM classification_corrections c WHERE c.ticket_id = t.id))
+             FROM tickets t WHERE t.created_at >= $1 AND t.created_at < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.get(1), row.get(0)))
+    }
+
+    /// The newest tickets, newest first.
+    pub async fn tickets(&self, limit: u32) -> Result<Vec<TicketSummary>> {
+        self.list_tickets(TicketOrder::Newest, TicketFilter::None, 0, limit)
+            .await
+    }
+
+    /// Tickets for `tickets list`. `now` decides what is overdue or due soon.
+    pub async fn list_tickets(
+        &self,
+        order: TicketOrder,
+        filter: TicketFilter,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<TicketSummary>> {
+        let mut conditions = Vec::new();
+        if order == TicketOrder::Queue {
+            conditions.push("t.status <> 'solved'".to_string());
+        }
+        let within = match filter {
+            TicketFilter::None => 0,
+            TicketFilter::Overdue => {
+                conditions.push(format!("EXISTS (SELECT 1 FROM timers x WHERE x.ticket_id = t.id AND {OPEN_TIMER} AND x.due_at <= $2)"));
+                0
+            }
+            TicketFilter::DueWithin(ms) => {
+                conditions.push(format!("EXISTS (SELECT 1 FROM timers x WHERE x.ticket_id = t.id AND {OPEN_TIMER} AND x.due_at <= $2 + $3)"));
+                ms
+            }
+            TicketFilter::Escalated => {
+                conditions.push("t.escalated = 1 AND t.status <> 'solved'".to_string());
+                0
+            }
+        };
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let order_by = match order {
+            TicketOrder::Queue => format!("{PRIORITY_RANK}, t.created_at, t.id"),
+            TicketOrder::Newest => "t.id DESC".to_string(),
+        };
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM tickets t {filter} ORDER BY {order_by} LIMIT $1"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(limit as i64)
+            .bind(now)
+            .bind(within)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(summary_from_row).collect())
+    }
+
+    /// Everything `ticket show` prints.
+    pub async fn ticket_detail(&self, t: TicketRef) -> Result<Option<TicketDetail>> {
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS}, t.acked_at, t.first_reply_at, t.solved_at, t.agent_replies, t.reopens,
+                    t.followup_result
+             FROM tickets t WHERE t.id = $1"
+        );
+        let Some(r) = sqlx::query(AssertSqlSafe(sql))
+            .bind(t.0)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let base = SUMMARY_COLUMN_COUNT;
+        let timers = sqlx::query(
+            "SELECT kind, state, started_at, due_at, warnings_fired, met_at, breached_at FROM timers
+             WHERE ticket_id = $1 ORDER BY id",
+        )
+        .bind(t.0)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|x| TimerRow {
+            promise: x.get(0),
+            state: x.get(1),
+            started_at: x.get(2),
+            due_at: x.get(3),
+            warnings: x.get(4),
+            met_at: x.get(5),
+            breached_at: x.get(6),
+        })
+        .collect();
+        let events =
+            sqlx::query("SELECT at, kind, detail FROM events WHERE ticket_id = $1 ORDER BY id")
+                .bind(t.0)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|x| {
+                    let detail: String = x.get(2);
+                    (
+                        x.get(0),
+                        x.get(1),
+                        serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+                    )
+                })
+                .collect();
+        let messages = sqlx::query(
+            "SELECT received_at, direction, from_addr, subject, verdict FROM messages WHERE ticket_id = $1 ORDER BY id",
+        )
+        .bind(t.0)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|x| (x.get(0), x.get(1), x.get(2), x.get(3), x.get(4)))
+        .collect();
+        let participants =
+            sqlx::query("SELECT address FROM participants WHERE ticket_id = $1 ORDER BY added_at")
+                .bind(t.0)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|x| x.get(0))
+                .collect();
+        Ok(Some(TicketDetail {
+            summary: summary_from_row(&r),
+            acked_at: r.get(base),
+            first_reply_at: r.get(base + 1),
+            solved_at: r.get(base + 2),
+            agent_replies: r.get(base + 3),
+            reopens: r.get(base + 4),
+            followup_result: r.get(base + 5),
+            participants,
+            timers,
+            events,
+            messages,
+        }))
+    }
+
+    /// The figures of `[from, to)`, as of `now` (promises still running and not yet due are not
+    /// counted).
+    pub async fn report(&self, from: Millis, to: Millis, now: Millis) -> Result<Report> {
+        let mut r = Report {
+            from,
+            to,
+            ..Default::default()
+        };
+        for row in sqlx::query(
+            "SELECT category, COUNT(*), SUM(CASE WHEN status = 'solved' THEN 1 ELSE 0 END)
+             FROM tickets WHERE created_at >= $1 AND created_at < $2 GROUP BY category ORDER BY category",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let n: i64 = row.get(1);
+            r.tickets_created += n;
+            r.solved += row.get::<Option<i64>, _>(2).unwrap_or(0);
+            r.by_category.push((row.get(0), n));
+        }
+        for row in sqlx::query(
+            "SELECT kind, SUM(CASE WHEN met_at IS NOT NULL AND met_at <= due_at THEN 1 ELSE 0 END), COUNT(*)
+             FROM timers WHERE started_at >= $1 AND started_at < $2 AND state <> 'cancelled'
+                AND (state <> 'running' OR due_at <= $3)
+             GROUP BY kind ORDER BY kind",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            r.promises
+                .push((row.get(0), row.get::<Option<i64>, _>(1).unwrap_or(0), row.get(2)));
+        }
+        r.breaches = sqlx::query(
+            "SELECT x.kind, t.category, COUNT(*) FROM timers x JOIN tickets t ON t.id = x.ticket_id
+             WHERE x.state = 'breached' AND x.breached_at >= $1 AND x.breached_at < $2
+             GROUP BY x.kind, t.category ORDER BY x.kind, t.category",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|x| (x.get(0), x.get(1), x.get(2)))
+        .collect();
+        let row = sqlx::query(
+            "SELECT COUNT(*), SUM(CASE WHEN overall >= 4 THEN 1 ELSE 0 END) FROM surveys WHERE at >= $1 AND at < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        r.surveys = row.get(0);
+        r.satisfied = row.get::<Option<i64>, _>(1).unwrap_or(0);
+        let row = sqlx::query(
+            "SELECT COUNT(*), SUM(CASE WHEN agent_replies <= 1 AND reopens = 0 THEN 1 ELSE 0 END)
+             FROM tickets WHERE solved_at >= $1 AND solved_at < $2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        r.solved_in_period = row.get(0);
+        r.first_contact = row.get::<Option<i64>, _>(1).unwrap_or(0);
+        r.corrected = self.correction_rate(from, to).await?.0;
+        Ok(r)
+    }
+
+    /// Counts rows of a table (tests and `check`). Only fixed table names are accepted.
+    pub async fn count(&self, table: &'static str) -> Result<i64> {
+        let sql = match table {
+            "tickets" => "SELECT COUNT(*) FROM tickets",
+            "messages" => "SELECT COUNT(*) FROM messages",
+            "outbox" => "SELECT COUNT(*) FROM outbox",
+            "events" => "SELECT COUNT(*) FROM events",
+            "sent" => "SELECT COUNT(*) FROM outbox WHERE status = 'sent'",
+            "inbound" => "SELECT COUNT(*) FROM messages WHERE direction = 'in'",
+            "flagged" => "SELECT COUNT(*) FROM messages WHERE problems IS NOT NULL",
+            "failed" => "SELECT COUNT(*) FROM outbox WHERE status = 'failed'",
+            "ack_suppressed" => "SELECT COUNT(*) FROM events WHERE kind = 'ack_suppressed'",
+            "surveys" => "SELECT COUNT(*) FROM surveys",
+            "running_timers" => "SELECT COUNT(*) FROM timers WHERE state = 'running'",
+            _ => "SELECT -1",
+        };
+        Ok(sqlx::query(sql).fetch_one(&self.pool).await?.get(0))
+    }
+
+    /// The event kinds of a ticket, oldest first.
+    pub async fn event_kinds(&self, t: TicketRef) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query("SELECT kind FROM events WHERE ticket_id = $1 ORDER BY id")
+                .bind(t.0)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
+        )
+    }
+
+    /// The stored raw bytes, text and subject, problems and verdict of the mail fetched at
+    /// `mailbox`/`uid`.
+    pub async fn stored_at(
+        &self,
+        mailbox: &str,
+        uid: u32,
+    ) -> Result<Option<(Vec<u8>, String, Option<String>, String)>> {
+        Ok(sqlx::query(
+            "SELECT raw, text || ' ' || subject, problems, verdict FROM messages WHERE mailbox = $1 AND uid = $2",
+        )
+        .bind(mailbox)
+        .bind(uid as i64)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))))
+    }
+
+    /// Ticket, reply text and verdict of a stored inbound message.
+    pub async fn inbound_by_message_id(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Option<i64>, String, String)>> {
+        Ok(sqlx::query("SELECT ticket_id, reply_text, verdict FROM messages WHERE direction = 'in' AND message_id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| (r.get(0), r.get(1), r.get(2))))
+    }
+}
