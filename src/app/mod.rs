@@ -10,6 +10,7 @@
 //! `service.shutdown_timeout_secs`; a reload that fails changes nothing.
 
 pub mod context;
+pub mod signals;
 
 use crate::app::context::{Desk, SharedDesk};
 use crate::clock::SharedClock;

@@ -345,6 +345,48 @@ impl Default for AgentMailSettings {
     }
 }
 
+/// What `supportd templates check` reads from a configuration: the templates directory and
+/// `[wording]`, nothing else (a config without, say, an SMTP password checks its templates fine).
+#[derive(Debug, Clone)]
+pub struct TemplateSettings {
+    pub templates_dir: PathBuf,
+    pub wording: WordingSettings,
+}
+
+impl TemplateSettings {
+    pub fn load(path: &Path) -> Result<TemplateSettings, ConfigError> {
+        let shown = path.display().to_string();
+        let load = |source| ConfigError::Load {
+            path: shown.clone(),
+            source,
+        };
+        let c = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("SUPPORTD")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()
+            .map_err(load)?;
+        let templates_dir = match c.get::<PathBuf>("service.templates_dir") {
+            Ok(d) => d,
+            Err(config::ConfigError::NotFound(_)) => default_templates_dir(),
+            Err(e) => return Err(load(e)),
+        };
+        let wording = match c.get::<WordingSettings>("wording") {
+            Ok(w) => w,
+            Err(config::ConfigError::NotFound(_)) => WordingSettings::default(),
+            Err(e) => return Err(load(e)),
+        };
+        Ok(TemplateSettings {
+            templates_dir,
+            wording,
+        })
+    }
+}
+
 /// `[wording]`: phrases that never reach a customer, and what to say instead.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

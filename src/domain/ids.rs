@@ -36,7 +36,40 @@ impl EmailAddress {
     pub fn domain(&self) -> &str {
         self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
     }
+
+    /// A no-reply or machine role address: `noreply@`, `no-reply@`, `do-not-reply@`,
+    /// `notifications@`, `mailer-daemon@`, a web form's sender…; nobody reads what is sent to it.
+    pub fn is_no_reply(&self) -> bool {
+        let local = self.local_part().split('+').next().unwrap_or("");
+        let squashed: String = local
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        ["noreply", "donotreply", "dontreply", "noresponse"]
+            .iter()
+            .any(|p| squashed.contains(p))
+            || NO_REPLY_ROLES.contains(&squashed.as_str())
+    }
 }
+
+/// Role local parts (punctuation removed) that are machines, not people.
+const NO_REPLY_ROLES: &[&str] = &[
+    "mailerdaemon",
+    "postmaster",
+    "notifications",
+    "notification",
+    "notify",
+    "alerts",
+    "bounce",
+    "bounces",
+    "forms",
+    "webform",
+    "webforms",
+    "wordpress",
+    "automailer",
+    "autoconfirm",
+    "system",
+];
 
 impl TryFrom<String> for EmailAddress {
     type Error = String;
@@ -174,6 +207,29 @@ mod tests {
         assert!(EmailAddress::parse("no-at-sign").is_none());
         assert!(EmailAddress::parse("a b@c.d").is_none());
         assert!(EmailAddress::parse("@c.d").is_none());
+    }
+
+    #[test]
+    fn no_reply_and_machine_role_addresses_are_told_from_people() {
+        for a in [
+            "noreply@shop.example",
+            "no-reply@accounts.example",
+            "do_not_reply@bank.example",
+            "DoNotReply@x.example",
+            "notifications@github.example",
+            "webform@company.example",
+            "mailer-daemon@mx.example",
+        ] {
+            assert!(EmailAddress::parse(a).expect("addr").is_no_reply(), "{a}");
+        }
+        for a in [
+            "wang@qq.com",
+            "info@company.example",
+            "reply@x.example",
+            "norah@x.example",
+        ] {
+            assert!(!EmailAddress::parse(a).expect("addr").is_no_reply(), "{a}");
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub struct InboundMail {
     pub from_name: Option<String>,
     pub sender: Option<EmailAddress>,
     pub reply_to: Option<EmailAddress>,
+    pub reply_to_name: Option<String>,
     pub to: Vec<EmailAddress>,
     pub cc: Vec<EmailAddress>,
     /// `Delivered-To` / `X-Original-To`: which of our addresses (maybe `support+token@…`) got it.
@@ -66,6 +67,28 @@ impl InboundMail {
             .iter()
             .filter(move |(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The person this mail's conversation is with: the From address, unless From is a no-reply
+    /// or role address (a web form, a notification system) and Reply-To names someone else —
+    /// then that someone (RFC 5322 §3.6.2: replies go to Reply-To). The requester of a ticket the
+    /// mail opens, the address acknowledged, and the sender threading checks.
+    pub fn correspondent(&self) -> Option<&EmailAddress> {
+        match (&self.from, &self.reply_to) {
+            (Some(from), Some(r)) if r != from && from.is_no_reply() => Some(r),
+            (Some(from), _) => Some(from),
+            (None, Some(r)) => Some(r),
+            (None, None) => self.sender.as_ref(),
+        }
+    }
+
+    /// The display name that goes with [`InboundMail::correspondent`].
+    pub fn correspondent_name(&self) -> Option<&str> {
+        match (self.correspondent(), &self.from) {
+            (Some(c), Some(f)) if c == f => self.from_name.as_deref(),
+            (Some(c), _) if self.reply_to.as_ref() == Some(c) => self.reply_to_name.as_deref(),
+            _ => None,
+        }
     }
 
     /// Everyone the mail was addressed to (To and Cc).

@@ -49,10 +49,10 @@ pub fn new_ticket(
     if !verdict.is_human() || !matches!(decision, ThreadDecision::New { .. }) {
         return None;
     }
-    let requester = mail.from.clone()?;
+    let requester = mail.correspondent()?.clone();
     Some(NewTicket {
         requester,
-        requester_name: mail.from_name.clone(),
+        requester_name: mail.correspondent_name().map(str::to_string),
         subject: if mail.subject.is_empty() {
             "(no subject)".to_string()
         } else {
@@ -134,6 +134,13 @@ pub fn apply(
             json!({"message_id": mail.message_id.as_str(), "language": t.language.code()}),
         );
         plan.event("classified", classification_detail(classification));
+        if mail.from.as_ref() != Some(&t.requester) {
+            // Both are kept on the message row; the conversation is with the requester.
+            plan.event(
+                "requester_from_reply_to",
+                json!({"from": mail.from.as_ref().map(|a| a.as_str()), "requester": t.requester.as_str()}),
+            );
+        }
         if let ThreadDecision::New {
             linked_to: Some(other),
             why,
@@ -192,7 +199,7 @@ pub fn apply(
     if !verdict.is_human() {
         return plan;
     }
-    if let Some(from) = &mail.from {
+    if let Some(from) = mail.correspondent() {
         if from != &t.requester && !t.participants.contains(from) {
             plan.new_participants.push(from.clone());
         }

@@ -97,17 +97,14 @@ pub async fn store_batch(
                 match commit(store, desk, single, &analyzed[k..=k], now).await {
                     Ok(p) => done.extend(p),
                     Err(e) if refused_by_database(&e) => {
-                        quarantine(store, single, &e.to_string(), now).await?
+                        done.extend(quarantine(store, single, &e.to_string(), now).await?)
                     }
                     Err(e) => return Err(e),
                 }
             }
             Ok(done)
         }
-        Err(e) if refused_by_database(&e) => {
-            quarantine(store, batch, &e.to_string(), now).await?;
-            Ok(Vec::new())
-        }
+        Err(e) if refused_by_database(&e) => quarantine(store, batch, &e.to_string(), now).await,
         Err(e) => Err(e),
     }
 }
@@ -136,12 +133,12 @@ async fn commit(
             now,
         )
         .await?;
-    let mut numbers = TicketNumbers::new(store.backend());
+    let mut numbers = TicketNumbers::new();
     let mut decided: Vec<(usize, Decided)> = Vec::with_capacity(analyzed.len());
     for (k, ((uid, _), a)) in batch.mails.iter().zip(analyzed).enumerate() {
         let route = decide::route(desk, &facts, a, *uid, batch.role, now);
         let number = if route.opens_ticket() {
-            Some(numbers.next(store, &mut tx, batch, analyzed, k).await?)
+            Some(numbers.next(store, &mut tx).await?)
         } else {
             None
         };
@@ -277,67 +274,35 @@ fn wanted(batch: Batch<'_>, analyzed: &[Analysis]) -> FactsWanted {
     w
 }
 
-/// New tickets' numbers. SQLite: the next free number under the write lock, no gaps. PostgreSQL:
-/// the sequence; numbers for the batch's plain new mail (no thread hints, a person's) are taken
-/// in one round trip, any further one alone.
+/// New tickets' numbers, taken in the order the batch's mails open tickets, so a batch and the
+/// same mails one at a time number their tickets alike. SQLite: the next free number under the
+/// write lock, read once per batch, no gaps. PostgreSQL: the sequence, one number at a time (a
+/// number reserved for a mail that then opens no ticket would be a gap).
 struct TicketNumbers {
-    backend: Backend,
-    reserved: std::vec::IntoIter<i64>,
-    estimated: bool,
+    next_free: Option<i64>,
 }
 
 impl TicketNumbers {
-    fn new(backend: Backend) -> TicketNumbers {
-        TicketNumbers {
-            backend,
-            reserved: Vec::new().into_iter(),
-            estimated: false,
-        }
+    fn new() -> TicketNumbers {
+        TicketNumbers { next_free: None }
     }
 
-    async fn next(
-        &mut self,
-        store: &Store,
-        tx: &mut Tx,
-        batch: Batch<'_>,
-        analyzed: &[Analysis],
-        from: usize,
-    ) -> Result<TicketRef, StoreError> {
-        if let Some(n) = self.reserved.next() {
-            return Ok(TicketRef(n));
-        }
-        let want = match (self.backend, self.estimated) {
-            // SQLite hands out MAX+1 under the lock: reserving more than needed costs nothing.
-            (Backend::Sqlite, _) => analyzed.len() - from,
-            (Backend::Postgres, false) => {
-                self.estimated = true;
-                analyzed[from..]
-                    .iter()
-                    .filter(|a| plainly_new(a))
-                    .count()
-                    .max(1)
+    async fn next(&mut self, store: &Store, tx: &mut Tx) -> Result<TicketRef, StoreError> {
+        if store.backend() == Backend::Sqlite {
+            if let Some(n) = self.next_free {
+                self.next_free = Some(n + 1);
+                return Ok(TicketRef(n));
             }
-            (Backend::Postgres, true) => 1,
-        };
-        let _ = batch;
-        let ids = store.reserve_ids(tx, "tickets", want).await?;
-        self.reserved = ids.into_iter();
-        self.reserved
-            .next()
-            .map(TicketRef)
-            .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
+        }
+        let n = store
+            .reserve_ids(tx, "tickets", 1)
+            .await?
+            .first()
+            .copied()
+            .ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
+        self.next_free = Some(n + 1);
+        Ok(TicketRef(n))
     }
-}
-
-/// A person's mail with no thread hint at all: it opens a ticket whatever else the batch holds.
-fn plainly_new(a: &Analysis) -> bool {
-    let h = &a.hints;
-    a.screen.is_human()
-        && a.mail.from.is_some()
-        && h.token.is_none()
-        && h.references.is_empty()
-        && h.tag.is_none()
-        && h.bounced.is_none()
 }
 
 /// Keeps a mail the database refused, raw and flagged, with an ops event; moves the checkpoint.
@@ -346,7 +311,8 @@ async fn quarantine(
     batch: Batch<'_>,
     error: &str,
     now: Millis,
-) -> Result<(), StoreError> {
+) -> Result<Vec<Processed>, StoreError> {
+    let mut done = Vec::new();
     let mut tx = store.begin().await?;
     for (uid, raw) in batch.mails {
         let at = ImapLocation {
@@ -388,6 +354,15 @@ async fn quarantine(
             plan: &plan,
         };
         store.commit(&mut tx, &[record], now).await?;
+        done.push(Processed {
+            verdict: "quarantined",
+            events: plan
+                .events
+                .iter()
+                .map(|e| (e.kind, e.detail.clone()))
+                .collect(),
+            seconds: 0.0,
+        });
     }
     if let Some(last) = batch.mails.iter().map(|(u, _)| *u).max() {
         store
@@ -395,5 +370,5 @@ async fn quarantine(
             .await?;
     }
     tx.commit().await?;
-    Ok(())
+    Ok(done)
 }

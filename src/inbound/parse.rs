@@ -173,6 +173,12 @@ pub fn parse(raw: &[u8]) -> InboundMail {
         from_name,
         sender: first_address(msg.sender()),
         reply_to: first_address(msg.reply_to()),
+        reply_to_name: msg
+            .reply_to()
+            .and_then(|a| a.first())
+            .and_then(|a| a.name())
+            .map(|n| clean(n.to_string()).0)
+            .filter(|n| !n.is_empty()),
         to: all_addresses(msg.to()),
         cc: all_addresses(msg.cc()),
         delivered_to,
@@ -353,6 +359,7 @@ fn unparseable(raw: &[u8], problems: Vec<String>) -> InboundMail {
         from_name: None,
         sender: None,
         reply_to: None,
+        reply_to_name: None,
         to: Vec::new(),
         cc: Vec::new(),
         delivered_to: Vec::new(),

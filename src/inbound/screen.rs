@@ -14,7 +14,7 @@ use crate::domain::{ScreenVerdict, Verdict, LOOP_HEADER};
 /// What screening needs to know about us.
 #[derive(Debug, Clone)]
 pub struct ScreenContext {
-    /// Domain of our generated Message-IDs.
+    /// Domain of our generated Message-IDs: the value of our loop header.
     pub message_id_domain: String,
     /// Our support address (its local part too: `support+anything@` is us).
     pub support_address: crate::domain::EmailAddress,
@@ -72,17 +72,18 @@ const BOUNCE_SUBJECTS: &[&str] = &[
 
 pub fn screen(mail: &InboundMail, ctx: &ScreenContext) -> ScreenVerdict {
     // Loop: our own mail (or a copy of it) coming back.
-    if mail.header(&LOOP_HEADER.to_ascii_lowercase()).is_some() {
-        return ScreenVerdict::new(Verdict::Loop, format!("our own {LOOP_HEADER} header"));
+    if let Some(v) = mail.header(&LOOP_HEADER.to_ascii_lowercase()) {
+        return if v.trim().eq_ignore_ascii_case(&ctx.message_id_domain) {
+            ScreenVerdict::new(Verdict::Loop, format!("our own {LOOP_HEADER} header"))
+        } else {
+            ScreenVerdict::new(
+                Verdict::AutoReply,
+                format!("another help desk's {LOOP_HEADER} header"),
+            )
+        };
     }
-    if mail
-        .message_id
-        .domain()
-        .eq_ignore_ascii_case(&ctx.message_id_domain)
-        && !mail.synthetic_id
-    {
-        return ScreenVerdict::new(Verdict::Loop, "Message-ID is one of ours");
-    }
+    // A Message-ID in our domain proves nothing (colleagues' clients write them too): intake
+    // knows which Message-IDs are mails supportd sent, and calls those loops.
     if let Some(from) = &mail.from {
         if is_us(from, &ctx.support_address) {
             return ScreenVerdict::new(Verdict::Loop, "sent from our own support address");
@@ -308,11 +309,16 @@ mod tests {
     }
 
     #[test]
-    fn our_own_mail_coming_back_is_a_loop() {
+    fn a_colleague_at_the_support_domain_is_a_person() {
+        // Thunderbird, Outlook, Apple Mail write Message-IDs in the sender's own domain.
         assert_eq!(
-            verdict("From: x@y.z\r\nMessage-ID: <abc@example.test>\r\nSubject: x\r\n\r\nx"),
-            Verdict::Loop
+            verdict("From: li@example.test\r\nMessage-ID: <abc@example.test>\r\nSubject: 打印机坏了\r\n\r\n帮忙看看"),
+            Verdict::Human
         );
+    }
+
+    #[test]
+    fn our_own_mail_coming_back_is_a_loop() {
         assert_eq!(
             verdict("From: x@y.z\r\nMessage-ID: <abc@y.z>\r\nX-Supportd-Loop: example.test\r\nSubject: x\r\n\r\nx"),
             Verdict::Loop

@@ -135,7 +135,7 @@ pub fn thread(
     policy: &ThreadPolicy,
     now: Millis,
 ) -> ThreadDecision {
-    let sender = mail.from.as_ref();
+    let sender = mail.correspondent();
     let is_agent = sender.is_some_and(|s| policy.agents.contains(s));
     let follow = |f: &TicketFacts, via: ThreadVia| -> ThreadDecision {
         match f.solved_at {

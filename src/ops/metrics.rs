@@ -26,6 +26,7 @@ pub struct Metrics {
     fetched: Family<Labels, Counter>,
     screened: Family<Labels, Counter>,
     tickets_created: Counter,
+    unattributed: Family<Labels, Counter>,
     mail_sent: Family<Labels, Counter>,
     send_failures: Family<Labels, Counter>,
     sla_warnings: Family<Labels, Counter>,
@@ -58,6 +59,7 @@ impl Metrics {
             fetched: Family::default(),
             screened: Family::default(),
             tickets_created: Counter::default(),
+            unattributed: Family::default(),
             mail_sent: Family::default(),
             send_failures: Family::default(),
             sla_warnings: Family::default(),
@@ -86,6 +88,11 @@ impl Metrics {
             "tickets_created",
             "Tickets opened",
             m.tickets_created.clone(),
+        );
+        registry.register(
+            "mail_unattributed",
+            "Mails stored without a ticket that a person may have written, by reason (no_sender: no usable From, Reply-To or Sender; quarantined: refused by the database): see `supportd unattributed list`",
+            m.unattributed.clone(),
         );
         registry.register(
             "mail_sent",
@@ -180,6 +187,14 @@ impl Metrics {
                     self.escalations.get_or_create(&l("reason", reason)).inc()
                 }
                 "ticket_created" => self.tickets_created.inc(),
+                "unattributed_mail" => self
+                    .unattributed
+                    .get_or_create(&l("reason", "no_sender".to_string()))
+                    .inc(),
+                "mail_quarantined" => self
+                    .unattributed
+                    .get_or_create(&l("reason", "quarantined".to_string()))
+                    .inc(),
                 _ => 0,
             };
         }

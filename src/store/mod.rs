@@ -29,7 +29,9 @@ pub mod writer;
 
 pub use mailbox::{ImapJobRow, ImapLocation};
 pub use outbox::{ClaimedMail, OutboxState};
-pub use read::{Report, TicketDetail, TicketFilter, TicketOrder, TicketSummary, TimerRow};
+pub use read::{
+    Report, TicketDetail, TicketFilter, TicketOrder, TicketSummary, TimerRow, Unattributed,
+};
 pub use writer::{MessageRow, Record};
 
 #[derive(Debug, thiserror::Error)]

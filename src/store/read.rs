@@ -21,6 +21,8 @@ pub struct TicketSummary {
     pub escalated: bool,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// How many messages the ticket has (in and out).
+    #[serde(rename = "message_count")]
     pub messages: i64,
     /// The most pressing open promise: its due time (past when overdue) and kind.
     pub next_due: Option<Millis>,
@@ -139,7 +141,63 @@ fn summary_from_row(r: &AnyRow) -> TicketSummary {
 const PRIORITY_RANK: &str =
     "CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END";
 
+/// A mail a person may have written that is filed on no ticket (`supportd unattributed list`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Unattributed {
+    pub at: Millis,
+    /// `no usable sender` or `refused by the database: …`.
+    pub why: String,
+    pub message_id: String,
+    pub mailbox: Option<String>,
+    pub uid: Option<i64>,
+    pub from: Option<String>,
+    pub subject: Option<String>,
+}
+
 impl Store {
+    /// The newest mails that ended without a ticket although a person may have written them:
+    /// `unattributed_mail` (no usable From, Reply-To or Sender) and `mail_quarantined` (the
+    /// database refused the mail's data) events, with where each mail is.
+    pub async fn unattributed(&self, limit: u32) -> Result<Vec<Unattributed>> {
+        let events = sqlx::query(
+            "SELECT at, kind, detail FROM events WHERE ticket_id IS NULL
+               AND kind IN ('unattributed_mail', 'mail_quarantined')
+             ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            let detail: serde_json::Value =
+                serde_json::from_str(&e.get::<String, _>(2)).unwrap_or_default();
+            let message_id = detail["message_id"].as_str().unwrap_or("").to_string();
+            let why = match e.get::<String, _>(1).as_str() {
+                "mail_quarantined" => format!(
+                    "refused by the database: {}",
+                    detail["error"].as_str().unwrap_or("")
+                ),
+                _ => "no usable sender".to_string(),
+            };
+            let m = sqlx::query(
+                "SELECT mailbox, uid, from_addr, subject FROM messages WHERE direction = 'in' AND message_id = $1",
+            )
+            .bind(&message_id)
+            .fetch_optional(&self.pool)
+            .await?;
+            out.push(Unattributed {
+                at: e.get(0),
+                why,
+                mailbox: m.as_ref().and_then(|r| r.get(0)),
+                uid: m.as_ref().and_then(|r| r.get(1)),
+                from: m.as_ref().and_then(|r| r.get(2)),
+                subject: m.as_ref().map(|r| r.get(3)),
+                message_id,
+            });
+        }
+        Ok(out)
+    }
+
     /// Share of tickets created in `[from, to)` whose classification an agent corrected.
     pub async fn correction_rate(&self, from: Millis, to: Millis) -> Result<(i64, i64)> {
         let row = sqlx::query(

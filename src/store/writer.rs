@@ -153,8 +153,8 @@ impl Buffers {
             messages: Rows::new(
                 "INSERT INTO messages (id, ticket_id, direction, message_id, mailbox, uidvalidity, uid, imap_done,
                     from_addr, from_name, to_addrs, cc_addrs, subject, in_reply_to, references_ids, sent_at,
-                    received_at, text, reply_text, language, verdict, verdict_reason, problems, raw)",
-                24,
+                    received_at, text, reply_text, language, verdict, verdict_reason, problems, raw, reply_to)",
+                25,
                 "",
             ),
             participants: Rows::new(
@@ -453,6 +453,7 @@ impl Store {
                 s(""),
                 V::S(None),
                 V::B(Some(o.raw.clone())),
+                V::S(None),
             ]);
             buf.outbox.push(vec![
                 i(o.ticket.0),
@@ -631,5 +632,6 @@ fn message_row(id: i64, m: &MessageRow<'_>, now: Millis) -> Vec<V> {
         s(m.reason.chars().filter(|c| *c != '\0').collect::<String>()),
         V::S(m.problems.clone()),
         V::B(Some(m.raw.to_vec())),
+        os(mail.and_then(|x| x.reply_to.as_ref()).map(|a| a.as_str())),
     ]
 }

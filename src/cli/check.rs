@@ -1,0 +1,87 @@
+//! `supportd check`: what ops run before a restart — config, templates, database, IMAP login and
+//! folder per mailbox, SMTP EHLO (and AUTH when a user is set), the HTTP listener address: an
+//! `OK`/`FAIL` line each with the exact failure, exit 1 on any.
+
+use crate::config::Settings;
+use crate::outbound::templates::Templates;
+use crate::store::Store;
+use std::path::Path;
+use std::process::ExitCode;
+
+pub(super) async fn run(config: &Path) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    let mut report = |ok: bool, what: String| {
+        println!("{} {what}", if ok { "OK  " } else { "FAIL" });
+        failed |= !ok;
+    };
+    let settings = match Settings::load(config) {
+        Ok(s) => {
+            report(true, format!("config {}", config.display()));
+            s
+        }
+        Err(e) => {
+            report(false, e.to_string());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    match Templates::load(&settings.service.templates_dir) {
+        Ok(t) => report(
+            true,
+            format!("templates: {} approved, all render", t.approvals().len()),
+        ),
+        Err(e) => report(false, e.to_string()),
+    }
+    match Store::connect(&settings.database_url(), 1).await {
+        Ok(s) => {
+            report(
+                true,
+                format!(
+                    "database {}",
+                    crate::store::redact_url(&settings.database_url())
+                ),
+            );
+            s.close().await;
+        }
+        Err(e) => report(false, e.to_string()),
+    }
+    for (name, mb) in &settings.mailboxes {
+        match crate::inbound::fetch::connect(mb).await {
+            Ok(mut conn) => match conn.select(&mb.folder).await {
+                Ok(sel) => {
+                    report(true, format!("mailboxes.{name}: IMAP {}:{} login as {}, folder {:?} (UIDVALIDITY {})", mb.host, mb.port, mb.user, mb.folder, sel.uidvalidity));
+                    conn.logout().await;
+                }
+                Err(e) => report(false, format!("mailboxes.{name}: {e}")),
+            },
+            Err(e) => report(false, format!("mailboxes.{name}: {e}")),
+        }
+    }
+    match crate::outbound::outbox::mailer(&settings.smtp) {
+        Ok(m) => match crate::outbound::outbox::check(&m).await {
+            Ok(()) => report(
+                true,
+                format!(
+                    "smtp: {}:{} answers EHLO",
+                    settings.smtp.host, settings.smtp.port
+                ),
+            ),
+            Err(e) => report(
+                false,
+                format!("smtp: {}:{}: {e}", settings.smtp.host, settings.smtp.port),
+            ),
+        },
+        Err(e) => report(false, format!("smtp: {e}")),
+    }
+    match settings.http.address() {
+        Some(a) => report(
+            true,
+            format!("http: /metrics, /healthz, /readyz on {a} (http.listen)"),
+        ),
+        None => report(true, "http: no listener (http.listen is empty)".into()),
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

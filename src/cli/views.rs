@@ -1,0 +1,265 @@
+//! What the command line prints for people: the ticket list, one ticket, the monthly report,
+//! unattributed mail. Times in the calendar's zone. (`--json` prints the store's read models.)
+
+use crate::outbound::templates::duration_text;
+use crate::store::{Report, TicketDetail, TicketSummary, Unattributed};
+use crate::ticket::calendar::Calendar;
+use anyhow::Context;
+
+/// `tickets list`.
+pub(super) fn show_tickets(rows: &[TicketSummary], cal: &Calendar, now: i64) -> String {
+    let mut out = format!(
+        "{:<9} {:<7} {:<7} {:<12} {:<24} {:<19} {:<22} subject\n",
+        "ticket", "status", "prio", "category", "owner", "next promise", "due (left)"
+    );
+    for r in rows {
+        let due = r
+            .next_due
+            .map(|d| format!("{} ({})", short_time(cal, d), duration_text(d - now)))
+            .unwrap_or_default();
+        let mut flags = String::new();
+        if r.escalated {
+            flags.push_str("[escalated] ");
+        }
+        if r.complex {
+            flags.push_str("[complex] ");
+        }
+        out.push_str(&format!(
+            "{:<9} {:<7} {:<7} {:<12} {:<24} {:<19} {:<22} {flags}{}\n",
+            r.ticket,
+            r.status,
+            r.class.priority.as_str(),
+            r.class.category.as_str(),
+            r.owner.as_deref().unwrap_or("-"),
+            r.next_promise.as_deref().unwrap_or("-"),
+            due,
+            r.subject
+        ));
+    }
+    out
+}
+
+/// `unattributed list`.
+pub(super) fn show_unattributed(rows: &[Unattributed], cal: &Calendar) -> String {
+    if rows.is_empty() {
+        return "no unattributed mail\n".into();
+    }
+    let mut out = String::new();
+    for r in rows {
+        out.push_str(&format!(
+            "{}  {}  {} UID {}  <{}>\n    from {}  subject {:?}\n",
+            cal.show(r.at),
+            r.why,
+            r.mailbox.as_deref().unwrap_or("-"),
+            r.uid.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
+            r.message_id,
+            r.from.as_deref().unwrap_or("(none)"),
+            r.subject.as_deref().unwrap_or(""),
+        ));
+    }
+    out
+}
+
+/// `30m`, `4h`, `2d`, `90s` → milliseconds.
+pub(super) fn parse_duration(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (n, unit) = s.split_at(split);
+    let n: f64 = n.parse().ok()?;
+    let unit_ms = match unit.trim() {
+        "s" | "sec" | "secs" => 1_000.0,
+        "m" | "min" | "mins" => 60_000.0,
+        "h" | "hour" | "hours" => 3_600_000.0,
+        "d" | "day" | "days" => 86_400_000.0,
+        _ => return None,
+    };
+    (n.is_finite() && n >= 0.0).then_some((n * unit_ms) as i64)
+}
+
+/// `2026-11-30 14:00` in the calendar's zone (without the zone name).
+pub(super) fn short_time(cal: &Calendar, at: i64) -> String {
+    let full = cal.show(at);
+    full.rsplit_once(' ')
+        .map(|(t, _)| t.to_string())
+        .unwrap_or(full)
+}
+
+pub(super) fn show_ticket(d: &TicketDetail, cal: &Calendar, now: i64) -> String {
+    let s = &d.summary;
+    let when = |t: Option<i64>| t.map(|t| cal.show(t)).unwrap_or_else(|| "-".into());
+    let mut out = format!(
+        "{}  {}\n  status     {}{}{}\n  requester  {}\n  class      {} {} urgent={} vip={} priority={}\n  owner      {}\n  created    {}\n  acked      {}\n  1st reply  {}\n  solved     {}\n  replies    {} by agents, {} reopen(s)\n",
+        s.ticket,
+        s.subject,
+        s.status,
+        if s.escalated { ", escalated" } else { "" },
+        if s.complex { ", complex" } else { "" },
+        s.requester,
+        s.class.category.as_str(),
+        s.class.severity.map(|x| x.as_str()).unwrap_or(""),
+        s.class.urgent,
+        s.class.vip,
+        s.class.priority.as_str(),
+        s.owner.as_deref().unwrap_or("-"),
+        cal.show(s.created_at),
+        when(d.acked_at),
+        when(d.first_reply_at),
+        when(d.solved_at),
+        d.agent_replies,
+        d.reopens,
+    );
+    if let Some(r) = &d.followup_result {
+        out.push_str(&format!("  follow-up  {r}\n"));
+    }
+    out.push_str("promises:\n");
+    for t in &d.timers {
+        let left = match (t.state.as_str(), t.met_at) {
+            ("running", _) => format!("{} left", duration_text(t.due_at - now)),
+            (_, Some(m)) => format!("kept at {}", cal.show(m)),
+            ("breached", None) => format!("breached, {} overdue", duration_text(now - t.due_at)),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "  {:<19} {:<10} due {}  {}\n",
+            t.promise,
+            t.state,
+            cal.show(t.due_at),
+            left
+        ));
+    }
+    out.push_str("events:\n");
+    for (at, kind, detail) in &d.events {
+        out.push_str(&format!("  {}  {kind:<24} {detail}\n", cal.show(*at)));
+    }
+    out.push_str("messages:\n");
+    for (at, dir, from, subject, verdict) in &d.messages {
+        out.push_str(&format!(
+            "  {}  {dir:<3} {:<30} {verdict:<10} {subject}\n",
+            cal.show(*at),
+            from.as_deref().unwrap_or("-")
+        ));
+    }
+    out
+}
+
+/// `[from, to)` of a month (`2026-11`, default the current one) in the calendar's zone.
+pub(super) fn month_bounds(
+    cal: &Calendar,
+    month: Option<&str>,
+    now: i64,
+) -> anyhow::Result<(i64, i64, String)> {
+    use chrono::{Datelike, NaiveDate, TimeZone};
+    let tz = cal.timezone();
+    let (y, m) = match month {
+        Some(s) => {
+            let d = NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d")
+                .with_context(|| format!("--month {s:?}: expected YYYY-MM"))?;
+            (d.year(), d.month())
+        }
+        None => {
+            let d = chrono::DateTime::from_timestamp_millis(now)
+                .context("clock out of range")?
+                .with_timezone(&tz);
+            (d.year(), d.month())
+        }
+    };
+    let start = |y: i32, m: u32| -> anyhow::Result<i64> {
+        let d = NaiveDate::from_ymd_opt(y, m, 1).context("bad month")?;
+        Ok(tz
+            .from_local_datetime(&d.and_hms_opt(0, 0, 0).context("midnight")?)
+            .earliest()
+            .context("no such local time")?
+            .timestamp_millis())
+    };
+    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    Ok((
+        start(y, m)?,
+        start(ny, nm)?,
+        format!("{y}-{m:02} ({})", tz.name()),
+    ))
+}
+
+pub(super) fn show_report(r: &Report, label: &str) -> String {
+    let pct = |a: i64, b: i64| {
+        if b == 0 {
+            "  n/a".to_string()
+        } else {
+            format!("{:5.1} %", a as f64 * 100.0 / b as f64)
+        }
+    };
+    let mut out = format!(
+        "supportd report {label}\n\ntickets created  {}\n",
+        r.tickets_created
+    );
+    for (c, n) in &r.by_category {
+        out.push_str(&format!("  {c:<14} {n}\n"));
+    }
+    out.push_str(&format!(
+        "\nresolution                {}  ({} of {} solved; target ≥ 95 %)\n",
+        pct(r.solved, r.tickets_created),
+        r.solved,
+        r.tickets_created
+    ));
+    out.push_str(&format!(
+        "first-contact resolution  {}  ({} of {} solved in the month with one reply, never reopened; target ≥ 90 %)\n",
+        pct(r.first_contact, r.solved_in_period),
+        r.first_contact,
+        r.solved_in_period
+    ));
+    out.push_str(&format!(
+        "satisfaction              {}  ({} of {} surveys scored 4-5 overall; target ≥ 90 %)\n",
+        pct(r.satisfied, r.surveys),
+        r.satisfied,
+        r.surveys
+    ));
+    out.push_str(&format!(
+        "classification corrected  {}  ({} of {} tickets)\n",
+        pct(r.corrected, r.tickets_created),
+        r.corrected,
+        r.tickets_created
+    ));
+    out.push_str("\npromises kept (started in the month, settled or overdue by now)\n");
+    for (kind, kept, all) in &r.promises {
+        out.push_str(&format!(
+            "  {kind:<19} {}  ({kept} of {all})\n",
+            pct(*kept, *all)
+        ));
+    }
+    out.push_str("\nbreaches by promise and category\n");
+    if r.breaches.is_empty() {
+        out.push_str("  none\n");
+    }
+    for (kind, category, n) in &r.breaches {
+        out.push_str(&format!("  {kind:<19} {category:<14} {n}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(parse_duration("4h"), Some(4 * 3_600_000));
+        assert_eq!(parse_duration("30m"), Some(30 * 60_000));
+        assert_eq!(parse_duration("2d"), Some(2 * 86_400_000));
+        assert_eq!(parse_duration("1.5h"), Some(5_400_000));
+        assert_eq!(parse_duration("4"), None);
+        assert_eq!(parse_duration("4 weeks"), None);
+    }
+
+    #[test]
+    fn a_month_is_bounded_in_the_calendar_s_zone() {
+        let settings = crate::ticket::calendar::CalendarSettings {
+            timezone: "Asia/Shanghai".into(),
+            ..Default::default()
+        };
+        let cal = Calendar::new(&settings).expect("calendar");
+        let (from, to, label) = month_bounds(&cal, Some("2026-12"), 0).expect("month");
+        assert_eq!(cal.show(from), "2026-12-01 00:00 Asia/Shanghai");
+        assert_eq!(cal.show(to), "2027-01-01 00:00 Asia/Shanghai");
+        assert!(label.starts_with("2026-12"));
+        assert!(month_bounds(&cal, Some("2026-13"), 0).is_err());
+    }
+}
