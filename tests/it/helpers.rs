@@ -97,6 +97,8 @@ pub struct TestApp {
     scheduler: Option<supportd::workers::timers::TimerWorker>,
     /// Where the running application serves /metrics, /healthz, /readyz.
     pub http: Option<std::net::SocketAddr>,
+    /// The configuration file (for running the `supportd` binary against this app).
+    pub config: PathBuf,
     /// Holds the database file and config for the test's lifetime.
     _dir: tempfile::TempDir,
     cancel: CancellationToken,
@@ -226,7 +228,7 @@ pub async fn spawn_app(opts: AppOptions) -> TestApp {
         support,
         url,
         settings,
-        ..
+        path,
     } = write_config(&opts).await;
     let clock: SharedClock = match opts.clock {
         Some(c) => c,
@@ -241,6 +243,7 @@ pub async fn spawn_app(opts: AppOptions) -> TestApp {
         outbox_wake: Arc::new(tokio::sync::Notify::new()),
         scheduler: None,
         http: None,
+        config: path,
         _dir: dir,
         cancel: CancellationToken::new(),
         task: None,
@@ -462,4 +465,81 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// Runs the `supportd` binary with `args` (and this app's `--config`); returns stdout, asserting
+/// it exited 0.
+pub fn supportd_cli(app: &TestApp, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_supportd"))
+        .args(args)
+        .arg("--config")
+        .arg(&app.config)
+        .output()
+        .expect("run supportd");
+    assert!(
+        out.status.success(),
+        "supportd {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Parses `text` as JSON strictly: valid, and no object with the same key twice (which
+/// serde_json and most clients silently accept, keeping one of them).
+pub fn strict_json(text: &str) -> serde_json::Value {
+    use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+    struct Strict(serde_json::Value);
+    impl<'de> Deserialize<'de> for Strict {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Strict;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("JSON")
+                }
+                fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
+                    Ok(Strict(v.into()))
+                }
+                fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
+                    Ok(Strict(v.into()))
+                }
+                fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
+                    Ok(Strict(v.into()))
+                }
+                fn visit_f64<E>(self, v: f64) -> Result<Strict, E> {
+                    Ok(Strict(v.into()))
+                }
+                fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
+                    Ok(Strict(v.into()))
+                }
+                fn visit_unit<E>(self) -> Result<Strict, E> {
+                    Ok(Strict(serde_json::Value::Null))
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Strict, A::Error> {
+                    let mut v = Vec::new();
+                    while let Some(Strict(x)) = a.next_element()? {
+                        v.push(x);
+                    }
+                    Ok(Strict(v.into()))
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Strict, A::Error> {
+                    let mut m = serde_json::Map::new();
+                    while let Some(k) = a.next_key::<String>()? {
+                        let Strict(v) = a.next_value()?;
+                        if m.insert(k.clone(), v).is_some() {
+                            return Err(serde::de::Error::custom(format!("duplicate key {k:?}")));
+                        }
+                    }
+                    Ok(Strict(m.into()))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let Strict(v) =
+        Strict::deserialize(&mut de).unwrap_or_else(|e| panic!("not strict JSON: {e}\n{text}"));
+    de.end()
+        .unwrap_or_else(|e| panic!("trailing data after JSON: {e}"));
+    v
 }

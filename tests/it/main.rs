@@ -6,9 +6,11 @@
 mod agents;
 mod classification;
 mod daemon;
+mod equivalence;
 mod fixtures;
 mod helpers;
 mod ingest;
+mod intake;
 mod mime_corpus;
 mod ops;
 mod promises;
