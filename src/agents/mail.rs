@@ -20,7 +20,9 @@ use crate::agents::wording::{check_wording, violation_text};
 use crate::app::context::Desk;
 use crate::clock::Millis;
 use crate::domain::EmailAddress;
+use crate::domain::EventKind;
 use crate::domain::InboundMail;
+use crate::domain::MailKind;
 use crate::domain::{Agent, Role};
 use crate::domain::{Category, Correction, Priority};
 use crate::domain::{Plan, Status, TicketState};
@@ -217,12 +219,15 @@ pub fn handle(
 
     let mut plan = Plan::for_ticket(t.ticket);
     plan.event(
-        "agent_mail",
+        EventKind::AgentMail,
         json!({"by": agent.address.as_str(), "message_id": mail.message_id.as_str(),
                "commands": commands.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>()}),
     );
     if note {
-        plan.event("note", json!({"by": agent.address.as_str(), "text": text}));
+        plan.event(
+            EventKind::Note,
+            json!({"by": agent.address.as_str(), "text": text}),
+        );
     } else if !text.is_empty() || template.is_some() {
         let mut vars = desk.vars(t);
         vars.agent_name = agent.name.clone();
@@ -238,7 +243,7 @@ pub fn handle(
                 Some(name) => format!("{}{name}", crate::outbound::templates::CANNED),
                 None => "reply".into(),
             },
-            kind: "reply",
+            kind: MailKind::Reply,
             language: t.language.template_language(),
             to: vec![(t.requester_name.clone(), t.requester.clone())],
             vars,
@@ -257,7 +262,7 @@ pub fn handle(
                     raw: f.raw,
                 });
                 plan.event(
-                    "reply_queued",
+                    EventKind::ReplyQueued,
                     json!({"message_id": f.message_id.as_str(), "by": agent.address.as_str(),
                            "template": letter.template, "wording_checked": true}),
                 );
@@ -286,7 +291,7 @@ pub fn handle(
             Command::Pending => {
                 if t.status != Status::Pending {
                     plan.update.status = Some(Status::Pending);
-                    plan.event("pending", json!({"by": by}));
+                    plan.event(EventKind::Pending, json!({"by": by}));
                 }
             }
             Command::Complex => plan.merge(lifecycle::set_complex(desk, t, true, by, now)),
@@ -316,7 +321,7 @@ fn returned(
 ) -> Plan {
     let mut plan = Plan::for_ticket(t.ticket);
     plan.event(
-        "agent_mail_returned",
+        EventKind::AgentMailReturned,
         json!({"by": agent.address.as_str(), "message_id": mail.message_id.as_str(), "problems": problems}),
     );
     let mut vars = desk.vars(t);
@@ -330,7 +335,7 @@ fn returned(
         .join("\n");
     let mut letter = Letter::to(
         "agent_returned",
-        "notice",
+        MailKind::Notice,
         desk.agent_language,
         Some(agent.name.clone()),
         agent.address.clone(),

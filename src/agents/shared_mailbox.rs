@@ -17,7 +17,9 @@
 
 use crate::app::context::Desk;
 use crate::clock::Millis;
+use crate::domain::EventKind;
 use crate::domain::InboundMail;
+use crate::domain::MailKind;
 use crate::domain::LOOP_HEADER;
 use crate::domain::{Folder, ImapJob, Plan, Status, TicketState};
 use crate::outbound::compose::Letter;
@@ -69,7 +71,7 @@ pub fn add_card(desk: &Desk, t: &TicketState, text: &str, plan: &mut Plan, now: 
         automatic: false,
         ..Letter::to(
             "card",
-            "card",
+            MailKind::Card,
             desk.agent_language,
             None,
             desk.support_address.clone(),
@@ -83,7 +85,7 @@ pub fn add_card(desk: &Desk, t: &TicketState, text: &str, plan: &mut Plan, now: 
             raw: f.raw,
         }),
         Err(e) => plan.event(
-            "mail_failed",
+            EventKind::MailFailed,
             json!({"template": "card", "kind": "card", "error": e}),
         ),
     }
@@ -101,7 +103,7 @@ pub fn notify_new(desk: &Desk, t: &TicketState, text: &str, plan: &mut Plan, now
         vars.recipient_name = a.name.clone();
         let letter = Letter::to(
             "notice_new",
-            "notice",
+            MailKind::Notice,
             desk.agent_language,
             Some(a.name.clone()),
             a.address.clone(),
@@ -162,7 +164,7 @@ pub fn direct_reply(desk: &Desk, t: &TicketState, mail: &InboundMail, now: Milli
         }
     };
     plan.event(
-        "agent_reply_unchecked",
+        EventKind::AgentReplyUnchecked,
         json!({
             "message_id": mail.message_id.as_str(),
             "from": mail.from.as_ref().map(|a| a.as_str()),

@@ -5,7 +5,7 @@
 
 use crate::app::context::Desk;
 use crate::clock::Millis;
-use crate::domain::{Correction, FieldChange};
+use crate::domain::{Correction, EventKind, FieldChange};
 use crate::domain::{EmailAddress, TicketRef};
 use crate::store::{Record, Store, StoreError};
 use crate::ticket::lifecycle;
@@ -48,7 +48,7 @@ pub enum ActionError {
 /// What an action did: its events, the classification fields it corrected, the mails it queued.
 #[derive(Debug, Clone, Default)]
 pub struct Done {
-    pub events: Vec<&'static str>,
+    pub events: Vec<EventKind>,
     pub corrected: Vec<FieldChange>,
     pub mails: usize,
 }

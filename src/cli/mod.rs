@@ -382,7 +382,14 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             if done.events.is_empty() && done.corrected.is_empty() {
                 println!("{t}: already so; nothing changed");
             } else if !done.events.is_empty() {
-                println!("{t}: {}", done.events.join(", "));
+                println!(
+                    "{t}: {}",
+                    done.events
+                        .iter()
+                        .map(|e| e.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
             }
             if done.mails > 0 {
                 println!(

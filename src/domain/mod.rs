@@ -7,6 +7,7 @@ pub mod agent;
 pub mod class;
 pub mod facts;
 pub mod ids;
+pub mod kinds;
 pub mod mail;
 pub mod plan;
 pub mod promise;
@@ -19,6 +20,7 @@ pub use class::{
 };
 pub use facts::{FactsWanted, IntakeFacts};
 pub use ids::{EmailAddress, Language, MessageId, TicketRef};
+pub use kinds::{EventKind, MailKind};
 pub use mail::{AttachmentMeta, InboundMail, ScreenVerdict, Verdict, LOOP_HEADER};
 pub use plan::{EventDraft, Folder, ImapJob, OutboxDraft, OutboxPolicy, Plan, TicketUpdate};
 pub use promise::{TimerDraft, TimerEnd, TimerKind, TimerStep};

@@ -5,8 +5,8 @@
 //! writes it all or nothing: ticket fields, timers, events, outgoing mail.
 
 use crate::domain::{
-    EmailAddress, FieldChange, MessageId, Millis, Scores, Status, TicketClass, TicketRef,
-    TimerDraft, TimerEnd, TimerKind, TimerStep,
+    EmailAddress, EventKind, FieldChange, MailKind, MessageId, Millis, Scores, Status, TicketClass,
+    TicketRef, TimerDraft, TimerEnd, TimerKind, TimerStep,
 };
 use serde::Serialize;
 
@@ -61,7 +61,7 @@ impl TicketUpdate {
 pub struct EventDraft {
     /// `None`: an ops event not tied to a ticket.
     pub ticket: Option<TicketRef>,
-    pub kind: &'static str,
+    pub kind: EventKind,
     pub detail: serde_json::Value,
 }
 
@@ -69,8 +69,7 @@ pub struct EventDraft {
 #[derive(Debug, Clone)]
 pub struct OutboxDraft {
     pub ticket: TicketRef,
-    /// `ack`, `survey`, `followup`, `notice`, `reply`, …
-    pub kind: &'static str,
+    pub kind: MailKind,
     pub message_id: MessageId,
     pub recipients: Vec<EmailAddress>,
     pub subject: String,
@@ -209,11 +208,11 @@ impl Plan {
         }
         self.outbox
             .iter()
-            .find(|o| o.kind == "survey")
+            .find(|o| o.kind == MailKind::Survey)
             .map(|o| &o.message_id)
     }
 
-    pub fn event(&mut self, kind: &'static str, detail: serde_json::Value) {
+    pub fn event(&mut self, kind: EventKind, detail: serde_json::Value) {
         self.events.push(EventDraft {
             ticket: self.ticket,
             kind,

@@ -12,7 +12,9 @@ use crate::agents::shared_mailbox;
 use crate::app::context::Desk;
 use crate::clock::Millis;
 use crate::domain::EmailAddress;
+use crate::domain::EventKind;
 use crate::domain::InboundMail;
+use crate::domain::MailKind;
 use crate::domain::ScreenVerdict;
 use crate::domain::{Category, Classification, Priority, Severity, TicketClass};
 use crate::domain::{Plan, TicketState};
@@ -111,7 +113,7 @@ pub fn apply(
     });
     if !mail.problems.is_empty() {
         plan.event(
-            "malformed_mail",
+            EventKind::MalformedMail,
             json!({"message_id": mail.message_id.as_str(), "problems": mail.problems}),
         );
     }
@@ -119,9 +121,9 @@ pub fn apply(
         // Nothing to file it on: a machine's mail, or mail without a usable sender.
         plan.event(
             if verdict.is_human() {
-                "unattributed_mail"
+                EventKind::UnattributedMail
             } else {
-                "screened_out"
+                EventKind::ScreenedOut
             },
             base,
         );
@@ -130,14 +132,14 @@ pub fn apply(
 
     if t.created {
         plan.event(
-            "ticket_created",
+            EventKind::TicketCreated,
             json!({"message_id": mail.message_id.as_str(), "language": t.language.code()}),
         );
-        plan.event("classified", classification_detail(classification));
+        plan.event(EventKind::Classified, classification_detail(classification));
         if mail.from.as_ref() != Some(&t.requester) {
             // Both are kept on the message row; the conversation is with the requester.
             plan.event(
-                "requester_from_reply_to",
+                EventKind::RequesterFromReplyTo,
                 json!({"from": mail.from.as_ref().map(|a| a.as_str()), "requester": t.requester.as_str()}),
             );
         }
@@ -146,7 +148,10 @@ pub fn apply(
             why,
         } = decision
         {
-            plan.event("linked", json!({"ticket": other.to_string(), "why": why}));
+            plan.event(
+                EventKind::Linked,
+                json!({"ticket": other.to_string(), "why": why}),
+            );
         }
         let mut seen = vec![t.requester.clone()];
         for r in mail.recipients() {
@@ -177,7 +182,7 @@ pub fn apply(
     {
         plan.bounced = mail.bounced_message_id.clone();
         plan.event(
-            "outbox_failed",
+            EventKind::OutboxFailed,
             json!({
                 "message_id": mail.bounced_message_id.as_ref().map(|m| m.as_str()),
                 "error": "bounced",
@@ -190,9 +195,9 @@ pub fn apply(
     // A follow-up on an existing ticket.
     plan.event(
         if verdict.is_human() {
-            "customer_replied"
+            EventKind::CustomerReplied
         } else {
-            "automatic_reply_received"
+            EventKind::AutomaticReplyReceived
         },
         base,
     );
@@ -221,7 +226,7 @@ pub fn apply(
         detail["message_id"] = json!(mail.message_id.as_str());
         detail["from"] = json!(t.class);
         detail["to"] = json!(up);
-        plan.event("reclassified", detail);
+        plan.event(EventKind::Reclassified, detail);
         // Running promises tighten to the new class's times (counted from their start).
         for running in &t.timers {
             let d = desk.sla.draft(running.kind, &up, running.started_at);
@@ -287,7 +292,7 @@ fn acknowledge(
 ) -> bool {
     if acks.acks_to_sender_last_hour >= desk.ack_limit_per_hour {
         plan.event(
-            "ack_suppressed",
+            EventKind::AckSuppressed,
             json!({"reason": "rate limit", "limit_per_hour": desk.ack_limit_per_hour}),
         );
         return false;
@@ -295,11 +300,11 @@ fn acknowledge(
     let letter = Letter {
         in_reply_to: Some(mail.message_id.clone()),
         references: mail.references.clone(),
-        ..Letter::to_requester("ack", "ack", t, desk.vars(t))
+        ..Letter::to_requester("ack", MailKind::Ack, t, desk.vars(t))
     };
     match desk.queue(plan, t.ticket, letter, now) {
         Some(id) => {
-            plan.event("ack_queued", json!({"message_id": id.as_str()}));
+            plan.event(EventKind::AckQueued, json!({"message_id": id.as_str()}));
             true
         }
         None => false,

@@ -17,9 +17,10 @@ use crate::agents::authority::{self, Authority};
 use crate::agents::mail as agent_mail;
 use crate::agents::shared_mailbox::{self, SentMail};
 use crate::app::context::Desk;
+use crate::domain::EventKind;
 use crate::domain::{
-    Agent, IntakeFacts, Millis, Plan, ScreenVerdict, ThreadDecision, ThreadFacts, TicketFacts,
-    TicketRef, TicketState, Verdict,
+    Agent, IntakeFacts, MailKind, Millis, Plan, ScreenVerdict, ThreadDecision, ThreadFacts,
+    TicketFacts, TicketRef, TicketState, Verdict,
 };
 use crate::inbound::analyze::Analysis;
 use crate::inbound::apply::{self, AckFacts, NewTicket};
@@ -254,7 +255,7 @@ pub fn decide(
                 now,
             );
             if let Some(why) = refused {
-                plan.event("agent_authority_refused", json!({"why": why}));
+                plan.event(EventKind::AgentAuthorityRefused, json!({"why": why}));
             }
             let opened = ticket.filter(|t| t.created);
             Some(Decided {
@@ -292,7 +293,7 @@ pub fn record(facts: &mut IntakeFacts, a: &Analysis, uid: u32, d: &Decided, now:
     }
     for o in &d.plan.outbox {
         facts.outbound.insert(o.message_id.clone(), Some(o.ticket));
-        if o.kind == "ack" {
+        if o.kind == MailKind::Ack {
             if let Some(r) = o.recipients.first() {
                 *facts.acks_last_hour.entry(r.clone()).or_default() += 1;
             }

@@ -12,6 +12,7 @@
 //! with mailbox, UID and Message-ID; the `unattributed_mail` event; the metric).
 
 use crate::app::context::Desk;
+use crate::domain::EventKind;
 use crate::domain::{FactsWanted, IntakeFacts, MessageId, Millis, Plan, TicketRef};
 use crate::inbound::analyze::Analysis;
 use crate::inbound::decide::{self, Decided, FolderRole};
@@ -24,7 +25,7 @@ use tracing::{debug, info, warn};
 #[derive(Debug, Clone)]
 pub struct Processed {
     pub verdict: &'static str,
-    pub events: Vec<(&'static str, serde_json::Value)>,
+    pub events: Vec<(EventKind, serde_json::Value)>,
     /// Time spent on it, commit included (its share of a group commit).
     pub seconds: f64,
 }
@@ -219,13 +220,13 @@ fn report(batch: Batch<'_>, uid: u32, a: &Analysis, d: &Decided) {
         .unwrap_or_default();
     for e in &d.plan.events {
         match e.kind {
-            "unattributed_mail" => warn!(
+            EventKind::UnattributedMail => warn!(
                 imap.mailbox = batch.mailbox,
                 imap.uid = uid,
                 message.id = %a.mail.message_id,
                 "a person's mail could not be filed on any ticket (no usable sender): see `supportd unattributed list`"
             ),
-            "agent_authority_refused" => warn!(
+            EventKind::AgentAuthorityRefused => warn!(
                 imap.mailbox = batch.mailbox,
                 imap.uid = uid,
                 message.id = %a.mail.message_id,
@@ -345,7 +346,7 @@ async fn quarantine(
         );
         let mut plan = Plan::default();
         plan.event(
-            "mail_quarantined",
+            EventKind::MailQuarantined,
             json!({"mailbox": batch.mailbox, "uid": uid, "message_id": id.as_str(), "error": error}),
         );
         let record = Record {

@@ -6,6 +6,7 @@
 //! promise kinds, configured mailbox names) — never addresses or subjects; a metric is only ever
 //! incremented after the work it counts has committed.
 
+use crate::domain::EventKind;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -170,28 +171,28 @@ impl Metrics {
             .inc();
     }
     /// Counts what a committed plan's events say about promises.
-    pub fn events(&self, kinds: &[(&'static str, &serde_json::Value)]) {
+    pub fn events(&self, kinds: &[(EventKind, &serde_json::Value)]) {
         for (kind, detail) in kinds {
             let promise = detail["promise"].as_str().unwrap_or("").to_string();
             match *kind {
-                "sla_warning" => self
+                EventKind::SlaWarning => self
                     .sla_warnings
                     .get_or_create(&l("promise", promise))
                     .inc(),
-                "sla_breached" => self
+                EventKind::SlaBreached => self
                     .sla_breaches
                     .get_or_create(&l("promise", promise))
                     .inc(),
-                "escalated" => {
+                EventKind::Escalated => {
                     let reason = detail["reason"].as_str().unwrap_or("").to_string();
                     self.escalations.get_or_create(&l("reason", reason)).inc()
                 }
-                "ticket_created" => self.tickets_created.inc(),
-                "unattributed_mail" => self
+                EventKind::TicketCreated => self.tickets_created.inc(),
+                EventKind::UnattributedMail => self
                     .unattributed
                     .get_or_create(&l("reason", "no_sender".to_string()))
                     .inc(),
-                "mail_quarantined" => self
+                EventKind::MailQuarantined => self
                     .unattributed
                     .get_or_create(&l("reason", "quarantined".to_string()))
                     .inc(),
@@ -245,8 +246,11 @@ mod tests {
         m.fetched("support", 3);
         m.screened("human");
         m.events(&[
-            ("ticket_created", &serde_json::json!({})),
-            ("sla_breached", &serde_json::json!({"promise": "solution"})),
+            (EventKind::TicketCreated, &serde_json::json!({})),
+            (
+                EventKind::SlaBreached,
+                &serde_json::json!({"promise": "solution"}),
+            ),
         ]);
         m.processed(0.002);
         m.set_state(2, 1.5, 7, &[("support".into(), 4.0)]);

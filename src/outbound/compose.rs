@@ -8,8 +8,9 @@
 
 use crate::app::context::Desk;
 use crate::clock::Millis;
+use crate::domain::EventKind;
 use crate::domain::LOOP_HEADER;
-use crate::domain::{EmailAddress, Language, MessageId, TicketRef};
+use crate::domain::{EmailAddress, Language, MailKind, MessageId, TicketRef};
 use crate::domain::{OutboxDraft, Plan, TicketState};
 use crate::outbound::templates::{number_text, TemplateVars};
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
@@ -114,8 +115,7 @@ pub fn compose(m: &OutgoingMail) -> Result<Vec<u8>, ComposeError> {
 pub struct Letter {
     /// Template name (`ack`, `survey`, `notice_warning`, `canned_refund_policy`, …).
     pub template: String,
-    /// Outbox kind (`ack`, `survey`, `followup`, `notice`, …).
-    pub kind: &'static str,
+    pub kind: MailKind,
     pub language: Language,
     pub to: Vec<(Option<String>, EmailAddress)>,
     pub vars: TemplateVars,
@@ -134,7 +134,7 @@ impl Letter {
     /// An automatic letter to one person, not threaded.
     pub fn to(
         template: &str,
-        kind: &'static str,
+        kind: MailKind,
         language: Language,
         name: Option<String>,
         to: EmailAddress,
@@ -157,7 +157,7 @@ impl Letter {
     /// An automatic letter to the ticket's requester, in the ticket's language.
     pub fn to_requester(
         template: &str,
-        kind: &'static str,
+        kind: MailKind,
         t: &TicketState,
         vars: TemplateVars,
     ) -> Letter {
@@ -313,7 +313,7 @@ impl Desk {
             }
             Err(error) => {
                 plan.event(
-                    "mail_failed",
+                    EventKind::MailFailed,
                     json!({"template": letter.template, "kind": letter.kind, "error": error}),
                 );
                 None

@@ -11,6 +11,7 @@
 
 use crate::clock::{Millis, SharedClock};
 use crate::config::{SmtpSettings, TlsMode};
+use crate::domain::EventKind;
 use crate::domain::{Plan, TicketRef};
 use crate::store::{ClaimedMail, Record, Store};
 use crate::ticket::lifecycle;
@@ -148,7 +149,7 @@ impl OutboxWorker {
                     Ok(()) => {
                         info!(message_id = %mail.message_id, kind = %mail.kind, "mail sent");
                         self.sent(&mail, now).await?;
-                        self.metrics.mail_sent(&mail.kind);
+                        self.metrics.mail_sent(mail.kind.as_str());
                         Ok(())
                     }
                     Err(SendError::Transient(e)) if now < mail.give_up_at => {
@@ -177,9 +178,9 @@ impl OutboxWorker {
     async fn sent(&self, mail: &ClaimedMail, now: Millis) -> Result<(), crate::store::StoreError> {
         let mut tx = self.store.begin().await?;
         if self.store.mark_sent(&mut tx, mail, now).await? {
-            let mut plan = lifecycle::mail_sent(TicketRef(mail.ticket_id), &mail.kind);
+            let mut plan = lifecycle::mail_sent(TicketRef(mail.ticket_id), mail.kind);
             plan.event(
-                "mail_sent",
+                EventKind::MailSent,
                 serde_json::json!({"message_id": mail.message_id, "attempts": mail.attempts + 1}),
             );
             self.store
@@ -201,7 +202,7 @@ impl OutboxWorker {
         self.store.mark_failed(&mut tx, mail, error).await?;
         let mut plan = Plan::for_ticket(TicketRef(mail.ticket_id));
         plan.event(
-            "outbox_failed",
+            EventKind::OutboxFailed,
             serde_json::json!({"message_id": mail.message_id, "error": error, "attempts": mail.attempts + 1}),
         );
         self.store

@@ -3,7 +3,7 @@
 //! through the writer.
 
 use super::{Backend, Result, Store, Tx};
-use crate::domain::Millis;
+use crate::domain::{MailKind, Millis};
 use sqlx::Row;
 
 /// A queued mail claimed for sending.
@@ -12,7 +12,7 @@ pub struct ClaimedMail {
     pub id: i64,
     pub ticket_id: i64,
     /// `ack`, `survey`, `notice`, …
-    pub kind: String,
+    pub kind: MailKind,
     pub message_id: String,
     pub recipients: Vec<String>,
     pub envelope_from: String,
@@ -105,7 +105,9 @@ impl Store {
                 attempts: r.get(6),
                 created_at: r.get(7),
                 give_up_at: r.get(8),
-                kind: r.get(9),
+                // A kind this version does not know (written by a newer one) changes nothing
+                // on its ticket when sent, as a notice does not.
+                kind: MailKind::parse(&r.get::<String, _>(9)).unwrap_or(MailKind::Notice),
             });
         }
         tx.commit().await?;

@@ -422,7 +422,7 @@ impl Store {
             buf.events.push(vec![
                 V::I(e.ticket.map(|t| t.0)),
                 i(now),
-                s(e.kind),
+                s(e.kind.as_str()),
                 s(e.detail.to_string()),
             ]);
         }
@@ -458,7 +458,7 @@ impl Store {
             buf.outbox.push(vec![
                 i(o.ticket.0),
                 i(row),
-                s(o.kind),
+                s(o.kind.as_str()),
                 s(o.message_id.as_str()),
                 s(o.recipients.first().map(|a| a.as_str()).unwrap_or("")),
                 s(join(&o.recipients)),

@@ -16,6 +16,8 @@
 
 use crate::app::context::Desk;
 use crate::clock::Millis;
+use crate::domain::EventKind;
+use crate::domain::MailKind;
 use crate::domain::Role;
 use crate::domain::Scores;
 use crate::domain::{Category, Correction};
@@ -59,18 +61,18 @@ pub fn agent_replied(
     let first = t.first_reply_at.is_none();
     plan.update.agent_reply = true;
     plan.event(
-        "agent_replied",
+        EventKind::AgentReplied,
         json!({"by": by.as_str(), "first": first, "wording_checked": checked_wording}),
     );
     if t.owner.is_none() {
         plan.update.owner = Some(by.clone());
         plan.event(
-            "owner_assigned",
+            EventKind::OwnerAssigned,
             json!({"owner": by.as_str(), "why": "first reply"}),
         );
     } else if t.owner.as_ref() != Some(by) {
         plan.event(
-            "reply_by_other_agent",
+            EventKind::ReplyByOtherAgent,
             json!({"by": by.as_str(), "owner": t.owner.as_ref().map(|o| o.as_str())}),
         );
     }
@@ -87,21 +89,21 @@ pub fn agent_replied(
 pub fn solve(desk: &Desk, t: &TicketState, by: &str, now: Millis) -> Plan {
     let mut plan = Plan::for_ticket(t.ticket);
     if t.status == Status::Solved {
-        plan.event("already_solved", json!({"by": by}));
+        plan.event(EventKind::AlreadySolved, json!({"by": by}));
         return plan;
     }
     plan.update.status = Some(Status::Solved);
     plan.update.solved = true;
-    plan.event("solved", json!({"by": by}));
+    plan.event(EventKind::Solved, json!({"by": by}));
     // A solution without a written reply (by phone, say) still keeps the solution promise.
     plan.end(TimerKind::Ack, TimerEnd::Met);
     plan.end(TimerKind::Solution, TimerEnd::Met);
     plan.end(TimerKind::Progress, TimerEnd::Met);
     if desk.sla.survey {
-        let letter = Letter::to_requester("survey", "survey", t, desk.vars(t));
+        let letter = Letter::to_requester("survey", MailKind::Survey, t, desk.vars(t));
         if let Some(id) = desk.queue(&mut plan, t.ticket, letter, now) {
             plan.update.survey_sent = true;
-            plan.event("survey_sent", json!({"message_id": id.as_str()}));
+            plan.event(EventKind::SurveySent, json!({"message_id": id.as_str()}));
         }
     }
     if t.class.category == Category::Complaint {
@@ -118,7 +120,7 @@ pub fn set_complex(desk: &Desk, t: &TicketState, on: bool, by: &str, now: Millis
         return plan;
     }
     plan.update.complex = Some(on);
-    plan.event("complex", json!({"complex": on, "by": by}));
+    plan.event(EventKind::Complex, json!({"complex": on, "by": by}));
     if on && t.status != Status::Solved {
         plan.start_timers
             .push(desk.sla.draft(TimerKind::Progress, &t.class, now));
@@ -133,7 +135,10 @@ pub fn record_followup(t: &TicketState, result: &str, by: &str) -> Plan {
     let mut plan = Plan::for_ticket(t.ticket);
     plan.update.followup_result = Some(result.to_string());
     plan.end(TimerKind::Followup, TimerEnd::Met);
-    plan.event("followup_recorded", json!({"by": by, "result": result}));
+    plan.event(
+        EventKind::FollowupRecorded,
+        json!({"by": by, "result": result}),
+    );
     plan
 }
 
@@ -145,7 +150,7 @@ pub fn assign(t: &TicketState, to: &EmailAddress, by: &str) -> Plan {
     }
     plan.update.owner = Some(to.clone());
     plan.event(
-        "owner_assigned",
+        EventKind::OwnerAssigned,
         json!({"owner": to.as_str(), "from": t.owner.as_ref().map(|o| o.as_str()), "by": by}),
     );
     plan
@@ -163,7 +168,7 @@ pub fn correct(desk: &Desk, t: &TicketState, c: &Correction, by: &str) -> Plan {
     }
     if !changes.is_empty() {
         plan.event(
-            "classification_corrected",
+            EventKind::ClassificationCorrected,
             json!({"by": by, "changes": changes, "from": t.class, "to": to}),
         );
     }
@@ -182,7 +187,7 @@ pub fn correct(desk: &Desk, t: &TicketState, c: &Correction, by: &str) -> Plan {
 pub fn reopen(desk: &Desk, t: &TicketState, why: &str, now: Millis, plan: &mut Plan) {
     plan.update.status = Some(Status::Open);
     plan.update.reopened = true;
-    plan.event("reopened", json!({"why": why}));
+    plan.event(EventKind::Reopened, json!({"why": why}));
     plan.start_timers
         .push(desk.sla.draft(TimerKind::Solution, &t.class, now));
     if t.complex {
@@ -195,7 +200,10 @@ pub fn reopen(desk: &Desk, t: &TicketState, why: &str, now: Millis, plan: &mut P
 /// `supervisor_contact_hours`.
 pub fn escalate_unsatisfied(desk: &Desk, t: &TicketState, why: &str, now: Millis, plan: &mut Plan) {
     plan.update.escalate = true;
-    plan.event("escalated", json!({"reason": "unsatisfied", "why": why}));
+    plan.event(
+        EventKind::Escalated,
+        json!({"reason": "unsatisfied", "why": why}),
+    );
     let timer = desk.sla.draft(TimerKind::SupervisorContact, &t.class, now);
     let notice = Notice {
         template: "notice_escalation",
@@ -217,7 +225,10 @@ pub fn escalate_by_agent(
     plan: &mut Plan,
 ) {
     plan.update.escalate = true;
-    plan.event("escalated", json!({"reason": "agent", "by": by.as_str()}));
+    plan.event(
+        EventKind::Escalated,
+        json!({"reason": "agent", "by": by.as_str()}),
+    );
     let notice = Notice {
         template: "notice_escalation",
         to: sla::escalation_recipients(&desk.agents),
@@ -234,7 +245,7 @@ pub fn escalate_by_agent(
 pub fn survey_answered(desk: &Desk, t: &TicketState, scores: Scores, now: Millis, plan: &mut Plan) {
     plan.survey = Some(scores);
     plan.update.survey_answered = true;
-    plan.event("survey_answered", json!(scores));
+    plan.event(EventKind::SurveyAnswered, json!(scores));
     if scores.unsatisfied(desk.sla.unsatisfied_score) {
         if t.status == Status::Solved {
             reopen(desk, t, "unsatisfied survey", now, plan);
@@ -270,7 +281,7 @@ pub fn customer_followed_up(
         }
         plan.update.followup_result = Some(result.clone());
         plan.event(
-            "followup_recorded",
+            EventKind::FollowupRecorded,
             json!({"by": t.requester.as_str(), "result": result}),
         );
         if !not_solved {
@@ -286,16 +297,16 @@ pub fn customer_followed_up(
         }
         Status::Pending => {
             plan.update.status = Some(Status::Open);
-            plan.event("customer_answered", json!({}));
+            plan.event(EventKind::CustomerAnswered, json!({}));
         }
         _ => {}
     }
 }
 
 /// The outbox reports a mail sent: an acknowledgement keeps the acknowledgement promise.
-pub fn mail_sent(t: crate::domain::TicketRef, kind: &str) -> Plan {
+pub fn mail_sent(t: crate::domain::TicketRef, kind: MailKind) -> Plan {
     let mut plan = Plan::for_ticket(t);
-    if kind == "ack" {
+    if kind == MailKind::Ack {
         plan.update.acked = true;
         plan.end(TimerKind::Ack, TimerEnd::Met);
     }
@@ -321,7 +332,7 @@ pub fn queue_notices(
             vars.recipient_name = desk.agent_name(to);
             let letter = Letter::to(
                 n.template,
-                "notice",
+                MailKind::Notice,
                 desk.agent_language,
                 Some(vars.recipient_name.clone()),
                 to.clone(),
@@ -335,7 +346,7 @@ pub fn queue_notices(
 /// The automatic follow-up mail (`sla.followup = "mail"`).
 pub fn queue_followup_mail(desk: &Desk, t: &TicketState, now: Millis, plan: &mut Plan) {
     plan.update.followup_sent = true;
-    let letter = Letter::to_requester("followup", "followup", t, desk.vars(t));
+    let letter = Letter::to_requester("followup", MailKind::Followup, t, desk.vars(t));
     desk.queue(plan, t.ticket, letter, now);
 }
 

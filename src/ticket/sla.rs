@@ -22,6 +22,7 @@
 
 use crate::clock::Millis;
 use crate::domain::EmailAddress;
+use crate::domain::EventKind;
 use crate::domain::{Agent, Role};
 use crate::domain::{Category, Priority, Severity, TicketClass};
 use crate::domain::{Plan, Status, TicketState, TimerDraft, TimerEnd, TimerKind, TimerStep};
@@ -491,7 +492,7 @@ pub fn fire(
     if moot {
         plan.timer_step = Some(step(timer.warnings_fired, None, Some("met")));
         plan.event(
-            "sla_timer_ended",
+            EventKind::SlaTimerEnded,
             json!({"promise": timer.kind.as_str(), "why": "no longer applies"}),
         );
         fired.plan = plan;
@@ -510,7 +511,7 @@ pub fn fire(
         plan.timer_step = Some(step(after, Some(next), None));
         let mut d = detail.clone();
         d["warning"] = json!(after);
-        plan.event("sla_warning", d);
+        plan.event(EventKind::SlaWarning, d);
         let to = match timer.kind {
             // A supervisor's own deadline is the supervisors' to hear about.
             TimerKind::SupervisorContact => escalation_recipients(agents),
@@ -532,16 +533,16 @@ pub fn fire(
     // Due.
     if timer.kind == TimerKind::Followup && policy.followup == FollowupMode::Mail {
         plan.timer_step = Some(step(timer.warnings_fired, None, Some("met")));
-        plan.event("followup_sent", detail);
+        plan.event(EventKind::FollowupSent, detail);
         fired.followup_mail = true;
         fired.plan = plan;
         return fired;
     }
     plan.timer_step = Some(step(timer.warnings_fired, None, Some("breached")));
-    plan.event("sla_breached", detail);
+    plan.event(EventKind::SlaBreached, detail);
     plan.update.escalate = true;
     plan.event(
-        "escalated",
+        EventKind::Escalated,
         json!({"reason": "breach", "promise": timer.kind.as_str()}),
     );
     let to = escalation_recipients(agents);

@@ -11,6 +11,7 @@
 
 use crate::clock::{Millis, SharedClock};
 use crate::config::{MailboxSettings, QueueSettings};
+use crate::domain::EventKind;
 use crate::domain::TicketRef;
 use crate::domain::{Folder, Plan};
 use crate::inbound::fetch::{self, FetchError, ImapConn};
@@ -151,7 +152,7 @@ impl ImapJobWorker {
         if next.is_none() {
             let mut plan = Plan::for_ticket(job.ticket);
             plan.event(
-                "imap_job_failed",
+                EventKind::ImapJobFailed,
                 serde_json::json!({"job": job.kind, "folder": job.folder.as_str(), "error": error}),
             );
             self.store
