@@ -201,6 +201,20 @@ impl Plan {
         }
     }
 
+    /// A plan that only records one event (on `ticket`, or an ops event without one).
+    pub fn with_event(
+        ticket: Option<TicketRef>,
+        kind: EventKind,
+        detail: serde_json::Value,
+    ) -> Plan {
+        let mut plan = Plan {
+            ticket,
+            ..Default::default()
+        };
+        plan.event(kind, detail);
+        plan
+    }
+
     /// The survey this plan sends (its Message-ID), when it sends one.
     pub fn survey_sent(&self) -> Option<&MessageId> {
         if !self.update.survey_sent {

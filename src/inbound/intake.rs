@@ -344,8 +344,8 @@ async fn quarantine(
             error,
             "mail refused by the database; quarantined raw"
         );
-        let mut plan = Plan::default();
-        plan.event(
+        let plan = Plan::with_event(
+            None,
             EventKind::MailQuarantined,
             json!({"mailbox": batch.mailbox, "uid": uid, "message_id": id.as_str(), "error": error}),
         );

@@ -15,7 +15,7 @@ use crate::domain::EventKind;
 use crate::domain::{Plan, TicketRef};
 use crate::store::{ClaimedMail, Record, Store};
 use crate::ticket::lifecycle;
-use crate::workers::{self, Step};
+use crate::workers::{self, Step, Worker};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -200,8 +200,8 @@ impl OutboxWorker {
     ) -> Result<(), crate::store::StoreError> {
         let mut tx = self.store.begin().await?;
         self.store.mark_failed(&mut tx, mail, error).await?;
-        let mut plan = Plan::for_ticket(TicketRef(mail.ticket_id));
-        plan.event(
+        let plan = Plan::with_event(
+            Some(TicketRef(mail.ticket_id)),
             EventKind::OutboxFailed,
             serde_json::json!({"message_id": mail.message_id, "error": error, "attempts": mail.attempts + 1}),
         );
@@ -211,36 +211,31 @@ impl OutboxWorker {
         tx.commit().await?;
         Ok(())
     }
+}
 
+impl Worker for OutboxWorker {
+    const TASK: &'static str = TASK;
+    async fn step(&mut self) -> Result<Step, crate::store::StoreError> {
+        self.try_send_once().await
+    }
+    async fn next_due(&mut self) -> Result<Option<Millis>, crate::store::StoreError> {
+        self.store.next_due().await
+    }
+    fn now(&self) -> Millis {
+        self.clock.now()
+    }
+    fn health(&self) -> Arc<crate::ops::health::Health> {
+        self.health.clone()
+    }
+    fn wake(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+}
+
+impl OutboxWorker {
     /// Runs until `cancel`: sends what is due, then sleeps until the next due mail or a wake-up.
     pub async fn run(self, cancel: CancellationToken) {
-        let mut failures = 0u32;
-        loop {
-            self.health.beat(TASK);
-            if cancel.is_cancelled() {
-                break;
-            }
-            let sleep_for = match self.try_send_once().await {
-                Ok(Step::Worked(_)) => {
-                    failures = 0;
-                    continue;
-                }
-                Ok(Step::Idle) => {
-                    failures = 0;
-                    workers::until_due(self.store.next_due().await, self.clock.now(), TASK)
-                }
-                Err(e) => {
-                    failures += 1;
-                    warn!(error = %e, "outbox: database error");
-                    workers::error_backoff(failures)
-                }
-            };
-            if !workers::pause(&self.health, TASK, &self.wake, &cancel, sleep_for).await {
-                break;
-            }
-        }
-        self.health.retire(TASK);
-        info!("outbox worker stopped");
+        workers::run(self, cancel).await
     }
 }
 

@@ -151,6 +151,18 @@ impl Store {
         Ok(())
     }
 
+    /// When the next pending job is due (a retry's wait), if any.
+    pub async fn next_imap_job_at(&self) -> Result<Option<Millis>> {
+        Ok(sqlx::query(
+            "SELECT MIN(t) FROM (
+                SELECT MIN(next_attempt_at) AS t FROM imap_jobs WHERE status = 'pending'
+                UNION ALL SELECT MIN(locked_until) AS t FROM imap_jobs WHERE status = 'working') AS due",
+        )
+        .fetch_one(&self.pool)
+        .await?
+        .get::<Option<i64>, _>(0))
+    }
+
     /// Releases claimed jobs not worked on (an earlier one failed: order is kept).
     pub async fn release_imap_jobs(&self, ids: &[i64]) -> Result<()> {
         for id in ids {

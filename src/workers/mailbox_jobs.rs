@@ -18,11 +18,11 @@ use crate::inbound::fetch::{self, FetchError, ImapConn};
 use crate::ops::health::Health;
 use crate::outbound::outbox::backoff;
 use crate::store::{ImapJobRow, Record, Store, StoreError};
-use crate::workers;
+use crate::workers::{self, Step, Worker};
 use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, info_span, warn, Instrument};
+use tracing::{debug, info_span, warn, Instrument};
 
 const TASK: &str = "imap jobs";
 const LEASE_MS: Millis = 5 * 60_000;
@@ -36,6 +36,12 @@ pub struct ImapJobWorker {
     pub clock: SharedClock,
     pub wake: Arc<Notify>,
     pub health: Arc<Health>,
+}
+
+/// The worker with its own IMAP connection, opened when there is work.
+struct Running {
+    worker: ImapJobWorker,
+    conn: Option<ImapConn>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,8 +156,8 @@ impl ImapJobWorker {
             .imap_job_failed(&mut tx, job, error, next)
             .await?;
         if next.is_none() {
-            let mut plan = Plan::for_ticket(job.ticket);
-            plan.event(
+            let plan = Plan::with_event(
+                Some(job.ticket),
                 EventKind::ImapJobFailed,
                 serde_json::json!({"job": job.kind, "folder": job.folder.as_str(), "error": error}),
             );
@@ -162,38 +168,43 @@ impl ImapJobWorker {
         tx.commit().await?;
         Ok(())
     }
+}
 
-    pub async fn run(self, cancel: CancellationToken) {
-        let mut conn: Option<ImapConn> = None;
-        let mut failures = 0u32;
-        loop {
-            self.health.beat(TASK);
-            if cancel.is_cancelled() {
-                break;
-            }
-            let wait = match self.try_run_once(&mut conn).await {
-                Ok(n) if n > 0 => {
-                    failures = 0;
-                    continue;
-                }
-                Ok(_) => {
-                    failures = 0;
-                    workers::FALLBACK
-                }
-                Err(e) => {
-                    failures += 1;
-                    warn!(error = %e, "shared-mailbox jobs: database error");
-                    workers::error_backoff(failures)
-                }
-            };
-            if !workers::pause(&self.health, TASK, &self.wake, &cancel, wait).await {
-                break;
-            }
-        }
-        if let Some(c) = conn {
+impl Worker for Running {
+    const TASK: &'static str = TASK;
+    async fn step(&mut self) -> Result<Step, StoreError> {
+        Ok(match self.worker.try_run_once(&mut self.conn).await? {
+            0 => Step::Idle,
+            n => Step::Worked(n),
+        })
+    }
+    async fn next_due(&mut self) -> Result<Option<Millis>, StoreError> {
+        self.worker.store.next_imap_job_at().await
+    }
+    fn now(&self) -> Millis {
+        self.worker.clock.now()
+    }
+    fn health(&self) -> Arc<Health> {
+        self.worker.health.clone()
+    }
+    fn wake(&self) -> Arc<Notify> {
+        self.worker.wake.clone()
+    }
+    async fn finish(self) {
+        if let Some(c) = self.conn {
             c.logout().await;
         }
-        self.health.retire(TASK);
-        info!("shared-mailbox job worker stopped");
+    }
+}
+
+impl ImapJobWorker {
+    /// Runs until `cancel`: does the shared-mailbox work in commit order, then sleeps until the
+    /// next retry is due, a wake-up, or the fallback interval.
+    pub async fn run(self, cancel: CancellationToken) {
+        let running = Running {
+            worker: self,
+            conn: None,
+        };
+        workers::run(running, cancel).await
     }
 }

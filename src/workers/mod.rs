@@ -8,6 +8,7 @@ pub mod timers;
 use crate::clock::Millis;
 use crate::ops::health::Health;
 use crate::store::StoreError;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -41,6 +42,66 @@ pub fn until_due(next: Result<Option<Millis>, StoreError>, now: Millis, task: &s
             Duration::from_secs(5)
         }
     }
+}
+
+/// A background worker in the single-step shape: [`run`] calls its step until there is nothing
+/// due, then sleeps until the next due item, a wake-up or shutdown, backing off on database
+/// errors.
+pub trait Worker: Send {
+    /// The worker's name in health reports and logs.
+    const TASK: &'static str;
+    /// One round: claim and do what is due now.
+    fn step(&mut self) -> impl std::future::Future<Output = Result<Step, StoreError>> + Send;
+    /// When the next item falls due (`None`: nothing known, sleep the fallback).
+    fn next_due(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<Millis>, StoreError>> + Send;
+    fn now(&self) -> Millis;
+    fn health(&self) -> Arc<Health>;
+    /// Notified when a commit gives the worker something to do.
+    fn wake(&self) -> Arc<Notify>;
+    /// After the loop ends (close connections).
+    fn finish(self) -> impl std::future::Future<Output = ()> + Send
+    where
+        Self: Sized,
+    {
+        async {}
+    }
+}
+
+/// Runs `w` until `cancel`.
+pub async fn run<W: Worker>(mut w: W, cancel: CancellationToken) {
+    let (health, wake) = (w.health(), w.wake());
+    let mut failures = 0u32;
+    loop {
+        health.beat(W::TASK);
+        if cancel.is_cancelled() {
+            break;
+        }
+        let sleep_for = match w.step().await {
+            Ok(Step::Worked(n)) if n > 0 => {
+                failures = 0;
+                continue;
+            }
+            // Due items that were not done (another daemon has them): look again shortly.
+            Ok(Step::Worked(_)) => Duration::from_millis(500),
+            Ok(Step::Idle) => {
+                failures = 0;
+                until_due(w.next_due().await, w.now(), W::TASK)
+            }
+            Err(e) => {
+                failures += 1;
+                warn!(error = %e, task = W::TASK, "database error; backing off");
+                error_backoff(failures)
+            }
+        };
+        if !pause(&health, W::TASK, &wake, &cancel, sleep_for).await {
+            break;
+        }
+    }
+    health.retire(W::TASK);
+    w.finish().await;
+    tracing::info!(task = W::TASK, "worker stopped");
 }
 
 /// Reports the wait to `health`, then sleeps for `d`, a wake-up or shutdown, whichever comes

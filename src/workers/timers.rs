@@ -13,9 +13,8 @@ use crate::clock::SharedClock;
 use crate::store::{Record, Store, StoreError};
 use crate::ticket::lifecycle;
 use crate::ticket::sla;
-use crate::workers::{self, Step};
+use crate::workers::{self, Step, Worker};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
@@ -105,38 +104,31 @@ impl TimerWorker {
         .instrument(span)
         .await
     }
+}
 
+impl Worker for TimerWorker {
+    const TASK: &'static str = TASK;
+    async fn step(&mut self) -> Result<Step, StoreError> {
+        self.try_fire_once().await
+    }
+    async fn next_due(&mut self) -> Result<Option<crate::clock::Millis>, StoreError> {
+        self.store.next_timer_at().await
+    }
+    fn now(&self) -> crate::clock::Millis {
+        self.clock.now()
+    }
+    fn health(&self) -> Arc<crate::ops::health::Health> {
+        self.health.clone()
+    }
+    fn wake(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+}
+
+impl TimerWorker {
     /// Runs until `cancel`: fires what is due, then sleeps until the next due timer, a wake-up,
     /// or the fallback interval.
     pub async fn run(self, cancel: CancellationToken) {
-        let mut failures = 0u32;
-        loop {
-            self.health.beat(TASK);
-            if cancel.is_cancelled() {
-                break;
-            }
-            let sleep_for = match self.try_fire_once().await {
-                Ok(Step::Worked(n)) if n > 0 => {
-                    failures = 0;
-                    continue;
-                }
-                // Due timers that did not fire (another scheduler has them): look again shortly.
-                Ok(Step::Worked(_)) => Duration::from_millis(500),
-                Ok(Step::Idle) => {
-                    failures = 0;
-                    workers::until_due(self.store.next_timer_at().await, self.clock.now(), TASK)
-                }
-                Err(e) => {
-                    failures += 1;
-                    warn!(error = %e, "timers: database error");
-                    workers::error_backoff(failures)
-                }
-            };
-            if !workers::pause(&self.health, TASK, &self.wake, &cancel, sleep_for).await {
-                break;
-            }
-        }
-        self.health.retire(TASK);
-        info!("timer worker stopped");
+        workers::run(self, cancel).await
     }
 }
