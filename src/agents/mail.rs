@@ -253,7 +253,7 @@ pub fn handle(
             automatic: false,
             from_name: None,
         };
-        match desk.draft(t.ticket, &letter, now) {
+        match desk.draft(t, &letter, now) {
             Ok(f) => {
                 plan.outbox.push(f.clone());
                 plan.imap_jobs.push(crate::domain::ImapJob::Append {
@@ -310,7 +310,7 @@ pub fn handle(
 }
 
 /// The agent's draft, returned with every reason; nothing else happens.
-fn returned(
+pub fn returned(
     desk: &Desk,
     t: &TicketState,
     agent: &Agent,
@@ -342,7 +342,7 @@ fn returned(
         vars,
     );
     letter.in_reply_to = Some(mail.message_id.clone());
-    desk.queue(&mut plan, t.ticket, letter, now);
+    desk.queue(&mut plan, t, letter, now);
     plan
 }
 

@@ -78,7 +78,7 @@ pub fn add_card(desk: &Desk, t: &TicketState, text: &str, plan: &mut Plan, now: 
             vars,
         )
     };
-    match desk.render_mail(t.ticket, &letter, now) {
+    match desk.render_mail(t, &letter, now) {
         Ok(f) => plan.imap_jobs.push(ImapJob::Append {
             folder: folder_after(t, plan),
             message_id: f.message_id,
@@ -109,7 +109,7 @@ pub fn notify_new(desk: &Desk, t: &TicketState, text: &str, plan: &mut Plan, now
             a.address.clone(),
             vars,
         );
-        desk.queue(plan, t.ticket, letter, now);
+        desk.queue(plan, t, letter, now);
     }
 }
 
@@ -206,7 +206,7 @@ mod tests {
     }
 
     #[test]
-    fn a_card_carries_the_text_and_replies_to_the_signed_address() {
+    fn a_card_carries_the_text_and_replies_to_the_agents_address() {
         let f = StageFixture::new();
         let t = f.ticket(Category::Complaint);
         let mut plan = Plan::for_ticket(t.ticket);
@@ -219,7 +219,8 @@ mod tests {
         assert!(card.text.contains("我的退款还没有到账。"));
         assert!(card.text.contains("#resolve"), "cheat-sheet");
         let reply_to = card.reply_to.as_ref().expect("reply-to").to_string();
-        assert!(reply_to.starts_with("support+t000042."), "{reply_to}");
+        // The agents' address: never the customer's reply address.
+        assert!(reply_to.starts_with("support+a0.t000042."), "{reply_to}");
         assert!(card.header("auto-submitted").is_none());
     }
 

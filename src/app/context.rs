@@ -80,6 +80,16 @@ impl Desk {
     }
 }
 
+impl Desk {
+    /// Old cards (with the customer's address) keep working for agents for
+    /// `agent_mail.legacy_card_days` after `since`, when this installation first ran with agents'
+    /// addresses.
+    pub fn with_agent_addresses_since(mut self, since: crate::domain::Millis) -> Desk {
+        self.authority = self.authority.with_upgrade_at(since);
+        self
+    }
+}
+
 /// The current [`Desk`], shared by every mailbox loop and worker; a reload swaps it.
 #[derive(Debug)]
 pub struct SharedDesk {

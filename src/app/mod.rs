@@ -54,6 +54,10 @@ pub enum AppError {
     },
 }
 
+/// The `supportd_meta` key recording when agents' addresses came in (the transition window
+/// for old cards starts then).
+const AGENT_ADDRESSES_SINCE: &str = "agent_addresses_since";
+
 pub struct Application {
     pub settings: Settings,
     pub store: Store,
@@ -66,6 +70,8 @@ pub struct Application {
     pub imap_wake: Arc<Notify>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
+    /// When this installation first ran with agents' addresses.
+    agent_addresses_since: crate::domain::Millis,
     listener: Option<tokio::net::TcpListener>,
     mailer: outbox::Mailer,
 }
@@ -86,7 +92,15 @@ impl Application {
             ),
             None => None,
         };
-        let desk = Arc::new(SharedDesk::new(Desk::new(&settings, templates)));
+        let since = store.first_seen(AGENT_ADDRESSES_SINCE, clock.now()).await?;
+        if settings.agent_mail.require_auth == "none" {
+            tracing::warn!(
+                "agent_mail.require_auth = \"none\": an agent's authority rests on the From header of mail sent to a card's address; require \"dkim\", \"dkim_or_spf\" or \"submission\" where your mail system provides it (see the README, Agents: authority)"
+            );
+        }
+        let desk = Arc::new(SharedDesk::new(
+            Desk::new(&settings, templates).with_agent_addresses_since(since),
+        ));
         Ok(Application {
             settings,
             store,
@@ -97,6 +111,7 @@ impl Application {
             imap_wake: Arc::new(Notify::new()),
             metrics: Arc::new(Metrics::new()),
             health: Arc::new(Health::new()),
+            agent_addresses_since: since,
             listener,
             mailer,
         })
@@ -112,6 +127,7 @@ impl Application {
         Reloader {
             path: config_path,
             desk: self.desk.clone(),
+            agent_addresses_since: self.agent_addresses_since,
             current: Mutex::new(self.settings.clone()),
             log,
         }
@@ -253,6 +269,7 @@ impl Application {
 pub struct Reloader {
     path: PathBuf,
     desk: Arc<SharedDesk>,
+    agent_addresses_since: crate::domain::Millis,
     current: Mutex<Settings>,
     log: Option<LogReload>,
 }
@@ -291,7 +308,9 @@ impl Reloader {
         }
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         let restart = current.restart_needed(&new);
-        self.desk.replace(Desk::new(&new, templates));
+        self.desk.replace(
+            Desk::new(&new, templates).with_agent_addresses_since(self.agent_addresses_since),
+        );
         *current = new;
         Ok(restart)
     }

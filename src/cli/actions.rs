@@ -35,6 +35,10 @@ pub enum Action {
         correction: Correction,
         by: String,
     },
+    /// Renew the ticket's agents' address (revokes older cards).
+    RotateAgentAddress {
+        by: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +77,7 @@ pub async fn perform(
         Action::Followup { result, by } => lifecycle::record_followup(&ticket, result, by),
         Action::Assign { to, by } => lifecycle::assign(&ticket, to, by),
         Action::Correct { correction, by } => lifecycle::correct(desk, &ticket, correction, by),
+        Action::RotateAgentAddress { by } => lifecycle::rotate_agent_address(&ticket, by),
     };
     if desk.queue.is_some() {
         crate::agents::shared_mailbox::follow_state(&ticket, &mut plan);

@@ -24,6 +24,11 @@ pub(super) async fn run(config: &Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    if settings.agent_mail.require_auth == "none" && !settings.agents.is_empty() {
+        println!(
+            "WARN agent_mail.require_auth = \"none\": an agent's authority rests on the From header of a mail to a card's address, and anyone who sees a card can forge one. Set \"dkim\" or \"dkim_or_spf\" (your MX stamps Authentication-Results and strips foreign ones; set authserv_id) or \"submission\" (agents send through your own MTA; set trusted_hosts)."
+        );
+    }
     match Templates::load(&settings.service.templates_dir) {
         Ok(t) => report(
             true,

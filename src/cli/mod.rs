@@ -184,6 +184,13 @@ pub enum TicketCommand {
         #[arg(long)]
         by: String,
     },
+    /// Renew the ticket's agents' address when a card reached someone it should not have (a
+    /// customer, by mistake): older cards and notices stop working; new ones get the new address.
+    RotateToken {
+        ticket: String,
+        #[arg(long)]
+        by: String,
+    },
     /// Correct a ticket's classification (recorded, so the rules can be tuned).
     Correct {
         ticket: String,
@@ -482,6 +489,7 @@ fn ticket_action(c: &TicketCommand) -> anyhow::Result<(String, Action)> {
             },
         ),
         TicketCommand::Solve { ticket, by } => (ticket, Action::Solve { by }),
+        TicketCommand::RotateToken { ticket, by } => (ticket, Action::RotateAgentAddress { by }),
         TicketCommand::Complex { ticket, off, by } => (ticket, Action::Complex { on: !off, by }),
         TicketCommand::Followup { ticket, result, by } => (ticket, Action::Followup { result, by }),
         TicketCommand::Assign { ticket, to, by } => (

@@ -323,13 +323,26 @@ fn default_sent() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentMailSettings {
-    /// `none` (a listed agent address and a valid signed ticket address), `dkim`, or
-    /// `dkim_or_spf` (also a pass for the agent's domain in our server's Authentication-Results).
+    /// The proof an agent's mail needs besides the agents' address and a listed From: `none`
+    /// (the From header, which can be forged), `dkim` or `dkim_or_spf` (a pass for the agent's
+    /// domain in our server's Authentication-Results), `submission` (an authenticated
+    /// submission through our own MTA).
     #[serde(default = "default_require_auth")]
     pub require_auth: String,
     /// Our receiving server's authserv-id: only its Authentication-Results are trusted.
     #[serde(default)]
     pub authserv_id: Option<String>,
+    /// With `submission`: the host names our own MTAs write in `Received: … by HOST`.
+    #[serde(default)]
+    pub trusted_hosts: Vec<String>,
+    /// Days after the upgrade that brought agents' addresses during which agents' replies to
+    /// old cards (which carry the customer's address) are still accepted, for older tickets.
+    #[serde(default = "default_legacy_card_days")]
+    pub legacy_card_days: u32,
+}
+
+fn default_legacy_card_days() -> u32 {
+    30
 }
 
 fn default_require_auth() -> String {
@@ -341,6 +354,8 @@ impl Default for AgentMailSettings {
         AgentMailSettings {
             require_auth: default_require_auth(),
             authserv_id: None,
+            trusted_hosts: Vec::new(),
+            legacy_card_days: default_legacy_card_days(),
         }
     }
 }
@@ -732,8 +747,16 @@ impl Settings {
                     problems.push("agent_mail.authserv_id: required with require_auth, so only your own server's Authentication-Results are trusted".into());
                 }
             }
+            "submission" => {
+                let a = &self.agent_mail;
+                if a.trusted_hosts.iter().all(|h| h.trim().is_empty())
+                    && a.authserv_id.as_deref().is_none_or(|s| s.trim().is_empty())
+                {
+                    problems.push("agent_mail.trusted_hosts: required with require_auth = \"submission\": the host names your MTA writes in `Received: … by HOST` (or set authserv_id if it stamps `auth=pass smtp.auth=…` in Authentication-Results)".into());
+                }
+            }
             other => problems.push(format!(
-                "agent_mail.require_auth: {other:?}: expected \"none\", \"dkim\" or \"dkim_or_spf\""
+                "agent_mail.require_auth: {other:?}: expected \"none\", \"dkim\", \"dkim_or_spf\" or \"submission\""
             )),
         }
         for (i, f) in self.wording.forbidden.iter().enumerate() {

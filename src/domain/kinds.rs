@@ -87,6 +87,12 @@ named! {
         /// An agent's draft returned to them (bad command, forbidden wording).
         AgentMailReturned = "agent_mail_returned",
         AgentReplied = "agent_replied",
+        /// An agent's mail accepted at an old card's customer address (transition window).
+        LegacyCardAddress = "legacy_card_address",
+        /// A mail from someone who is not an agent came to a ticket's agents' address.
+        AgentAddressExposed = "agent_address_exposed",
+        /// The ticket's agents' address was renewed; older cards stop working.
+        AgentAddressRotated = "agent_address_rotated",
         /// A reply sent from the shared mailbox around supportd (wording not checked).
         AgentReplyUnchecked = "agent_reply_unchecked",
         ReplyByOtherAgent = "reply_by_other_agent",
@@ -123,5 +129,13 @@ named! {
         Reply = "reply",
         Notice = "notice",
         Card = "card",
+    }
+}
+
+impl MailKind {
+    /// Mail for agents (notices, cards): it carries the ticket's agents' address; everything
+    /// else goes to customers and never does.
+    pub fn to_agents(self) -> bool {
+        matches!(self, MailKind::Notice | MailKind::Card)
     }
 }

@@ -33,6 +33,8 @@ pub struct TicketUpdate {
     pub followup_sent: bool,
     /// The follow-up (回访) result.
     pub followup_result: Option<String>,
+    /// Renew the ticket's agents' address: cards and notices sent before stop working.
+    pub rotate_agent_token: bool,
 }
 
 impl TicketUpdate {
@@ -54,6 +56,7 @@ impl TicketUpdate {
         self.survey_answered |= o.survey_answered;
         self.followup_sent |= o.followup_sent;
         self.followup_result = o.followup_result.or(self.followup_result.take());
+        self.rotate_agent_token |= o.rotate_agent_token;
     }
 }
 

@@ -9,6 +9,9 @@ use serde::Serialize;
 pub struct ThreadHints {
     /// A ticket named by a validly signed reply address we received it at.
     pub token: Option<TicketRef>,
+    /// A ticket and agent-token epoch named by a validly signed agents' address (a card's or a
+    /// notice's Reply-To).
+    pub agent_token: Option<(TicketRef, u32)>,
     /// A signed-looking address whose MAC did not verify (forged or from a retired secret).
     pub bad_token: bool,
     /// Message-IDs it replies to, nearest first (In-Reply-To, then References newest first).

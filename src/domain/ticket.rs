@@ -59,6 +59,10 @@ pub struct TicketState {
     /// threads under it).
     pub first_message: Option<MessageId>,
     pub last_customer_message: Option<MessageId>,
+    /// The generation of the ticket's agents' address (cards and notices carry it; rotating it
+    /// revokes older cards). `None`: a ticket from before agents' addresses existed, whose old
+    /// cards carry the customer's reply address.
+    pub agent_epoch: Option<u32>,
     /// The promises still running on it.
     pub timers: Vec<RunningTimer>,
     /// True when the mail being processed created it.
@@ -102,6 +106,7 @@ impl TicketState {
             summary: String::new(),
             first_message: None,
             last_customer_message: None,
+            agent_epoch: Some(0),
             timers: Vec::new(),
             created: true,
         }
@@ -148,6 +153,9 @@ impl TicketState {
         }
         if u.followup_sent {
             self.followup_sent_at = Some(now);
+        }
+        if u.rotate_agent_token {
+            self.agent_epoch = Some(self.agent_epoch.map_or(1, |e| e + 1));
         }
         if let Some(c) = plan.class {
             self.class = c;

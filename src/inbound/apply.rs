@@ -24,11 +24,14 @@ use crate::ticket::lifecycle;
 use crate::ticket::sla;
 use serde_json::json;
 
-/// Facts about recent automatic mail, for the loop brake.
+/// What is known about the mail's sender beyond the mail.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct AckFacts {
-    /// Acknowledgements queued to this sender in the last hour.
+pub struct SenderFacts {
+    /// Acknowledgements queued to this sender in the last hour (the loop brake).
     pub acks_to_sender_last_hour: u32,
+    /// The mail claims an agent's address without an agent's authority: it is kept as a
+    /// follow-up, but nothing in it changes the ticket's class.
+    pub claims_agent: bool,
 }
 
 /// What a new ticket is created with.
@@ -99,7 +102,7 @@ pub fn apply(
     classification: &Classification,
     decision: &ThreadDecision,
     ticket: Option<&TicketState>,
-    acks: AckFacts,
+    acks: SenderFacts,
     now: Millis,
 ) -> Plan {
     let mut plan = Plan {
@@ -205,7 +208,9 @@ pub fn apply(
         return plan;
     }
     if let Some(from) = mail.correspondent() {
-        if from != &t.requester && !t.participants.contains(from) {
+        // Agents are not the customer's participants (they are never Cc'd on replies).
+        let agent = desk.agents.iter().any(|a| &a.address == from);
+        if from != &t.requester && !t.participants.contains(from) && !agent {
             plan.new_participants.push(from.clone());
         }
     }
@@ -221,7 +226,7 @@ pub fn apply(
         now,
         &mut plan,
     );
-    if let Some(up) = upgrade(&t.class, classification) {
+    if let Some(up) = upgrade(&t.class, classification).filter(|_| !acks.claims_agent) {
         let mut detail = classification_detail(classification);
         detail["message_id"] = json!(mail.message_id.as_str());
         detail["from"] = json!(t.class);
@@ -286,7 +291,7 @@ fn acknowledge(
     desk: &Desk,
     mail: &InboundMail,
     t: &TicketState,
-    acks: AckFacts,
+    acks: SenderFacts,
     now: Millis,
     plan: &mut Plan,
 ) -> bool {
@@ -302,7 +307,7 @@ fn acknowledge(
         references: mail.references.clone(),
         ..Letter::to_requester("ack", MailKind::Ack, t, desk.vars(t))
     };
-    match desk.queue(plan, t.ticket, letter, now) {
+    match desk.queue(plan, t, letter, now) {
         Some(id) => {
             plan.event(EventKind::AckQueued, json!({"message_id": id.as_str()}));
             true
@@ -362,7 +367,7 @@ mod tests {
             &plain(),
             &new_decision(),
             Some(&t),
-            AckFacts::default(),
+            SenderFacts::default(),
             0,
         );
         assert_eq!(plan.outbox.len(), 1);
@@ -401,7 +406,7 @@ mod tests {
             &plain(),
             &new_decision(),
             Some(&t),
-            AckFacts::default(),
+            SenderFacts::default(),
             0,
         );
         let ack = parse(&plan.outbox[0].raw);
@@ -414,8 +419,9 @@ mod tests {
         let f = StageFixture::new();
         let mail = parse(MAIL);
         let t = created(&mail);
-        let acks = AckFacts {
+        let acks = SenderFacts {
             acks_to_sender_last_hour: 3,
+            ..Default::default()
         };
         let plan = apply(
             f.desk(),
@@ -451,7 +457,7 @@ mod tests {
             &plain(),
             &new_decision(),
             None,
-            AckFacts::default(),
+            SenderFacts::default(),
             0,
         );
         assert!(plan.outbox.is_empty());
@@ -478,7 +484,7 @@ mod tests {
             &plain(),
             &d,
             Some(&t),
-            AckFacts::default(),
+            SenderFacts::default(),
             0,
         );
         assert!(plan.outbox.is_empty());
@@ -546,7 +552,7 @@ mod tests {
             &c,
             &d,
             Some(&t),
-            AckFacts::default(),
+            SenderFacts::default(),
             0,
         );
         assert!(plan.class.is_some());

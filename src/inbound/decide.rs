@@ -23,7 +23,7 @@ use crate::domain::{
     TicketFacts, TicketRef, TicketState, Verdict,
 };
 use crate::inbound::analyze::Analysis;
-use crate::inbound::apply::{self, AckFacts, NewTicket};
+use crate::inbound::apply::{self, NewTicket, SenderFacts};
 use crate::inbound::thread;
 use serde_json::json;
 
@@ -41,19 +41,41 @@ pub enum FolderRole {
 pub enum Route {
     /// Stored already (the same Message-ID, or the same mailbox UID): nothing to do.
     Duplicate,
-    /// An agent's mail about a ticket, with an agent's authority.
-    Agent { agent: Agent, ticket: TicketRef },
+    /// An agent's mail about a ticket, with an agent's authority (`legacy`: at an old card's
+    /// customer address, during the transition).
+    Agent {
+        agent: Agent,
+        ticket: TicketRef,
+        legacy: bool,
+    },
+    /// An agent's mail at the agents' address without the proof required, or at a revoked card:
+    /// the draft goes back to the agent with the reason.
+    Returned {
+        agent: Agent,
+        ticket: TicketRef,
+        why: String,
+        reason: &'static str,
+    },
     /// Customer and machine mail: its verdict, where it threads, the ticket it opens (if any),
     /// and why an agent's address was refused authority (if it was).
     Mail {
         verdict: ScreenVerdict,
         decision: ThreadDecision,
         opens: Option<NewTicket>,
-        refused: Option<String>,
+        refused: Option<Refused>,
     },
     /// A mail in the shared mailbox's Sent folder: an agent's direct reply to a ticket's
     /// customer, or nothing of ours to record (`None`).
     Sent { direct: Option<TicketRef> },
+}
+
+/// Mail that claims an agent's address without an agent's authority.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub claimed: crate::domain::EmailAddress,
+    pub why: String,
+    /// `customer_address`, `no_agent_address`, `no_proof`, `revoked`.
+    pub reason: &'static str,
 }
 
 impl Route {
@@ -90,7 +112,9 @@ fn thread_facts(facts: &IntakeFacts, a: &Analysis) -> ThreadFacts {
             .take(50)
             .find_map(|id| facts.ticket_of(id))
             .and_then(of),
-        by_tag: h.tag.and_then(of),
+        // An agents' address used by someone who is not an agent threads like a tag: the
+        // sender must be the requester or a participant.
+        by_tag: h.tag.or(h.agent_token.map(|(t, _)| t)).and_then(of),
         by_bounce: h
             .bounced
             .as_ref()
@@ -147,16 +171,34 @@ pub fn route(
     }
     let mut refused = None;
     if verdict.is_human() {
-        match authority::recognise(&a.mail, a.hints.token, &desk.agents, &desk.authority) {
-            Authority::Agent(who) => {
-                if let Some(t) = a.hints.token.filter(|t| facts.tickets.contains_key(t)) {
+        let named = authority::named_ticket(&a.hints).and_then(|t| facts.tickets.get(&t));
+        match authority::recognise(&a.mail, &a.hints, named, &desk.agents, &desk.authority, now) {
+            Authority::Agent { agent, legacy } => {
+                if let Some(t) = named {
                     return Route::Agent {
-                        agent: who.clone(),
-                        ticket: t,
+                        agent: agent.clone(),
+                        ticket: t.ticket,
+                        legacy,
                     };
                 }
             }
-            Authority::Refused(why) => refused = Some(why),
+            Authority::Returned { agent, why, reason } => {
+                if let Some(t) = named {
+                    return Route::Returned {
+                        agent: agent.clone(),
+                        ticket: t.ticket,
+                        why,
+                        reason: reason.as_str(),
+                    };
+                }
+            }
+            Authority::Claimed { agent, why, reason } => {
+                refused = Some(Refused {
+                    claimed: agent.address.clone(),
+                    why,
+                    reason: reason.as_str(),
+                })
+            }
             Authority::None => {}
         }
     }
@@ -198,9 +240,48 @@ pub fn decide(
                 outgoing: true,
             })
         }
-        Route::Agent { agent, ticket } => {
+        Route::Returned {
+            agent,
+            ticket,
+            why,
+            reason,
+        } => {
+            let t = facts.tickets.get(&ticket)?;
+            let mut plan = agent_mail::returned(
+                desk,
+                t,
+                &agent,
+                &a.mail,
+                &a.reply_text,
+                std::slice::from_ref(&why),
+                now,
+            );
+            plan.event(
+                EventKind::AgentAuthorityRefused,
+                json!({"claimed": agent.address.as_str(), "why": why, "reason": reason}),
+            );
+            Some(Decided {
+                verdict: "agent",
+                reason: format!("returned to agent {}: {why}", agent.address),
+                ticket: Some(ticket),
+                opened: None,
+                plan,
+                outgoing: false,
+            })
+        }
+        Route::Agent {
+            agent,
+            ticket,
+            legacy,
+        } => {
             let t = facts.tickets.get(&ticket)?;
             let mut plan = agent_mail::handle(desk, t, &agent, &a.mail, &a.reply_text, now);
+            if legacy {
+                plan.event(
+                    EventKind::LegacyCardAddress,
+                    json!({"by": agent.address.as_str(), "message_id": a.mail.message_id.as_str()}),
+                );
+            }
             if desk.queue.is_some() {
                 shared_mailbox::follow_state(t, &mut plan);
             }
@@ -237,11 +318,12 @@ pub fn decide(
                     ThreadDecision::New { .. } => None,
                 },
             };
-            let acks = AckFacts {
+            let acks = SenderFacts {
                 acks_to_sender_last_hour: ticket
                     .as_ref()
                     .and_then(|t| facts.acks_last_hour.get(&t.requester).copied())
                     .unwrap_or(0),
+                claims_agent: refused.is_some(),
             };
             let mut plan = apply::apply(
                 desk,
@@ -254,8 +336,18 @@ pub fn decide(
                 acks,
                 now,
             );
-            if let Some(why) = refused {
-                plan.event(EventKind::AgentAuthorityRefused, json!({"why": why}));
+            if let Some(r) = refused {
+                plan.event(
+                    EventKind::AgentAuthorityRefused,
+                    json!({"claimed": r.claimed.as_str(), "why": r.why, "reason": r.reason}),
+                );
+            }
+            if a.hints.agent_token.is_some() && plan.ticket.is_some() && verdict.is_human() {
+                // Someone who is not an agent has a card's address: rotate it.
+                plan.event(
+                    EventKind::AgentAddressExposed,
+                    json!({"from": a.mail.from.as_ref().map(|f| f.as_str()), "message_id": a.mail.message_id.as_str()}),
+                );
             }
             let opened = ticket.filter(|t| t.created);
             Some(Decided {

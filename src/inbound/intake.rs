@@ -268,6 +268,7 @@ fn wanted(batch: Batch<'_>, analyzed: &[Analysis]) -> FactsWanted {
             .extend(a.hints.references.iter().take(50).cloned());
         w.message_ids.extend(a.hints.bounced.iter().cloned());
         w.tickets.extend(a.hints.token);
+        w.tickets.extend(a.hints.agent_token.map(|(t, _)| t));
         w.tickets.extend(a.hints.tag);
         w.senders.extend(a.mail.from.iter().cloned());
         w.senders.extend(a.mail.reply_to.iter().cloned());

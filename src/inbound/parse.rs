@@ -33,6 +33,7 @@ const SCREEN_HEADERS: &[&str] = &[
     "x-ms-exchange-inbox-rules-loop",
     "x-spam-flag",
     "authentication-results",
+    "received",
 ];
 
 /// Parses raw bytes. Always returns a mail; see `problems`.

@@ -61,7 +61,56 @@ impl ReplySigner {
         )
     }
 
-    /// The ticket a token names, if its MAC is valid under any of our secrets.
+    fn agent_mac(secret: &Secret, ticket: TicketRef, epoch: u32) -> String {
+        // A separate HMAC domain ("agent:"): no customer token is ever a valid agent token.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.expose().as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(format!("agent:{epoch}:{ticket}").as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..8])
+    }
+
+    /// The agents' token for a ticket, e.g. `A0.T000123.4be1…`: only cards and notices carry it,
+    /// never mail to a customer. `epoch` is the ticket's agent-token generation; rotating it
+    /// (`supportd ticket rotate-token`) revokes every older card.
+    pub fn agent_token(&self, ticket: TicketRef, epoch: u32) -> String {
+        format!(
+            "A{epoch}.T{:06}.{}",
+            ticket.0,
+            Self::agent_mac(&self.secrets[0], ticket, epoch)
+        )
+    }
+
+    /// The agents' address for a ticket: `support+A0.T000123.<mac>@domain`.
+    pub fn agent_address(&self, support: &EmailAddress, ticket: TicketRef, epoch: u32) -> String {
+        format!(
+            "{}+{}@{}",
+            support.local_part(),
+            self.agent_token(ticket, epoch),
+            support.domain()
+        )
+    }
+
+    /// The ticket and epoch an agent token names, if its MAC is valid under any of our secrets.
+    pub fn verify_agent(&self, token: &str) -> Option<(TicketRef, u32)> {
+        let rest = token
+            .strip_prefix('A')
+            .or_else(|| token.strip_prefix('a'))?;
+        let (epoch, rest) = rest.split_once('.')?;
+        let epoch: u32 = epoch.parse().ok()?;
+        let (t, mac) = rest.split_once('.')?;
+        let t = t.strip_prefix('T').or_else(|| t.strip_prefix('t'))?;
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) || t.len() > 12 {
+            return None;
+        }
+        let ticket = TicketRef(t.parse().ok()?);
+        let mac = mac.to_ascii_lowercase();
+        self.secrets
+            .iter()
+            .any(|s| constant_time_eq(Self::agent_mac(s, ticket, epoch).as_bytes(), mac.as_bytes()))
+            .then_some((ticket, epoch))
+    }
+
+    /// The ticket a customer token names, if its MAC is valid under any of our secrets.
     pub fn verify(&self, token: &str) -> Option<TicketRef> {
         let (t, mac) = token.split_once('.')?;
         let t = t.strip_prefix('T').or_else(|| t.strip_prefix('t'))?;
@@ -91,10 +140,18 @@ pub fn hints(mail: &InboundMail, support: &EmailAddress, signer: &ReplySigner) -
             continue;
         }
         if let Some(token) = addr.local_part().strip_prefix(&prefix) {
+            if token.starts_with(['A', 'a']) {
+                match signer.verify_agent(token) {
+                    Some(t) => {
+                        h.agent_token.get_or_insert(t);
+                    }
+                    None => h.bad_token = true,
+                }
+                continue;
+            }
             match signer.verify(token) {
                 Some(t) => {
-                    h.token = Some(t);
-                    break;
+                    h.token.get_or_insert(t);
                 }
                 None => h.bad_token = true,
             }
@@ -229,6 +286,31 @@ mod tests {
         assert_eq!(s.verify(&tok.replace("T000042", "T000043")), None);
         let old = ReplySigner::new(Secret::new("old-secret-0123456789"), vec![]);
         assert_eq!(s.verify(&old.token(TicketRef(7))), Some(TicketRef(7)));
+    }
+
+    #[test]
+    fn agent_tokens_are_their_own_and_revocable() {
+        let s = signer();
+        let a = s.agent_token(TicketRef(42), 0);
+        assert!(a.starts_with("A0.T000042."), "{a}");
+        assert_eq!(s.verify_agent(&a), Some((TicketRef(42), 0)));
+        assert_eq!(s.verify_agent(&a.to_lowercase()), Some((TicketRef(42), 0)));
+        assert_eq!(
+            s.verify_agent(&a.replace("A0.", "A1.")),
+            None,
+            "the epoch is signed"
+        );
+        // A customer's token is never an agent's, and the other way round.
+        let c = s.token(TicketRef(42));
+        assert_eq!(s.verify_agent(&format!("A0.{c}")), None);
+        assert_eq!(s.verify(a.trim_start_matches("A0.")), None);
+        let raw = format!(
+            "From: lina@example.test\r\nTo: {}\r\nMessage-ID: <1@b.c>\r\n\r\nx",
+            s.agent_address(&addr("support@example.test"), TicketRef(42), 3)
+        );
+        let h = hints(&parse(raw.as_bytes()), &addr("support@example.test"), &s);
+        assert_eq!(h.agent_token, Some((TicketRef(42), 3)));
+        assert_eq!(h.token, None);
     }
 
     #[test]

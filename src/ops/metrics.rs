@@ -28,6 +28,7 @@ pub struct Metrics {
     screened: Family<Labels, Counter>,
     tickets_created: Counter,
     unattributed: Family<Labels, Counter>,
+    authority_refused: Family<Labels, Counter>,
     mail_sent: Family<Labels, Counter>,
     send_failures: Family<Labels, Counter>,
     sla_warnings: Family<Labels, Counter>,
@@ -61,6 +62,7 @@ impl Metrics {
             screened: Family::default(),
             tickets_created: Counter::default(),
             unattributed: Family::default(),
+            authority_refused: Family::default(),
             mail_sent: Family::default(),
             send_failures: Family::default(),
             sla_warnings: Family::default(),
@@ -94,6 +96,11 @@ impl Metrics {
             "mail_unattributed",
             "Mails stored without a ticket that a person may have written, by reason (no_sender: no usable From, Reply-To or Sender; quarantined: refused by the database): see `supportd unattributed list`",
             m.unattributed.clone(),
+        );
+        registry.register(
+            "agent_authority_refused",
+            "Mails from an agent's address without an agent's authority, by reason (customer_address: sent to the customer's reply address; no_agent_address; no_proof: require_auth not met; revoked: a rotated card; exposed: a non-agent wrote to a card's address)",
+            m.authority_refused.clone(),
         );
         registry.register(
             "mail_sent",
@@ -191,6 +198,16 @@ impl Metrics {
                 EventKind::UnattributedMail => self
                     .unattributed
                     .get_or_create(&l("reason", "no_sender".to_string()))
+                    .inc(),
+                EventKind::AgentAuthorityRefused => {
+                    let reason = detail["reason"].as_str().unwrap_or("").to_string();
+                    self.authority_refused
+                        .get_or_create(&l("reason", reason))
+                        .inc()
+                }
+                EventKind::AgentAddressExposed => self
+                    .authority_refused
+                    .get_or_create(&l("reason", "exposed".to_string()))
                     .inc(),
                 EventKind::MailQuarantined => self
                     .unattributed

@@ -47,6 +47,20 @@ pub struct OutgoingMail {
     pub loop_marker: String,
 }
 
+/// An agents' address (`support+A0.T000123.<mac>@…`), wherever it appears in a text.
+static AGENT_ADDRESS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"(?i)[a-z0-9._%-]+\+a\d+\.t\d+\.[0-9a-f]{16}@[a-z0-9.-]+")
+        .expect("static regex")
+});
+
+/// `text` with every agents' address replaced by the customer's reply address.
+fn without_agent_addresses(text: &str, customer: &str) -> String {
+    if !text.contains('+') {
+        return text.to_string();
+    }
+    AGENT_ADDRESS.replace_all(text, customer).into_owned()
+}
+
 /// A fresh Message-ID in our domain: 128 random bits.
 pub fn new_message_id(domain: &str) -> MessageId {
     let n: u128 = rand::thread_rng().gen();
@@ -224,17 +238,36 @@ impl Desk {
             .unwrap_or_else(|| a.to_string())
     }
 
+    /// Where replies to a mail about `t` go (its Reply-To): mail to the customer carries the
+    /// ticket's customer reply address; cards and notices to agents carry its agents' address,
+    /// which no customer ever sees.
+    pub fn reply_address(&self, t: &TicketState, kind: MailKind) -> String {
+        if kind.to_agents() {
+            self.signer
+                .agent_address(&self.support_address, t.ticket, t.agent_epoch.unwrap_or(0))
+        } else {
+            self.signer.reply_address(&self.support_address, t.ticket)
+        }
+    }
+
     /// Renders a letter about `ticket` into a finished mail (Message-ID, bytes).
     pub fn render_mail(
         &self,
-        ticket: TicketRef,
+        t: &TicketState,
         letter: &Letter,
         now: Millis,
     ) -> Result<Finished, String> {
-        let rendered = self
+        let ticket = t.ticket;
+        let mut rendered = self
             .templates
             .render(&letter.template, letter.language, &letter.vars)
             .map_err(|e| e.to_string())?;
+        if !letter.kind.to_agents() {
+            // Agents' addresses never reach a customer, whatever an agent pasted into a reply.
+            let customer = self.signer.reply_address(&self.support_address, ticket);
+            rendered.subject = without_agent_addresses(&rendered.subject, &customer);
+            rendered.body = without_agent_addresses(&rendered.body, &customer);
+        }
         let message_id = new_message_id(&self.message_id_domain);
         let mut references = letter.references.clone();
         if let Some(irt) = &letter.in_reply_to {
@@ -249,7 +282,7 @@ impl Desk {
                 .clone()
                 .unwrap_or_else(|| self.support_name.to_string()),
             from: self.support_address.clone(),
-            reply_to: Some(self.signer.reply_address(&self.support_address, ticket)),
+            reply_to: Some(self.reply_address(t, letter.kind)),
             to: letter.to.clone(),
             cc: letter.cc.clone(),
             subject: rendered.subject.clone(),
@@ -274,11 +307,12 @@ impl Desk {
     /// envelope sender and the time it is given up if it cannot be sent.
     pub fn draft(
         &self,
-        ticket: TicketRef,
+        t: &TicketState,
         letter: &Letter,
         now: Millis,
     ) -> Result<OutboxDraft, String> {
-        let f = self.render_mail(ticket, letter, now)?;
+        let ticket = t.ticket;
+        let f = self.render_mail(t, letter, now)?;
         let mut recipients: Vec<EmailAddress> = letter.to.iter().map(|(_, a)| a.clone()).collect();
         recipients.extend(letter.cc.iter().cloned());
         Ok(OutboxDraft {
@@ -301,11 +335,11 @@ impl Desk {
     pub fn queue(
         &self,
         plan: &mut Plan,
-        ticket: TicketRef,
+        t: &TicketState,
         letter: Letter,
         now: Millis,
     ) -> Option<MessageId> {
-        match self.draft(ticket, &letter, now) {
+        match self.draft(t, &letter, now) {
             Ok(d) => {
                 let id = d.message_id.clone();
                 plan.outbox.push(d);

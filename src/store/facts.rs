@@ -99,7 +99,7 @@ impl Store {
                 &format!(
                     "SELECT id, requester, requester_name, subject, language, status, category, severity, urgent, vip,
                             priority, owner, complex, escalated, survey_message_id, first_reply_at, solved_at,
-                            followup_sent_at, followup_at
+                            followup_sent_at, followup_at, agent_token_epoch
                      FROM tickets WHERE id IN ({list})"
                 ),
                 chunk,
@@ -136,6 +136,9 @@ impl Store {
                         summary: String::new(),
                         first_message: None,
                         last_customer_message: None,
+                        agent_epoch: row
+                            .get::<Option<i64>, _>(19)
+                            .map(|e| e.clamp(0, u32::MAX as i64) as u32),
                         timers: Vec::new(),
                         created: false,
                     },

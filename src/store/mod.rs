@@ -21,6 +21,7 @@ pub type Tx = sqlx::Transaction<'static, Any>;
 
 pub mod facts;
 pub mod mailbox;
+mod meta;
 pub mod outbox;
 pub mod read;
 mod rows;

@@ -432,6 +432,7 @@ impl Store {
             "ack_suppressed" => "SELECT COUNT(*) FROM events WHERE kind = 'ack_suppressed'",
             "surveys" => "SELECT COUNT(*) FROM surveys",
             "running_timers" => "SELECT COUNT(*) FROM timers WHERE state = 'running'",
+            "corrections" => "SELECT COUNT(*) FROM classification_corrections",
             _ => "SELECT -1",
         };
         Ok(sqlx::query(sql).fetch_one(&self.pool).await?.get(0))

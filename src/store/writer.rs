@@ -146,8 +146,8 @@ impl Buffers {
                 "INSERT INTO tickets (id, status, requester, requester_name, subject, language, created_at, updated_at,
                     category, severity, urgent, vip, priority, owner, complex, escalated, escalated_at, acked_at,
                     first_reply_at, agent_replies, solved_at, survey_message_id, survey_sent_at, followup_sent_at,
-                    followup_at, followup_result)",
-                26,
+                    followup_at, followup_result, agent_token_epoch)",
+                27,
                 "",
             ),
             messages: Rows::new(
@@ -260,6 +260,7 @@ fn ticket_row(t: &TicketState, plan: &Plan, now: Millis) -> Vec<V> {
         when(u.followup_sent),
         when(u.followup_result.is_some()),
         os(u.followup_result.as_deref()),
+        i(i64::from(t.agent_epoch.unwrap_or(0)) + i64::from(u.rotate_agent_token)),
     ]
 }
 
@@ -349,7 +350,8 @@ impl Store {
                 category = COALESCE($15, category),
                 severity = CASE WHEN $15 IS NOT NULL THEN $16 ELSE severity END,
                 urgent = COALESCE($17, urgent),
-                priority = COALESCE($18, priority)
+                priority = COALESCE($18, priority),
+                agent_token_epoch = CASE WHEN $19 = 1 THEN COALESCE(agent_token_epoch, 0) + 1 ELSE agent_token_epoch END
              WHERE id = $13",
         )
         .bind(now)
@@ -370,6 +372,7 @@ impl Store {
         .bind(plan.class.and_then(|c| c.severity.map(Severity::as_str)))
         .bind(plan.class.map(|c| i64::from(c.urgent)))
         .bind(plan.class.map(|c| c.priority.as_str()))
+        .bind(i64::from(u.rotate_agent_token))
         .execute(&mut **tx)
         .await?;
         for (kind, end) in &plan.end_timers {

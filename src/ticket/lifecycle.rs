@@ -101,7 +101,7 @@ pub fn solve(desk: &Desk, t: &TicketState, by: &str, now: Millis) -> Plan {
     plan.end(TimerKind::Progress, TimerEnd::Met);
     if desk.sla.survey {
         let letter = Letter::to_requester("survey", MailKind::Survey, t, desk.vars(t));
-        if let Some(id) = desk.queue(&mut plan, t.ticket, letter, now) {
+        if let Some(id) = desk.queue(&mut plan, t, letter, now) {
             plan.update.survey_sent = true;
             plan.event(EventKind::SurveySent, json!({"message_id": id.as_str()}));
         }
@@ -138,6 +138,18 @@ pub fn record_followup(t: &TicketState, result: &str, by: &str) -> Plan {
     plan.event(
         EventKind::FollowupRecorded,
         json!({"by": by, "result": result}),
+    );
+    plan
+}
+
+/// Renews the ticket's agents' address (a card reached someone it should not have): cards and
+/// notices sent before stop carrying authority; new ones carry the new address.
+pub fn rotate_agent_address(t: &TicketState, by: &str) -> Plan {
+    let mut plan = Plan::for_ticket(t.ticket);
+    plan.update.rotate_agent_token = true;
+    plan.event(
+        EventKind::AgentAddressRotated,
+        json!({"by": by, "epoch": t.agent_epoch.map_or(1, |e| e + 1)}),
     );
     plan
 }
@@ -338,7 +350,7 @@ pub fn queue_notices(
                 to.clone(),
                 vars,
             );
-            desk.queue(plan, t.ticket, letter, now);
+            desk.queue(plan, t, letter, now);
         }
     }
 }
@@ -347,7 +359,7 @@ pub fn queue_notices(
 pub fn queue_followup_mail(desk: &Desk, t: &TicketState, now: Millis, plan: &mut Plan) {
     plan.update.followup_sent = true;
     let letter = Letter::to_requester("followup", MailKind::Followup, t, desk.vars(t));
-    desk.queue(plan, t.ticket, letter, now);
+    desk.queue(plan, t, letter, now);
 }
 
 #[cfg(test)]

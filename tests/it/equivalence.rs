@@ -146,9 +146,13 @@ fn script(seed: u64, desk: &Desk, support: &str, agent: &str) -> Script {
             // An agent's reply to a ticket's signed address, with or without commands.
             66..=79 => {
                 let t = TicketRef(rng.gen_range(1..=opened.max(1)));
-                let to = desk
-                    .signer
-                    .reply_address(&desk.support_address, t);
+                // Mostly the card's agents' address; now and then the customer's (a forgery, or
+                // an agent replying to the wrong mail): no authority.
+                let to = if rng.gen_bool(0.85) {
+                    desk.signer.agent_address(&desk.support_address, t, 0)
+                } else {
+                    desk.signer.reply_address(&desk.support_address, t)
+                };
                 let body = [
                     "您好，已为您处理，请查收。",
                     "#note\n内部备注：等财务确认",

@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 pub const IMAP_PORT: u16 = 14143;
 pub const SMTP_PORT: u16 = 10025;
+/// The rig's authenticated submission port (any user, password `test`).
+pub const SUBMISSION_PORT: u16 = 10587;
 pub const DOMAIN: &str = "example.test";
 
 fn port_open(port: u16) -> bool {
@@ -359,6 +361,29 @@ pub fn customer_mail(
         "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0800\r\nMIME-Version: 1.0\r\n{extra_headers}Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n"
     )
     .into_bytes()
+}
+
+/// Submits raw bytes through the rig's submission port, logged in as `from` (as an agent's mail
+/// client does through the organisation's own server).
+pub async fn submit_raw(from: &str, to: &str, raw: &[u8]) {
+    let smtp = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(SUBMISSION_PORT)
+        .credentials(lettre::transport::smtp::authentication::Credentials::new(
+            from.to_string(),
+            "test".to_string(),
+        ))
+        .authentication(vec![
+            lettre::transport::smtp::authentication::Mechanism::Plain,
+        ])
+        .build();
+    let env = Envelope::new(
+        Some(from.parse().expect("from")),
+        vec![to.parse().expect("to")],
+    )
+    .expect("envelope");
+    smtp.send_raw(&env, raw)
+        .await
+        .expect("Postfix submission accepts the mail");
 }
 
 /// Submits raw bytes to the rig's Postfix.

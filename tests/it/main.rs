@@ -4,6 +4,7 @@
 //! Set `TEST_LOG=1` to see the daemon's logs.
 
 mod agents;
+mod authority;
 mod classification;
 mod daemon;
 mod equivalence;
