@@ -122,7 +122,8 @@ impl StageFixture {
                 "example.test".into(),
                 signer.clone(),
                 std::sync::Arc::new(crate::inbound::classify::Classifier::builtin()),
-            ),
+            )
+            .with_agents(&agents),
             signer,
             support_address: support.clone(),
             support_name: "客服中心".into(),
@@ -130,6 +131,7 @@ impl StageFixture {
             thread_policy: crate::inbound::thread::ThreadPolicy {
                 reopen_within_ms: 30 * 86_400_000,
                 agents: agents.iter().map(|a| a.address.clone()).collect(),
+                internal_domains: vec!["example.test".into()],
             },
             sla: std::sync::Arc::new(
                 crate::ticket::sla::SlaPolicy::new(

@@ -62,6 +62,11 @@ impl Desk {
             thread_policy: ThreadPolicy {
                 reopen_within_ms: s.threading.reopen_within_days as i64 * 86_400_000,
                 agents: s.agents.iter().map(|a| a.address.clone()).collect(),
+                internal_domains: s
+                    .service
+                    .internal_domains
+                    .clone()
+                    .unwrap_or_else(|| vec![s.service.support_address.domain().to_string()]),
             },
             sla: s.sla_policy(),
             agents: s.agents.clone(),

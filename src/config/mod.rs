@@ -138,6 +138,11 @@ pub struct ServiceSettings {
     /// The language of internal notices to agents (zh-Hans, zh-Hant, en).
     #[serde(default = "default_agent_language")]
     pub agent_language: Language,
+    /// The organisation's own mail domains (default: the support address's). Colleagues there
+    /// who are not agents may comment on a ticket they are not on, as an internal comment; they
+    /// never become its participants. `[]`: no colleagues.
+    #[serde(default)]
+    pub internal_domains: Option<Vec<String>>,
 }
 
 fn default_agent_language() -> Language {

@@ -77,6 +77,8 @@ named! {
         /// A mail with structural problems, stored and flagged.
         MalformedMail = "malformed_mail",
         CustomerReplied = "customer_replied",
+        /// A colleague who is not an agent wrote about the ticket: an internal comment.
+        ColleagueComment = "colleague_comment",
         AutomaticReplyReceived = "automatic_reply_received",
         /// A follow-up raised the ticket's urgency or severity.
         Reclassified = "reclassified",

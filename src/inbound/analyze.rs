@@ -17,6 +17,8 @@ pub struct Analyzer {
     pub support_address: EmailAddress,
     pub screen: ScreenContext,
     pub classifier: Arc<Classifier>,
+    /// The agents' names and addresses: a trailing block naming one is their signature.
+    pub agent_names: Vec<String>,
 }
 
 impl Analyzer {
@@ -34,6 +36,7 @@ impl Analyzer {
             support_address,
             signer,
             classifier,
+            agent_names: Vec::new(),
         }
     }
 
@@ -48,13 +51,27 @@ impl Analyzer {
             ),
             s.classifier(),
         )
+        .with_agents(&s.agents)
+    }
+
+    /// Knows the agents' names and addresses (to cut their signatures).
+    pub fn with_agents(mut self, agents: &[crate::domain::Agent]) -> Analyzer {
+        self.agent_names = agents
+            .iter()
+            .flat_map(|a| [a.name.clone(), a.address.to_string()])
+            .collect();
+        self
     }
 
     /// parse → screen → reply text → thread hints → classify. Pure.
     pub fn analyze(&self, raw: &[u8]) -> Analysis {
         let mail = parse::parse(raw);
         let screen = screen::screen(&mail, &self.screen);
-        let reply_text = reply_text::extract(&mail.text);
+        let mut known: Vec<&str> = self.agent_names.iter().map(String::as_str).collect();
+        // The sender's own address on a line of its own is a signature (Foxmail writes one); a
+        // customer's name under their text is theirs to sign with and stays.
+        known.extend(mail.from.as_ref().map(|a| a.as_str()));
+        let reply_text = reply_text::extract_known(&mail.text, &known);
         let hints = thread::hints(&mail, &self.support_address, &self.signer);
         let classification =
             self.classifier

@@ -195,6 +195,17 @@ pub fn apply(
         return plan;
     }
 
+    // A colleague (the organisation's domain, not an agent) who is not on the ticket: an
+    // internal comment, never a participant, never mail to the customer, no reopen.
+    if let Some(from) = mail.correspondent().filter(|f| {
+        desk.thread_policy.is_colleague(f) && *f != &t.requester && !t.participants.contains(f)
+    }) {
+        plan.event(
+            EventKind::ColleagueComment,
+            json!({"from": from.as_str(), "message_id": mail.message_id.as_str(), "text": reply_text}),
+        );
+        return plan;
+    }
     // A follow-up on an existing ticket.
     plan.event(
         if verdict.is_human() {

@@ -400,16 +400,88 @@ fn body_text(
             let fixed = part
                 .and_then(|p| repaired_part(raw, p, &t, hint, repairs))
                 .or_else(|| part.and_then(html_with_blocks));
+            let text = fixed.as_deref().unwrap_or(&t);
+            let text = match part.and_then(flowed) {
+                Some(delsp) => std::borrow::Cow::Owned(unflow(text, delsp)),
+                None => std::borrow::Cow::Borrowed(text),
+            };
             if !out.is_empty() {
                 out.push('\n');
             }
-            out.push_str(fixed.as_deref().unwrap_or(&t));
+            out.push_str(&text);
         }
     }
     if out.contains('\r') {
         out = out.replace("\r\n", "\n").replace('\r', "\n");
     }
     out.trim_end().to_string()
+}
+
+/// Whether a part is `text/plain; format=flowed` (RFC 3676), and its `DelSp` parameter.
+fn flowed(part: &mail_parser::MessagePart<'_>) -> Option<bool> {
+    let ct = part.content_type()?;
+    let plain = ct.ctype().eq_ignore_ascii_case("text")
+        && ct.subtype().is_none_or(|s| s.eq_ignore_ascii_case("plain"));
+    let is_flowed = ct
+        .attribute("format")
+        .is_some_and(|f| f.trim().eq_ignore_ascii_case("flowed"));
+    (plain && is_flowed).then(|| {
+        ct.attribute("delsp")
+            .is_some_and(|d| d.trim().eq_ignore_ascii_case("yes"))
+    })
+}
+
+/// Decodes `format=flowed` text (RFC 3676 §4): a line ending in a space continues on the next
+/// line of the same quote depth (the space is kept, or dropped with `DelSp=yes`); a leading
+/// space after the quote marks is stuffing and is removed; `-- ` is never joined. Quoted lines
+/// come out as `> ` with their depth.
+pub fn unflow(text: &str, delsp: bool) -> String {
+    let mut out: Vec<String> = Vec::new();
+    // The paragraph being joined: its quote depth and text so far.
+    let mut open: Option<(usize, String)> = None;
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let depth = line.chars().take_while(|c| *c == '>').count();
+        let mut content = &line[depth..];
+        if let Some(rest) = content.strip_prefix(' ') {
+            content = rest;
+        }
+        let signature = content == "-- ";
+        let soft = content.ends_with(' ') && !signature;
+        let piece = if soft && delsp {
+            &content[..content.len() - 1]
+        } else {
+            content
+        };
+        match &mut open {
+            Some((d, joined)) if *d == depth => joined.push_str(piece),
+            _ => {
+                if let Some((d, joined)) = open.take() {
+                    out.push(requote(d, &joined));
+                }
+                open = Some((depth, piece.to_string()));
+            }
+        }
+        if !soft {
+            if let Some((d, joined)) = open.take() {
+                out.push(requote(d, &joined));
+            }
+        }
+    }
+    if let Some((d, joined)) = open.take() {
+        out.push(requote(d, &joined));
+    }
+    out.join("\n")
+}
+
+fn requote(depth: usize, text: &str) -> String {
+    if text == "-- " {
+        text.to_string()
+    } else if depth == 0 {
+        text.trim_end_matches(' ').to_string()
+    } else {
+        format!("{} {}", ">".repeat(depth), text.trim_end_matches(' '))
+    }
 }
 
 fn unfold(v: &str) -> String {
@@ -451,6 +523,25 @@ fn ids(v: &HeaderValue<'_>) -> Vec<MessageId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_flowed_paragraphs_are_joined_and_quotes_kept() {
+        let raw = "From: a@b.c\r\nMessage-ID: <f@b.c>\r\nContent-Type: text/plain; charset=UTF-8; format=flowed\r\n\r\nYour refund was sent back to the card you paid with today; it usually \r\ntakes three to five working days to show on your statement.\r\n\r\nOn 11/30/26 10:58 AM, Support wrote:\r\n> Please check \r\n> again.\r\n-- \r\nLina\r\n";
+        let m = parse(raw.as_bytes());
+        assert!(
+            m.text.contains("paid with today; it usually takes three to five working days to show on your statement."),
+            "{}",
+            m.text
+        );
+        assert!(m.text.contains("> Please check again."), "{}", m.text);
+        assert!(
+            m.text.contains("\n-- \nLina") || m.text.contains("\n--\nLina"),
+            "{}",
+            m.text
+        );
+        assert_eq!(unflow("a \nb", true), "ab");
+        assert_eq!(unflow(" >not a quote", false), ">not a quote");
+    }
 
     #[test]
     fn a_plain_mail_is_parsed() {

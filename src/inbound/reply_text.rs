@@ -93,7 +93,28 @@ static WROTE_DASHES: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static WROTE_ZH: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*(在|于|於).{0,200}(写道|寫道)\s*[:：]?\s*$").expect("static regex")
+    // `在 …写道：` (Gmail, iPhone), `2026年11月30日 10:58，Name <a@b> 写道：` (Apple Mail), and
+    // Gmail's current name-first form `Name (…) <a@b> 于2026年11月30日周一 11:05写道：`.
+    Regex::new(r"^\s*((在|于|於).{0,200}|.{0,200}(\d|@).{0,200})(写道|寫道|寫到|写到)\s*[:：]?\s*$")
+        .expect("static regex")
+});
+
+/// Any line that ends with a colon and names a date or an address: directly above a `>` quote it
+/// introduces the quote, whatever its verb or language (`said:`, `writes:`, mutt's
+/// `* Name <a@b> [2026-11-30 10:58]:`).
+static QUOTE_HEADER_ANY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^.{0,300}(\d|@).{0,300}[:：]\s*$").expect("static regex"));
+
+/// An image reference a client leaves in the text part for a signature logo or pasted picture:
+/// `[cid:image001.png@01DB4C2A.8F0B6A40]`, `[image: logo.png]`, `[图片]`.
+static IMAGE_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*\[(cid:[^\]]*|image:?[^\]]*|图片|圖片|图像)\]\s*$").expect("static regex")
+});
+
+/// A contact line of a signature block: phone, address, web, title, company.
+static CONTACT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(电话|電話|手机|手機|热线|熱線|座机|传真|傳真|地址|邮箱|郵箱|网址|網址|\btel\b|phone|mobile|\bcell\b|\bfax\b|address|e-?mail|\bweb\b|www\.|https?://|[\w.+-]+@[\w-]+\.[\w.]+|\+?\d[\d\s()-]{6,}\d|有限公司|公司|部门|部門|专员|專員|经理|經理|主管|specialist|manager|department|customer service|support team)")
+        .expect("static regex")
 });
 
 /// A line in the forwarded/replied header block (Outlook, Foxmail, QQ Mail, NetEase …).
@@ -110,6 +131,14 @@ static SENT_FROM: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Extracts the new text of a reply. Returns the whole text when nothing is recognised.
 pub fn extract(text: &str) -> String {
+    extract_known(text, &[])
+}
+
+/// [`extract`], also cutting a trailing signature block that names one of `known` (the sender's
+/// display name or address, the agents' names): Outlook's and Foxmail's signatures have no `-- `.
+pub fn extract_known(text: &str, known: &[&str]) -> String {
+    let decoded = decode_entities(text);
+    let text = decoded.as_str();
     let mut lines: Vec<&str> = Vec::new();
     for line in text.lines() {
         // "reply On Wed, … wrote:": the reply and the quote header share a line.
@@ -159,6 +188,7 @@ pub fn extract(text: &str) -> String {
                     || WROTE_DATED.is_match(l)
                     || DATE_ADDRESS.is_match(l)
                     || DATE_ADDRESS_BARE.is_match(l)
+                    || QUOTE_HEADER_ANY.is_match(l)
             }) {
                 kept.pop();
             }
@@ -168,7 +198,7 @@ pub fn extract(text: &str) -> String {
         kept.push(line);
         i += 1;
     }
-    let kept = cut_signature(kept);
+    let kept = cut_signature(kept, known);
     let out = kept.join("\n");
     let out = out.trim_matches('\n').trim_end();
     if out.trim().is_empty() {
@@ -302,7 +332,72 @@ fn header_block_follows(lines: &[&str], from: usize) -> bool {
         .any(|l| HEADER_OTHER.is_match(l) || HEADER_FROM.is_match(l))
 }
 
-fn cut_signature(mut kept: Vec<&str>) -> Vec<&str> {
+/// HTML entities some clients leave in their text part (QQ Mail's `&nbsp;` in its separator):
+/// decoded, with non-breaking spaces made plain, so separators are recognised.
+fn decode_entities(text: &str) -> String {
+    if !text.contains('&') && !text.contains('\u{a0}') {
+        return text.to_string();
+    }
+    let mut out = text.replace('\u{a0}', " ");
+    if out.contains('&') {
+        for (entity, ch) in [
+            ("&nbsp;", " "),
+            ("&lt;", "<"),
+            ("&gt;", ">"),
+            ("&quot;", "\""),
+            ("&#39;", "'"),
+            ("&apos;", "'"),
+            ("&amp;", "&"),
+        ] {
+            if out.contains(entity) {
+                out = out.replace(entity, ch);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `line` is one of the `known` names or addresses of the sender.
+fn names_sender(line: &str, known: &[&str]) -> bool {
+    let t = line.trim().trim_end_matches([',', '，', '.', '。']);
+    !t.is_empty()
+        && known
+            .iter()
+            .any(|k| !k.is_empty() && t.eq_ignore_ascii_case(k.trim()))
+}
+
+/// A trailing signature block without a `-- ` line: the last paragraph, short lines only, that
+/// names the sender or gives two contact lines (title, phone, address, web…).
+fn cut_contact_block(kept: &mut Vec<&str>, known: &[&str]) {
+    while kept.last().is_some_and(|l| l.trim().is_empty()) {
+        kept.pop();
+    }
+    let end = kept.len();
+    let start = kept
+        .iter()
+        .rposition(|l| l.trim().is_empty())
+        .map_or(0, |p| p + 1);
+    if start == 0 || end == start {
+        // No paragraph of its own: only a last line that is the sender's name goes.
+        if end > 1 && names_sender(kept[end - 1], known) {
+            kept.pop();
+        }
+        return;
+    }
+    let block = &kept[start..end];
+    if block.len() > 8 || block.iter().any(|l| l.chars().count() > 60) {
+        return;
+    }
+    let named = block.iter().any(|l| names_sender(l, known));
+    let contacts = block.iter().filter(|l| CONTACT.is_match(l)).count();
+    if named || contacts >= 2 {
+        kept.truncate(start);
+    }
+}
+
+fn cut_signature<'a>(mut kept: Vec<&'a str>, known: &[&str]) -> Vec<&'a str> {
+    // Logo and picture references clients leave in the text part.
+    kept.retain(|l| !IMAGE_LINE.is_match(l));
     // "-- " signature delimiter (also "--" and "---", as clients trim or vary it), near the end.
     let len = kept.len();
     if let Some(pos) = kept
@@ -329,6 +424,7 @@ fn cut_signature(mut kept: Vec<&str>) -> Vec<&str> {
             kept.truncate(pos);
         }
     }
+    cut_contact_block(&mut kept, known);
     while kept.last().is_some_and(|l| l.trim().is_empty()) {
         kept.pop();
     }
@@ -404,6 +500,37 @@ mod tests {
     fn text_after_a_wrapped_header_and_its_quote_is_kept() {
         let t = "Test reply\n\nOn Fri, May 6, 2011 at 6:03 PM, Roman from Hacker News\n<roman@example.com> wrote:\n\n> Test.\n\nRegards, Roman";
         assert_eq!(extract(t), "Test reply\n\nRegards, Roman");
+    }
+
+    #[test]
+    fn chinese_attributions_in_every_order_are_quote_headers() {
+        // Gmail's current Chinese UI: the name first.
+        let t = "已为您办理。\n\n郑洁 (客服) <support@example.test> 于2026年11月30日周一 11:05写道：\n> 请查询退款。";
+        assert_eq!(extract(t), "已为您办理。");
+        // Apple Mail: the date first.
+        let t = "好的。\n\n> 2026年11月30日 10:58，Example 客服中心 <support@example.test> 写道：\n> \n> 请查询退款。";
+        assert_eq!(extract(t), "好的。");
+        // NeoMutt.
+        let t = "Done.\n\n* Example Support <support@example.test> [2026-11-30 10:58]:\n> please check\n";
+        assert_eq!(extract(t), "Done.");
+    }
+
+    #[test]
+    fn qq_mail_s_entities_in_its_text_part_do_not_hide_the_separator() {
+        let t = "退款已办理。\n\n------------------&nbsp;原始邮件&nbsp;------------------\n发件人:&nbsp;\"Example 客服中心\"&lt;support@example.test&gt;;\n发送时间:&nbsp;2026年11月30日(星期一) 上午10:58\n\n请查询退款。";
+        assert_eq!(extract(t), "退款已办理。");
+    }
+
+    #[test]
+    fn signature_blocks_without_a_dash_line_are_cut() {
+        let known = ["李娜", "lina@example.test"];
+        let outlook = "您好，退款已原路退回。\n\n李娜\n客户服务专员\n客服热线：400-800-1234\n[cid:image001.png@01DB4C2A.8F0B6A40]\n\n发件人: Example 客服中心 <support@example.test>\n发送时间: 2026年11月30日 10:58\n收件人: 李娜\n主题: [#T-000001] 退款\n\n请查询。";
+        assert_eq!(extract_known(outlook, &known), "您好，退款已原路退回。");
+        let foxmail = "已转财务处理。\n\nlina@example.test\n\n------------------ 原始邮件 ------------------\n发件人: \"客服中心\"<support@example.test>;\n发送时间: 2026年11月30日\n\n请查询。";
+        assert_eq!(extract_known(foxmail, &known), "已转财务处理。");
+        // An agent's own last paragraph with one phone number is their text, not a signature.
+        let text = "您好，已经为您登记。\n\n如有疑问请致电 400-800-1234。";
+        assert_eq!(extract_known(text, &known), text);
     }
 
     #[test]

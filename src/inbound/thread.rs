@@ -184,6 +184,20 @@ pub struct ThreadPolicy {
     pub reopen_within_ms: Millis,
     /// Agent addresses: they may join any ticket they reference.
     pub agents: Vec<EmailAddress>,
+    /// The organisation's own domains (the support address's first): a colleague there may
+    /// comment on any ticket they reference, as an internal comment.
+    pub internal_domains: Vec<String>,
+}
+
+impl ThreadPolicy {
+    /// A colleague: an address at one of the organisation's domains who is not an agent.
+    pub fn is_colleague(&self, a: &EmailAddress) -> bool {
+        !self.agents.contains(a)
+            && self
+                .internal_domains
+                .iter()
+                .any(|d| a.domain().eq_ignore_ascii_case(d))
+    }
 }
 
 pub fn thread(
@@ -193,7 +207,7 @@ pub fn thread(
     now: Millis,
 ) -> ThreadDecision {
     let sender = mail.correspondent();
-    let is_agent = sender.is_some_and(|s| policy.agents.contains(s));
+    let is_agent = sender.is_some_and(|s| policy.agents.contains(s) || policy.is_colleague(s));
     let follow = |f: &TicketFacts, via: ThreadVia| -> ThreadDecision {
         match f.solved_at {
             Some(at) if now - at > policy.reopen_within_ms => ThreadDecision::New {
@@ -265,6 +279,7 @@ mod tests {
         ThreadPolicy {
             reopen_within_ms: 30 * 86_400_000,
             agents: vec![addr("agent@example.test")],
+            internal_domains: vec!["example.test".into()],
         }
     }
     fn facts(t: i64, requester: &str) -> TicketFacts {

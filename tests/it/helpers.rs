@@ -168,6 +168,8 @@ support_name = "Example 客服中心"
 state_dir = "{state}"
 templates_dir = "{templates}"
 shutdown_timeout_secs = 10
+# The rig has one domain for everybody: customers are not colleagues here.
+internal_domains = []
 
 [database]
 url = "{url}"
