@@ -145,10 +145,14 @@ impl StageFixture {
             ack_limit_per_hour: 3,
             authority: Default::default(),
             wording: Default::default(),
-            queue: Some(crate::app::context::QueuePolicy { notify_new: false }),
+            queue: Some(crate::app::context::QueuePolicy {
+                notify_new: false,
+                card_attachments_max_bytes: 20 * 1024 * 1024,
+            }),
             outbox: crate::domain::OutboxPolicy {
                 envelope_from: support,
                 give_up_after_ms: 86_400_000,
+                max_message_bytes: 25 * 1024 * 1024,
             },
         };
         StageFixture { desk, agents }

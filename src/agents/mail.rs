@@ -177,12 +177,16 @@ pub fn parse_commands(
 
 /// Plans everything an agent's mail causes: the reply to the customer (or a note), then the
 /// commands; or, on any problem, only the draft returned to the agent.
+///
+/// `images`: the Content-IDs of the pictures inside the agent's new text (see
+/// [`files_for_customer`]).
 pub fn handle(
     desk: &Desk,
     t: &TicketState,
     agent: &Agent,
     mail: &InboundMail,
     reply_text: &str,
+    images: &[String],
     now: Millis,
 ) -> Plan {
     let canned = |name: &str| desk.templates.has_canned(name);
@@ -232,6 +236,8 @@ pub fn handle(
         let mut vars = desk.vars(t);
         vars.agent_name = agent.name.clone();
         vars.agent_text = text.clone();
+        vars.agent_greets = greets(&text);
+        vars.agent_closes = closes(&text);
         let participants: Vec<EmailAddress> = t
             .participants
             .iter()
@@ -252,8 +258,17 @@ pub fn handle(
             cc: participants,
             automatic: false,
             from_name: None,
+            attachments: files_for_customer(mail, images),
         };
         match desk.draft(t, &letter, now) {
+            Ok(f) if f.raw.len() > desk.outbox.max_message_bytes => {
+                let problem = too_big(
+                    desk.agent_language,
+                    f.raw.len(),
+                    desk.outbox.max_message_bytes,
+                );
+                return returned(desk, t, agent, mail, reply_text, &[problem], now);
+            }
             Ok(f) => {
                 plan.outbox.push(f.clone());
                 plan.imap_jobs.push(crate::domain::ImapJob::Append {
@@ -346,6 +361,81 @@ pub fn returned(
     plan
 }
 
+static GREETING: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"(?i)^\s*((尊敬的|亲爱的|親愛的|敬爱的).{0,30}|.{0,20}(您好|你好|早上好|上午好|下午好|晚上好|早安|午安)|(dear|hi|hello|good (morning|afternoon|evening)|greetings)\b.{0,60})\s*[!！,，:：.。]?\s*$",
+    )
+    .expect("static regex")
+});
+
+static WISHES: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"(?i)^\s*(祝您?.{0,12}(愉快|顺利|順利|顺心|順心|安康|健康|如意)|顺祝商祺|順祝商祺|祝好|此致敬礼|此致|(best|kind|warm) (regards|wishes)|have a (nice|good|great) (day|weekend|evening))\s*[!！,，.。]?\s*$",
+    )
+    .expect("static regex")
+});
+
+/// Whether the agent's text opens with a greeting of its own (its first line).
+pub fn greets(text: &str) -> bool {
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .is_some_and(|l| l.chars().count() <= 40 && GREETING.is_match(l))
+}
+
+/// Whether the agent's text ends with good wishes of its own (its last line).
+pub fn closes(text: &str) -> bool {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .is_some_and(|l| WISHES.is_match(l))
+}
+
+/// Which of an agent's files go to the customer with the reply. Everything they attached, and
+/// the pictures they pasted into their new text; never what their client adds by itself: the
+/// signature's logo (a picture the HTML shows outside the new text, e.g. Outlook's
+/// `image001.png`) and vCards. A picture no HTML shows at all (a photo attached from a phone)
+/// is an attachment like any other.
+pub fn files_for_customer(mail: &InboundMail, images: &[String]) -> Vec<crate::domain::Attachment> {
+    mail.attachments
+        .iter()
+        .filter(|a| {
+            let name = a.name.as_deref().unwrap_or("").to_ascii_lowercase();
+            let vcard = a.content_type.contains("vcard") || name.ends_with(".vcf");
+            if vcard {
+                return false;
+            }
+            match &a.content_id {
+                Some(cid) if mail.html_images.contains(cid) => images.contains(cid),
+                _ => true,
+            }
+        })
+        .cloned()
+        .collect()
+}
+
+/// Why a reply with its files cannot be sent, in the agents' language.
+fn too_big(lang: crate::domain::Language, size: usize, max: usize) -> String {
+    use crate::agents::shared_mailbox::size_text;
+    use crate::domain::Language;
+    match lang {
+        Language::ZhHans => format!(
+            "回复连同附件共 {}，超过可发送的上限 {}：请减少或压缩附件（或改用下载链接）后重发。未发送任何内容。",
+            size_text(size),
+            size_text(max)
+        ),
+        Language::ZhHant => format!(
+            "回覆連同附件共 {}，超過可發送的上限 {}：請減少或壓縮附件（或改用下載連結）後重發。未發送任何內容。",
+            size_text(size),
+            size_text(max)
+        ),
+        _ => format!(
+            "the reply with its files is {}, over the {} a mail may have: send fewer or smaller files (or a link) and try again. Nothing was sent.",
+            size_text(size),
+            size_text(max)
+        ),
+    }
+}
+
 /// Whether an address belongs to a supervisor.
 pub fn is_supervisor(agents: &[Agent], a: &EmailAddress) -> bool {
     agents
@@ -356,6 +446,53 @@ pub fn is_supervisor(agents: &[Agent], a: &EmailAddress) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_customer_reads_one_greeting_in_every_language() {
+        let f = StageFixture::new();
+        let mut t = f.ticket(crate::domain::Category::Inquiry);
+        for (lang, text, greeting) in [
+            (
+                crate::domain::Language::ZhHans,
+                "王先生您好：\n\n退款已办理。",
+                "尊敬的",
+            ),
+            (
+                crate::domain::Language::ZhHant,
+                "王先生您好：\n\n退款已辦理。",
+                "親愛的",
+            ),
+            (
+                crate::domain::Language::En,
+                "Dear Mr Wang,\n\nYour refund is on its way.",
+                "Dear 王先生",
+            ),
+        ] {
+            t.language = lang;
+            let mail = crate::inbound::parse::parse(
+                b"From: lina@example.test\r\nMessage-ID: <g1@example.test>\r\n\r\nx",
+            );
+            let plan = handle(f.desk(), &t, &f.agents[0], &mail, text, &[], 0);
+            let body = &plan.outbox[0].text;
+            assert!(body.contains(text), "{body}");
+            assert!(!body.contains(greeting), "{lang:?}: two greetings:\n{body}");
+            assert_eq!(
+                body.matches("您好").count(),
+                usize::from(lang != crate::domain::Language::En),
+                "{body}"
+            );
+            // Without a greeting of its own, the template's stays.
+            let plain = handle(f.desk(), &t, &f.agents[0], &mail, "退款已办理。", &[], 0);
+            assert!(
+                plain.outbox[0].text.contains(greeting),
+                "{}",
+                plain.outbox[0].text
+            );
+        }
+        assert!(greets("您好，") && greets("Hi Wang,") && greets("尊敬的王先生："));
+        assert!(!greets("您好像没有提供订单号，请补充。"));
+        assert!(closes("退款已办理。\n祝您生活愉快！") && !closes("退款已办理。"));
+    }
     use crate::testing::StageFixture;
 
     fn canned(n: &str) -> bool {

@@ -18,9 +18,9 @@
 use crate::app::context::Desk;
 use crate::clock::Millis;
 use crate::domain::EventKind;
-use crate::domain::InboundMail;
 use crate::domain::MailKind;
 use crate::domain::LOOP_HEADER;
+use crate::domain::{Attachment, InboundMail};
 use crate::domain::{Folder, ImapJob, Plan, Status, TicketState};
 use crate::outbound::compose::Letter;
 use crate::outbound::templates::duration_text;
@@ -46,10 +46,32 @@ pub fn follow_state(t: &TicketState, plan: &mut Plan) {
     }
 }
 
-/// Adds a card with the customer's new `text` to the folder the ticket will be in.
-pub fn add_card(desk: &Desk, t: &TicketState, text: &str, plan: &mut Plan, now: Millis) {
+/// Adds a card with the customer's new `text` and `files` to the folder the ticket will be in.
+/// The files go with the card, byte for byte, up to `card_attachments_max_bytes` in all (in
+/// order); the card names those left out and how to get them.
+pub fn add_card(
+    desk: &Desk,
+    t: &TicketState,
+    text: &str,
+    files: &[Attachment],
+    plan: &mut Plan,
+    now: Millis,
+) {
     let mut vars = desk.vars(t);
     vars.summary = text.trim().to_string();
+    let cap = desk
+        .queue
+        .map_or(usize::MAX, |q| q.card_attachments_max_bytes);
+    let (mut carried, mut left_out, mut total) = (Vec::new(), Vec::new(), 0usize);
+    for f in files {
+        if total + f.size <= cap {
+            total += f.size;
+            carried.push(f.clone());
+        } else {
+            left_out.push(f);
+        }
+    }
+    vars.attachments = attachments_note(desk.agent_language, t, &carried, &left_out, cap);
     let next = plan
         .start_timers
         .iter()
@@ -69,6 +91,7 @@ pub fn add_card(desk: &Desk, t: &TicketState, text: &str, plan: &mut Plan, now: 
     let letter = Letter {
         from_name: Some(format!("{} ({})", t.customer_name(), desk.support_name)),
         automatic: false,
+        attachments: carried,
         ..Letter::to(
             "card",
             MailKind::Card,
@@ -89,6 +112,71 @@ pub fn add_card(desk: &Desk, t: &TicketState, text: &str, plan: &mut Plan, now: 
             json!({"template": "card", "kind": "card", "error": e}),
         ),
     }
+}
+
+/// `1.2 MB`, `230 KB`, `512 B`.
+pub fn size_text(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1024 * 1024 => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+        b if b >= 1024 => format!("{} KB", b.div_ceil(1024)),
+        b => format!("{b} B"),
+    }
+}
+
+fn file_list(files: &[&Attachment], sep: &str) -> String {
+    files
+        .iter()
+        .map(|f| {
+            format!(
+                "{} ({})",
+                f.name.as_deref().unwrap_or("(unnamed)"),
+                size_text(f.size)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+/// The card's line about the customer's files, in the agents' language.
+fn attachments_note(
+    lang: crate::domain::Language,
+    t: &TicketState,
+    carried: &[Attachment],
+    left_out: &[&Attachment],
+    cap: usize,
+) -> String {
+    use crate::domain::Language;
+    let carried: Vec<&Attachment> = carried.iter().collect();
+    let mut out = String::new();
+    if !carried.is_empty() {
+        out.push_str(&match lang {
+            Language::ZhHans => format!("\n附件（随本卡片）：{}", file_list(&carried, "、")),
+            Language::ZhHant => format!("\n附件（隨本卡片）：{}", file_list(&carried, "、")),
+            _ => format!("\nAttached: {}", file_list(&carried, ", ")),
+        });
+    }
+    if !left_out.is_empty() {
+        let first = left_out[0].name.as_deref().unwrap_or("1");
+        let get = format!("supportd attachment get {} \"{first}\"", t.ticket);
+        out.push_str(&match lang {
+            Language::ZhHans => format!(
+                "\n未随卡片附上（合计超过 {}）：{}。取出：{get}；原邮件已归档。",
+                size_text(cap),
+                file_list(left_out, "、")
+            ),
+            Language::ZhHant => format!(
+                "\n未隨卡片附上（合計超過 {}）：{}。取出：{get}；原郵件已歸檔。",
+                size_text(cap),
+                file_list(left_out, "、")
+            ),
+            _ => format!(
+                "\nNot attached (over {} in all): {}. Get them with: {get} (the original mail is archived).",
+                size_text(cap),
+                file_list(left_out, ", ")
+            ),
+        });
+    }
+    out
 }
 
 /// `notify_new`: every agent hears of a new ticket by mail.
@@ -210,7 +298,7 @@ mod tests {
         let f = StageFixture::new();
         let t = f.ticket(Category::Complaint);
         let mut plan = Plan::for_ticket(t.ticket);
-        add_card(f.desk(), &t, "我的退款还没有到账。", &mut plan, 0);
+        add_card(f.desk(), &t, "我的退款还没有到账。", &[], &mut plan, 0);
         let ImapJob::Append { folder, raw, .. } = &plan.imap_jobs[0] else {
             panic!("{:?}", plan.imap_jobs);
         };

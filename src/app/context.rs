@@ -20,6 +20,8 @@ use std::sync::{Arc, RwLock};
 pub struct QueuePolicy {
     /// Also mail every agent about each new ticket.
     pub notify_new: bool,
+    /// The customer's files on a card, at most this many bytes in all.
+    pub card_attachments_max_bytes: usize,
 }
 
 /// What every decision consults: built from the settings, replaced whole by a reload.
@@ -76,10 +78,12 @@ impl Desk {
             wording: Wording::new(&s.wording),
             queue: s.queue.as_ref().map(|q| QueuePolicy {
                 notify_new: q.notify_new,
+                card_attachments_max_bytes: q.card_attachments_max_mb as usize * 1024 * 1024,
             }),
             outbox: OutboxPolicy {
                 envelope_from: s.envelope_from().clone(),
                 give_up_after_ms: s.outbox.give_up_after_secs as i64 * 1000,
+                max_message_bytes: s.outbox.max_message_mb as usize * 1024 * 1024,
             },
         }
     }

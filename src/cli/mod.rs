@@ -4,6 +4,7 @@
 
 pub mod actions;
 mod check;
+pub mod files;
 pub mod inspect;
 mod views;
 
@@ -69,6 +70,12 @@ pub enum Command {
         #[command(subcommand)]
         command: TicketCommand,
     },
+    /// A ticket's files: `attachment get T-000123 N|NAME [-o FILE]` extracts one, byte for byte,
+    /// from the stored mail (`ticket show` lists them with their numbers).
+    Attachment {
+        #[command(subcommand)]
+        command: AttachmentCommand,
+    },
     /// Mail that a person may have written but that is filed on no ticket (no usable sender, or
     /// refused by the database): `unattributed list`.
     Unattributed {
@@ -123,6 +130,19 @@ pub enum TicketsCommand {
         json: bool,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AttachmentCommand {
+    /// Writes one file of a ticket: by its number in `ticket show`, or by its name (the newest
+    /// of that name). To `-o FILE`, else to its own name in the current directory (never over an
+    /// existing file).
+    Get {
+        ticket: String,
+        which: String,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -361,14 +381,67 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 .ticket_detail(t)
                 .await?
                 .with_context(|| format!("no ticket {t}"))?;
+            let files = files::ticket_files(&store, t).await?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&d)?);
+                #[derive(serde::Serialize)]
+                struct Shown<'a> {
+                    #[serde(flatten)]
+                    detail: &'a crate::store::TicketDetail,
+                    files: &'a [files::TicketFile],
+                }
+                let shown = Shown {
+                    detail: &d,
+                    files: &files,
+                };
+                println!("{}", serde_json::to_string_pretty(&shown)?);
             } else {
-                print!(
-                    "{}",
-                    views::show_ticket(&d, &settings.sla_policy().calendar, SystemClock.now())
-                );
+                let cal = &settings.sla_policy().calendar;
+                print!("{}", views::show_ticket(&d, cal, SystemClock.now()));
+                print!("{}", views::show_files(&files, cal));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Attachment {
+            command:
+                AttachmentCommand::Get {
+                    ticket,
+                    which,
+                    output,
+                },
+        } => {
+            let t = ticket_ref(ticket)?;
+            let (_, store) = cli.store().await?;
+            let all = files::ticket_files(&store, t).await?;
+            let f = files::pick(&all, which).with_context(|| {
+                format!("{t} has no file {which:?} (`supportd ticket show {t}` lists its files)")
+            })?;
+            let path = match output {
+                Some(p) => p.clone(),
+                None => {
+                    let name = f
+                        .file
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| format!("{t}-{}", f.n));
+                    // Only the file name: a name from a mail never chooses a directory.
+                    let base = Path::new(&name)
+                        .file_name()
+                        .map(|n| n.to_os_string())
+                        .unwrap_or_else(|| format!("{t}-{}", f.n).into());
+                    let p = PathBuf::from(base);
+                    anyhow::ensure!(!p.exists(), "{} exists already: give -o FILE", p.display());
+                    p
+                }
+            };
+            std::fs::write(&path, &f.file.bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!(
+                "{}: {} bytes ({}) to {}",
+                f.file.name.as_deref().unwrap_or("(unnamed)"),
+                f.file.size,
+                f.file.content_type,
+                path.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Ticket { command } => {

@@ -39,6 +39,27 @@ pub(super) fn show_tickets(rows: &[TicketSummary], cal: &Calendar, now: i64) -> 
     out
 }
 
+/// `ticket show`: the ticket's files, numbered for `attachment get`.
+pub(super) fn show_files(files: &[super::files::TicketFile], cal: &Calendar) -> String {
+    if files.is_empty() {
+        return String::new();
+    }
+    let mut out = "files (supportd attachment get TICKET N):\n".to_string();
+    for f in files {
+        out.push_str(&format!(
+            "  {:>2}  {}  {:<3} {:<30} {} ({}, {})\n",
+            f.n,
+            cal.show(f.at),
+            f.direction,
+            f.from.as_deref().unwrap_or("-"),
+            f.file.name.as_deref().unwrap_or("(unnamed)"),
+            f.file.content_type,
+            crate::agents::shared_mailbox::size_text(f.file.size)
+        ));
+    }
+    out
+}
+
 /// `unattributed list`.
 pub(super) fn show_unattributed(rows: &[Unattributed], cal: &Calendar) -> String {
     if rows.is_empty() {

@@ -229,6 +229,14 @@ pub struct OutboxSettings {
     pub give_up_after_secs: u64,
     #[serde(default = "default_outbox_batch")]
     pub batch_size: u32,
+    /// The largest mail supportd sends, attachments included, in MB: an agent's reply that would
+    /// be larger is returned to the agent instead of being sent without its files.
+    #[serde(default = "default_max_message_mb")]
+    pub max_message_mb: u32,
+}
+
+fn default_max_message_mb() -> u32 {
+    25
 }
 
 fn default_retry_base() -> u64 {
@@ -251,6 +259,7 @@ impl Default for OutboxSettings {
             retry_max_secs: default_retry_max(),
             give_up_after_secs: default_give_up(),
             batch_size: default_outbox_batch(),
+            max_message_mb: default_max_message_mb(),
         }
     }
 }
@@ -306,6 +315,14 @@ pub struct QueueSettings {
     /// Mail every agent a notice for each new ticket (the card in the queue is always there).
     #[serde(default)]
     pub notify_new: bool,
+    /// The customer's files go on their card up to this many MB in all; the card names any it
+    /// leaves out (`supportd attachment get` extracts them; the original is always archived).
+    #[serde(default = "default_card_attachments_mb")]
+    pub card_attachments_max_mb: u32,
+}
+
+fn default_card_attachments_mb() -> u32 {
+    20
 }
 
 fn default_open() -> String {

@@ -6,11 +6,26 @@ use serde::Serialize;
 /// The name of our own loop header, stamped on everything supportd sends.
 pub const LOOP_HEADER: &str = "X-Supportd-Loop";
 
+/// A file a mail carries: an attachment, a picture shown inside the text (`inline`, referenced by
+/// its Content-ID from the HTML), or a forwarded mail (`message/rfc822`).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct AttachmentMeta {
+pub struct Attachment {
+    /// The decoded file name, if it has one.
     pub name: Option<String>,
+    /// `image/png`, `application/pdf`, `message/rfc822`, …
     pub content_type: String,
+    /// Bytes, decoded (the transfer encoding undone).
     pub size: usize,
+    /// The Content-ID, without angle brackets (`cid:` references in HTML name it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_id: Option<String>,
+    /// `Content-Disposition: inline`.
+    pub inline: bool,
+    /// A forwarded mail.
+    pub message: bool,
+    /// The content, exactly as attached.
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
 }
 
 /// One inbound mail, as the rest of the pipeline sees it.
@@ -45,7 +60,11 @@ pub struct InboundMail {
     pub bounced_message_id: Option<MessageId>,
     /// Lower-cased names and raw values of the headers screening needs.
     pub screen_headers: Vec<(String, String)>,
-    pub attachments: Vec<AttachmentMeta>,
+    pub attachments: Vec<Attachment>,
+    /// Content-IDs the mail's HTML shows as pictures (`<img src="cid:…">`): a signature's logo
+    /// and pasted pictures, as opposed to files attached.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub html_images: Vec<String>,
     /// What was wrong with the mail. Non-empty means "flag it".
     pub problems: Vec<String>,
     /// Broken charsets repaired while reading it (the raw mail is kept as it came).

@@ -21,7 +21,7 @@ pub use class::{
 pub use facts::{FactsWanted, IntakeFacts};
 pub use ids::{EmailAddress, Language, MessageId, TicketRef};
 pub use kinds::{EventKind, MailKind};
-pub use mail::{AttachmentMeta, InboundMail, ScreenVerdict, Verdict, LOOP_HEADER};
+pub use mail::{Attachment, InboundMail, ScreenVerdict, Verdict, LOOP_HEADER};
 pub use plan::{EventDraft, Folder, ImapJob, OutboxDraft, OutboxPolicy, Plan, TicketUpdate};
 pub use promise::{TimerDraft, TimerEnd, TimerKind, TimerStep};
 pub use thread::{ThreadDecision, ThreadFacts, ThreadHints, ThreadVia, TicketFacts};

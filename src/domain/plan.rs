@@ -118,6 +118,8 @@ pub struct Plan {
 pub struct OutboxPolicy {
     pub envelope_from: EmailAddress,
     pub give_up_after_ms: Millis,
+    /// The largest mail sent, in bytes (attachments included).
+    pub max_message_bytes: usize,
 }
 
 /// A folder of the shared mailbox, by role (names come from `[queue]`).

@@ -71,7 +71,10 @@ impl Analyzer {
         // The sender's own address on a line of its own is a signature (Foxmail writes one); a
         // customer's name under their text is theirs to sign with and stays.
         known.extend(mail.from.as_ref().map(|a| a.as_str()));
-        let reply_text = reply_text::extract_known(&mail.text, &known);
+        let reply_text::NewText {
+            text: reply_text,
+            images: reply_images,
+        } = reply_text::extract_known(&mail.text, &known);
         let hints = thread::hints(&mail, &self.support_address, &self.signer);
         let classification =
             self.classifier
@@ -80,6 +83,7 @@ impl Analyzer {
             mail,
             screen,
             reply_text,
+            reply_images,
             hints,
             classification,
         }
@@ -92,6 +96,8 @@ pub struct Analysis {
     pub mail: InboundMail,
     pub screen: ScreenVerdict,
     pub reply_text: String,
+    /// Content-IDs of the pictures inside the new text (a pasted screenshot, not a logo).
+    pub reply_images: Vec<String>,
     pub hints: ThreadHints,
     pub classification: Classification,
 }

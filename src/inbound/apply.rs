@@ -170,7 +170,7 @@ pub fn apply(
         }
         if let Some(q) = desk.queue {
             let shown = shown_text(mail, reply_text);
-            shared_mailbox::add_card(desk, t, &shown, &mut plan, now);
+            shared_mailbox::add_card(desk, t, &shown, &mail.attachments, &mut plan, now);
             if q.notify_new {
                 shared_mailbox::notify_new(desk, t, &shown, &mut plan, now);
             }
@@ -253,7 +253,14 @@ pub fn apply(
         plan.class = Some(up);
     }
     if desk.queue.is_some() {
-        shared_mailbox::add_card(desk, t, &shown_text(mail, reply_text), &mut plan, now);
+        shared_mailbox::add_card(
+            desk,
+            t,
+            &shown_text(mail, reply_text),
+            &mail.attachments,
+            &mut plan,
+            now,
+        );
         shared_mailbox::follow_state(t, &mut plan);
     }
     plan

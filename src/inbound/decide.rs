@@ -114,7 +114,7 @@ fn thread_facts(facts: &IntakeFacts, a: &Analysis) -> ThreadFacts {
             .and_then(of),
         // An agents' address used by someone who is not an agent threads like a tag: the
         // sender must be the requester or a participant.
-        by_tag: h.tag.or(h.agent_token.map(|(t, _)| t)).and_then(of),
+        by_tag: h.agent_token.map(|(t, _)| t).or(h.tag).and_then(of),
         by_bounce: h
             .bounced
             .as_ref()
@@ -275,7 +275,15 @@ pub fn decide(
             legacy,
         } => {
             let t = facts.tickets.get(&ticket)?;
-            let mut plan = agent_mail::handle(desk, t, &agent, &a.mail, &a.reply_text, now);
+            let mut plan = agent_mail::handle(
+                desk,
+                t,
+                &agent,
+                &a.mail,
+                &a.reply_text,
+                &a.reply_images,
+                now,
+            );
             if legacy {
                 plan.event(
                     EventKind::LegacyCardAddress,

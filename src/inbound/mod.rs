@@ -6,6 +6,7 @@
 
 pub mod analyze;
 pub mod apply;
+pub mod attachments;
 pub mod charset;
 pub mod classify;
 pub mod decide;

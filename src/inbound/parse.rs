@@ -6,7 +6,7 @@
 //! Latin-1, …) and RFC 2047 words are decoded by mail-parser (`full_encoding`); HTML-only mail is
 //! converted to text.
 
-use crate::domain::{AttachmentMeta, InboundMail};
+use crate::domain::InboundMail;
 use crate::domain::{EmailAddress, MessageId};
 use crate::inbound::charset;
 use mail_parser::{Address, HeaderName, HeaderValue, MessageParser, MimeHeaders};
@@ -140,18 +140,19 @@ pub fn parse(raw: &[u8]) -> InboundMail {
             repairs.push("Subject: 8-bit or split encoded-words, decoded again".to_string());
         }
     }
-    let attachments = msg
-        .attachments()
-        .map(|part| AttachmentMeta {
-            name: part.attachment_name().map(str::to_string),
-            content_type: part
-                .content_type()
-                .map(|ct| match ct.subtype() {
-                    Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                    None => ct.ctype().to_string(),
-                })
-                .unwrap_or_else(|| "application/octet-stream".to_string()),
-            size: part.contents().len(),
+    let attachments = crate::inbound::attachments::attachments(&msg, raw, hint);
+    let html_images: Vec<String> = msg
+        .parts
+        .iter()
+        .filter_map(|p| match &p.body {
+            mail_parser::PartType::Html(h) => Some(h),
+            _ => None,
+        })
+        .flat_map(|h| {
+            HTML_CID_IMAGE
+                .captures_iter(h)
+                .filter_map(|c| c.get(1).map(|m| m.as_str().to_string()))
+                .collect::<Vec<_>>()
         })
         .collect();
 
@@ -194,6 +195,7 @@ pub fn parse(raw: &[u8]) -> InboundMail {
         bounced_message_id,
         screen_headers,
         attachments,
+        html_images,
         problems,
         repairs,
     }
@@ -251,12 +253,19 @@ static HTML_BLOCK: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(
         .expect("static regex")
 });
 
+static HTML_CID_IMAGE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r#"(?i)<img\b[^>]*?\bsrc\s*=\s*["']?cid:([^"'\s>]+)["']?[^>]*>"#)
+        .expect("static regex")
+});
+
 /// An HTML part as text, each block on its own line.
 fn html_with_blocks(part: &mail_parser::MessagePart<'_>) -> Option<String> {
     let mail_parser::PartType::Html(html) = &part.body else {
         return None;
     };
     let html = HTML_BLOCK.replace_all(html, "<br>$0");
+    // A picture shown in the text stays visible as `[cid:…]`, as clients write it in text parts.
+    let html = HTML_CID_IMAGE.replace_all(&html, "<br>[cid:$1]<br>");
     Some(text_of(&html, true))
 }
 
@@ -375,6 +384,7 @@ fn unparseable(raw: &[u8], problems: Vec<String>) -> InboundMail {
         bounced_message_id: None,
         screen_headers: Vec::new(),
         attachments: Vec::new(),
+        html_images: Vec::new(),
         problems,
         repairs: Vec::new(),
     }

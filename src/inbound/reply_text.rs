@@ -126,17 +126,27 @@ static HEADER_OTHER: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static SENT_FROM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\s*(sent from my |sent from \S+|sent via |get outlook for |envoyé de mon |envoyé à partir de |gesendet von |inviato da |von meinem .* gesendet|enviado desde mi |发自我的|發自我的|来自我的|來自我的|从我的.*发送|發送自我的|发自 ?(网易|QQ|iPhone|iPad|Android)|sent from samsung)").expect("static regex")
+    Regex::new(r"(?i)^\s*(sent from my |sent from \S+|sent via |get outlook for |envoyé de mon |envoyé à partir de |gesendet von |inviato da |von meinem .* gesendet|enviado desde mi |发自我的|發自我的|来自我的|來自我的|从我的.*发送|發送自我的|发自 ?(网易|QQ|iPhone|iPad|Android)|sent from samsung|获取 ?outlook for|獲取 ?outlook for|取得 ?outlook for)").expect("static regex")
 });
 
 /// Extracts the new text of a reply. Returns the whole text when nothing is recognised.
 pub fn extract(text: &str) -> String {
-    extract_known(text, &[])
+    extract_known(text, &[]).text
+}
+
+/// The new text of a reply, and the pictures it shows (`[cid:…]` in its new text, not in its
+/// signature or the quoted history): a screenshot an agent pasted goes to the customer, their
+/// signature's logo does not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct NewText {
+    pub text: String,
+    /// Content-IDs of the pictures inside the new text, in order.
+    pub images: Vec<String>,
 }
 
 /// [`extract`], also cutting a trailing signature block that names one of `known` (the sender's
 /// display name or address, the agents' names): Outlook's and Foxmail's signatures have no `-- `.
-pub fn extract_known(text: &str, known: &[&str]) -> String {
+pub fn extract_known(text: &str, known: &[&str]) -> NewText {
     let decoded = decode_entities(text);
     let text = decoded.as_str();
     let mut lines: Vec<&str> = Vec::new();
@@ -199,13 +209,47 @@ pub fn extract_known(text: &str, known: &[&str]) -> String {
         i += 1;
     }
     let kept = cut_signature(kept, known);
+    // Pictures still in the new text are the sender's to show; their markers are not text.
+    let mut images = Vec::new();
+    let kept: Vec<&str> = kept
+        .into_iter()
+        .filter(|l| match IMAGE_LINE.captures(l) {
+            Some(c) => {
+                if let Some(cid) = c.get(1).and_then(|m| m.as_str().strip_prefix("cid:")) {
+                    images.push(cid.trim().to_string());
+                }
+                false
+            }
+            None => true,
+        })
+        .collect();
     let out = kept.join("\n");
     let out = out.trim_matches('\n').trim_end();
-    if out.trim().is_empty() {
+    if out.trim().is_empty() && images.is_empty() {
         // Everything looked quoted: show the original rather than nothing.
-        return text.trim().to_string();
+        return NewText {
+            text: text.trim().to_string(),
+            images,
+        };
     }
-    out.to_string()
+    NewText {
+        text: collapse_blank_runs(out),
+        images,
+    }
+}
+
+/// Lines without trailing spaces, and at most one blank line in a row (Outlook writes blank
+/// paragraphs as a single space; removed markers and cuts leave runs of blank lines).
+fn collapse_blank_runs(s: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for l in s.lines() {
+        let l = l.trim_end();
+        if l.is_empty() && out.last().is_some_and(|p| p.is_empty()) {
+            continue;
+        }
+        out.push(l);
+    }
+    out.join("\n")
 }
 
 fn is_quoted(line: &str) -> bool {
@@ -389,15 +433,17 @@ fn cut_contact_block(kept: &mut Vec<&str>, known: &[&str]) {
         return;
     }
     let named = block.iter().any(|l| names_sender(l, known));
-    let contacts = block.iter().filter(|l| CONTACT.is_match(l)).count();
+    // A logo among short lines is a signature's.
+    let contacts = block
+        .iter()
+        .filter(|l| CONTACT.is_match(l) || IMAGE_LINE.is_match(l))
+        .count();
     if named || contacts >= 2 {
         kept.truncate(start);
     }
 }
 
 fn cut_signature<'a>(mut kept: Vec<&'a str>, known: &[&str]) -> Vec<&'a str> {
-    // Logo and picture references clients leave in the text part.
-    kept.retain(|l| !IMAGE_LINE.is_match(l));
     // "-- " signature delimiter (also "--" and "---", as clients trim or vary it), near the end.
     let len = kept.len();
     if let Some(pos) = kept
@@ -425,6 +471,13 @@ fn cut_signature<'a>(mut kept: Vec<&'a str>, known: &[&str]) -> Vec<&'a str> {
         }
     }
     cut_contact_block(&mut kept, known);
+    // A sign-off above the signature block just cut ("Best regards," then name and title).
+    while kept.last().is_some_and(|l| l.trim().is_empty()) {
+        kept.pop();
+    }
+    if kept.last().is_some_and(|l| SIGN_OFF.is_match(l)) && kept.len() > 1 {
+        kept.pop();
+    }
     while kept.last().is_some_and(|l| l.trim().is_empty()) {
         kept.pop();
     }
@@ -525,12 +578,24 @@ mod tests {
     fn signature_blocks_without_a_dash_line_are_cut() {
         let known = ["李娜", "lina@example.test"];
         let outlook = "您好，退款已原路退回。\n\n李娜\n客户服务专员\n客服热线：400-800-1234\n[cid:image001.png@01DB4C2A.8F0B6A40]\n\n发件人: Example 客服中心 <support@example.test>\n发送时间: 2026年11月30日 10:58\n收件人: 李娜\n主题: [#T-000001] 退款\n\n请查询。";
-        assert_eq!(extract_known(outlook, &known), "您好，退款已原路退回。");
+        assert_eq!(
+            extract_known(outlook, &known).text,
+            "您好，退款已原路退回。"
+        );
         let foxmail = "已转财务处理。\n\nlina@example.test\n\n------------------ 原始邮件 ------------------\n发件人: \"客服中心\"<support@example.test>;\n发送时间: 2026年11月30日\n\n请查询。";
-        assert_eq!(extract_known(foxmail, &known), "已转财务处理。");
+        assert_eq!(extract_known(foxmail, &known).text, "已转财务处理。");
         // An agent's own last paragraph with one phone number is their text, not a signature.
         let text = "您好，已经为您登记。\n\n如有疑问请致电 400-800-1234。";
-        assert_eq!(extract_known(text, &known), text);
+        assert_eq!(extract_known(text, &known).text, text);
+    }
+
+    #[test]
+    fn a_pasted_picture_is_the_sender_s_and_a_logo_is_not() {
+        let known = ["李娜"];
+        let t = "报错截图如下：\n[cid:image002.png@01DB4C2A.8F0B6A40]\n请按图操作。\n\n李娜\n客服专员\n[cid:image001.png@01DB4C2A.8F0B6A40]\n\n发件人: 客服中心 <support@example.test>\n发送时间: 2026年11月30日\n\n> x";
+        let n = extract_known(t, &known);
+        assert_eq!(n.text, "报错截图如下：\n请按图操作。");
+        assert_eq!(n.images, ["image002.png@01DB4C2A.8F0B6A40"]);
     }
 
     #[test]

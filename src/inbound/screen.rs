@@ -153,13 +153,11 @@ pub fn screen(mail: &InboundMail, ctx: &ScreenContext) -> ScreenVerdict {
     if mail.header("list-id").is_some() || mail.header("list-post").is_some() {
         return ScreenVerdict::new(Verdict::List, "List-Id/List-Post header");
     }
-    if mail.header("list-unsubscribe").is_some()
-        || mail.header("feedback-id").is_some()
-        || mail.header("x-campaign").is_some()
-    {
+    // Feedback-ID alone proves nothing: QQ Mail stamps it on every mail its webmail sends.
+    if mail.header("list-unsubscribe").is_some() || mail.header("x-campaign").is_some() {
         return ScreenVerdict::new(
             Verdict::Bulk,
-            "marketing headers (List-Unsubscribe/Feedback-ID)",
+            "marketing headers (List-Unsubscribe/X-Campaign)",
         );
     }
 

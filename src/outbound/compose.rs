@@ -14,7 +14,7 @@ use crate::domain::{EmailAddress, Language, MailKind, MessageId, TicketRef};
 use crate::domain::{OutboxDraft, Plan, TicketState};
 use crate::outbound::templates::{number_text, TemplateVars};
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::Mailbox;
+use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 use rand::Rng;
 use serde_json::json;
@@ -45,6 +45,7 @@ pub struct OutgoingMail {
     pub date: Millis,
     /// Value of our loop header (our Message-ID domain).
     pub loop_marker: String,
+    pub attachments: Vec<crate::domain::Attachment>,
 }
 
 /// An agents' address (`support+A0.T000123.<mac>@…`), wherever it appears in a text.
@@ -117,11 +118,39 @@ pub fn compose(m: &OutgoingMail) -> Result<Vec<u8>, ComposeError> {
             .raw_header(raw_header("Auto-Submitted", "auto-replied".into()))
             .raw_header(raw_header("X-Auto-Response-Suppress", "All".into()));
     }
-    let msg = b
-        .header(ContentType::TEXT_PLAIN)
-        .body(m.body.clone())
-        .map_err(|e| ComposeError::Build(e.to_string()))?;
+    let msg = if m.attachments.is_empty() {
+        b.header(ContentType::TEXT_PLAIN).body(m.body.clone())
+    } else {
+        let mut mixed = MultiPart::mixed().singlepart(SinglePart::plain(m.body.clone()));
+        for a in &m.attachments {
+            mixed = mixed.singlepart(attachment_part(a));
+        }
+        b.multipart(mixed)
+    }
+    .map_err(|e| ComposeError::Build(e.to_string()))?;
     Ok(msg.formatted())
+}
+
+/// One file as a MIME part: its name (RFC 2231 for non-ASCII), its type, its bytes; a picture
+/// shown in the text keeps its Content-ID.
+fn attachment_part(a: &crate::domain::Attachment) -> SinglePart {
+    let ct = ContentType::parse(&a.content_type).unwrap_or_else(|_| {
+        ContentType::parse("application/octet-stream").unwrap_or(ContentType::TEXT_PLAIN)
+    });
+    let name = a.name.clone().unwrap_or_else(|| {
+        if a.message {
+            "forwarded.eml".to_string()
+        } else {
+            "attachment".to_string()
+        }
+    });
+    let file = match &a.content_id {
+        Some(cid) if a.inline => {
+            lettre::message::Attachment::new_inline_with_name(cid.clone(), name)
+        }
+        _ => lettre::message::Attachment::new(name),
+    };
+    file.body(a.bytes.clone(), ct)
 }
 
 /// A mail from a template, about a ticket.
@@ -142,6 +171,9 @@ pub struct Letter {
     pub automatic: bool,
     /// Display name on `From` (default: the support name; the address is always ours).
     pub from_name: Option<String>,
+    /// Files that go with it (a customer's on their card, an agent's on their reply), byte for
+    /// byte with their names.
+    pub attachments: Vec<crate::domain::Attachment>,
 }
 
 impl Letter {
@@ -165,6 +197,7 @@ impl Letter {
             cc: Vec::new(),
             automatic: true,
             from_name: None,
+            attachments: Vec::new(),
         }
     }
 
@@ -293,6 +326,7 @@ impl Desk {
             ticket,
             date: now,
             loop_marker: self.message_id_domain.to_string(),
+            attachments: letter.attachments.clone(),
         };
         let raw = compose(&out).map_err(|e| e.to_string())?;
         Ok(Finished {
@@ -381,6 +415,7 @@ mod tests {
             ticket: TicketRef(1),
             date: 1_763_900_000_000,
             loop_marker: "example.test".into(),
+            attachments: Vec::new(),
         };
         let raw = compose(&m).expect("composes");
         let back = parse(&raw);

@@ -119,6 +119,13 @@ pub struct TemplateVars {
     pub agent_text: String,
     /// Why an agent's mail was returned, one problem per line.
     pub problems: String,
+    /// A card: the customer's files that come with it, and any left out (empty when none).
+    pub attachments: String,
+    /// An agent's reply opens with its own greeting ("王先生您好：", "Dear Mr Wang,") or ends
+    /// with its own good wishes: the template leaves out its own, so the customer reads each
+    /// once.
+    pub agent_greets: bool,
+    pub agent_closes: bool,
 }
 
 impl TemplateVars {
@@ -148,6 +155,9 @@ impl TemplateVars {
             agent_name: "李娜".into(),
             agent_text: "您的退款已于今天办理，预计 3 个工作日内到账。".into(),
             problems: "第 2 行：\"不清楚\"，请改为\"我为您确认后回复\"".into(),
+            attachments: "附件：破损照片.jpg（230 KB）".into(),
+            agent_greets: false,
+            agent_closes: false,
         }
     }
 }

@@ -31,7 +31,8 @@ pub mod writer;
 pub use mailbox::{ImapJobRow, ImapLocation};
 pub use outbox::{ClaimedMail, OutboxState};
 pub use read::{
-    Report, TicketDetail, TicketFilter, TicketOrder, TicketSummary, TimerRow, Unattributed,
+    RawMessage, Report, TicketDetail, TicketFilter, TicketOrder, TicketSummary, TimerRow,
+    Unattributed,
 };
 pub use writer::{MessageRow, Record};
 

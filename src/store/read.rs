@@ -141,6 +141,17 @@ fn summary_from_row(r: &AnyRow) -> TicketSummary {
 const PRIORITY_RANK: &str =
     "CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END";
 
+/// One stored message of a ticket with its raw bytes (for its attachments).
+#[derive(Debug, Clone)]
+pub struct RawMessage {
+    pub at: Millis,
+    /// `in` or `out`.
+    pub direction: String,
+    pub from: Option<String>,
+    pub verdict: String,
+    pub raw: Vec<u8>,
+}
+
 /// A mail a person may have written that is filed on no ticket (`supportd unattributed list`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Unattributed {
@@ -155,6 +166,25 @@ pub struct Unattributed {
 }
 
 impl Store {
+    /// A ticket's messages with their raw bytes, oldest first.
+    pub async fn ticket_raw_messages(&self, t: TicketRef) -> Result<Vec<RawMessage>> {
+        Ok(sqlx::query(
+            "SELECT received_at, direction, from_addr, verdict, raw FROM messages WHERE ticket_id = $1 ORDER BY id",
+        )
+        .bind(t.0)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| RawMessage {
+            at: r.get(0),
+            direction: r.get(1),
+            from: r.get(2),
+            verdict: r.get(3),
+            raw: r.get(4),
+        })
+        .collect())
+    }
+
     /// The newest mails that ended without a ticket although a person may have written them:
     /// `unattributed_mail` (no usable From, Reply-To or Sender) and `mail_quarantined` (the
     /// database refused the mail's data) events, with where each mail is.

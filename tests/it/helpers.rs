@@ -120,6 +120,8 @@ pub struct AppOptions {
     pub templates: Option<PathBuf>,
     /// `[log] filter`.
     pub log_filter: &'static str,
+    /// `service.internal_domains` (the rig has one domain for everybody: none by default).
+    pub internal_domains: &'static str,
 }
 
 impl Default for AppOptions {
@@ -132,6 +134,7 @@ impl Default for AppOptions {
             batch_size: 200,
             templates: None,
             log_filter: "info",
+            internal_domains: "[]",
         }
     }
 }
@@ -168,8 +171,8 @@ support_name = "Example 客服中心"
 state_dir = "{state}"
 templates_dir = "{templates}"
 shutdown_timeout_secs = 10
-# The rig has one domain for everybody: customers are not colleagues here.
-internal_domains = []
+# The rig has one domain for everybody: customers are not colleagues unless a test says so.
+internal_domains = {internal}
 
 [database]
 url = "{url}"
@@ -213,6 +216,7 @@ reopen_within_days = 30
         after = opts.after,
         batch = opts.batch_size,
         filter = opts.log_filter,
+        internal = opts.internal_domains,
     );
     let path = dir.path().join("supportd.toml");
     std::fs::write(&path, toml).expect("write config");

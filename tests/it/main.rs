@@ -3,6 +3,7 @@
 //! Every test uses its own support mailbox, customers and database, so tests never share state.
 //! Set `TEST_LOG=1` to see the daemon's logs.
 
+mod agent_replies;
 mod agents;
 mod authority;
 mod classification;
