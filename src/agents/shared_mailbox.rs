@@ -294,6 +294,46 @@ mod tests {
     }
 
     #[test]
+    fn files_over_the_card_s_limit_are_named_with_how_to_get_them() {
+        let mut f = StageFixture::new();
+        f.desk.queue = Some(crate::app::context::QueuePolicy {
+            notify_new: false,
+            card_attachments_max_bytes: 1_000,
+        });
+        let t = f.ticket(Category::Complaint);
+        let file = |name: &str, size: usize| Attachment {
+            name: Some(name.into()),
+            content_type: "image/jpeg".into(),
+            size,
+            content_id: None,
+            inline: false,
+            message: false,
+            bytes: vec![7; size],
+        };
+        let mut plan = Plan::for_ticket(t.ticket);
+        add_card(
+            f.desk(),
+            &t,
+            "货物破损",
+            &[file("a.jpg", 600), file("b.jpg", 600)],
+            &mut plan,
+            0,
+        );
+        let Some(ImapJob::Append { raw, .. }) = plan.imap_jobs.first() else {
+            panic!("{:?}", plan.imap_jobs);
+        };
+        let card = parse(raw);
+        assert_eq!(card.attachments.len(), 1, "one fits");
+        assert_eq!(card.attachments[0].bytes, vec![7; 600]);
+        assert!(card.text.contains("b.jpg"), "{}", card.text);
+        assert!(
+            card.text.contains("supportd attachment get T-000042"),
+            "{}",
+            card.text
+        );
+    }
+
+    #[test]
     fn a_card_carries_the_text_and_replies_to_the_agents_address() {
         let f = StageFixture::new();
         let t = f.ticket(Category::Complaint);

@@ -122,6 +122,8 @@ pub struct AppOptions {
     pub log_filter: &'static str,
     /// `service.internal_domains` (the rig has one domain for everybody: none by default).
     pub internal_domains: &'static str,
+    /// `outbox.max_message_mb`.
+    pub max_message_mb: u32,
 }
 
 impl Default for AppOptions {
@@ -135,6 +137,7 @@ impl Default for AppOptions {
             templates: None,
             log_filter: "info",
             internal_domains: "[]",
+            max_message_mb: 25,
         }
     }
 }
@@ -197,6 +200,7 @@ retry_base_secs = 1
 retry_max_secs = 5
 give_up_after_secs = 60
 batch_size = 50
+max_message_mb = {max_mb}
 
 [http]
 listen = "127.0.0.1:0"
@@ -217,6 +221,7 @@ reopen_within_days = 30
         batch = opts.batch_size,
         filter = opts.log_filter,
         internal = opts.internal_domains,
+        max_mb = opts.max_message_mb,
     );
     let path = dir.path().join("supportd.toml");
     std::fs::write(&path, toml).expect("write config");

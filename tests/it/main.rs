@@ -5,6 +5,7 @@
 
 mod agent_replies;
 mod agents;
+mod attachments;
 mod authority;
 mod classification;
 mod daemon;
