@@ -7,6 +7,7 @@
 //! is marked read before the database has committed it; every wait can be interrupted by shutdown.
 
 use crate::config::{AfterProcessing, MailboxSettings, TlsMode};
+use async_imap::types::UnsolicitedResponse;
 use futures::TryStreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -331,13 +332,34 @@ impl ImapConn {
         Ok(())
     }
 
+    /// Whether the server announced new mail (EXISTS/RECENT) since the last look: it says so
+    /// between commands, e.g. while a batch is fetched or moved. Drains what it told.
+    fn changes_announced(rx: &async_channel::Receiver<UnsolicitedResponse>) -> bool {
+        let mut changed = false;
+        while let Ok(r) = rx.try_recv() {
+            changed |= matches!(
+                r,
+                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+            );
+        }
+        changed
+    }
+
     /// Waits until the server reports a change, `max_wait` passes, or shutdown. With IDLE the
     /// wait ends ~0.5 s after delivery; without it this is the poll interval.
+    ///
+    /// Nothing the server says is lost: new mail it announced between commands (while a batch
+    /// was fetched or moved, or as IDLE started) ends the wait at once; and `max_wait` is a hard
+    /// deadline that server keepalives (`* OK Still here`) cannot extend.
     pub async fn wait_for_change(
         mut self,
         max_wait: Duration,
         cancel: &CancellationToken,
     ) -> Result<Option<ImapConn>> {
+        let announced = self.session.unsolicited_responses.clone();
+        if Self::changes_announced(&announced) {
+            return Ok(Some(self));
+        }
         if !self.idle_supported {
             tokio::select! {
                 _ = tokio::time::sleep(max_wait) => {}
@@ -349,12 +371,18 @@ impl ImapConn {
         let (idle_supported, move_supported) = (self.idle_supported, self.move_supported);
         let mut handle = self.session.idle();
         timed(handle.init()).await?;
-        let stopped = {
-            let (wait, _stop) = handle.wait_with_timeout(max_wait);
-            tokio::select! {
+        // Mail announced as IDLE started (before the server's "+ idling").
+        let stopped = if Self::changes_announced(&announced) {
+            false
+        } else {
+            let (wait, stop) = handle.wait_with_timeout(max_wait);
+            let stopped = tokio::select! {
                 r = wait => { r?; false }
+                _ = tokio::time::sleep(max_wait) => false,
                 _ = cancel.cancelled() => true,
-            }
+            };
+            drop(stop);
+            stopped
         };
         if stopped {
             return Ok(None);

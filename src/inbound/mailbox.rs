@@ -22,6 +22,21 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnecting_is_immediate_then_capped_at_five_seconds() {
+        assert_eq!(reconnect_delay(0), Duration::ZERO);
+        let first = reconnect_delay(1);
+        assert!(first >= Duration::from_millis(800) && first <= Duration::from_millis(1200));
+        for n in 2..40 {
+            assert!(reconnect_delay(n) <= Duration::from_millis(6_000), "{n}");
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error(transparent)]
@@ -35,6 +50,19 @@ pub enum IngestError {
 /// The checkpoint key of a mailbox account and folder.
 pub fn checkpoint_key(name: &str, folder: &str) -> String {
     format!("{name}/{folder}")
+}
+
+/// How long to wait before reconnecting after `failures` failed attempts in a row: at once on
+/// a fresh connection the first time (a dropped connection is usually just that), then 1, 2, 4
+/// and at most 5 s, each ±20 %: a server that comes back is read again within ~5 s.
+pub fn reconnect_delay(failures: u32) -> Duration {
+    use rand::Rng;
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    let base = (500u64 << failures.min(4)).min(5_000);
+    let jitter = rand::thread_rng().gen_range(0.8..1.2);
+    Duration::from_millis((base as f64 * jitter) as u64)
 }
 
 /// One mailbox's loop: runs until `cancel`, reconnecting with backoff on any error.
@@ -94,21 +122,23 @@ impl MailboxLoop {
         let span = info_span!("mailbox", imap.mailbox = %self.name);
         self.health.register_mailbox(&self.name);
         async {
-            let mut backoff = Duration::from_secs(1);
+            // Failed attempts in a row since the last good connection.
+            let mut failures = 0u32;
             while !cancel.is_cancelled() {
                 self.health.beat(&self.task());
-                match self.session(&cancel, &mut backoff).await {
+                match self.session(&cancel, &mut failures).await {
                     Ok(()) => break,
                     Err(e) => {
-                        warn!(error = %e, retry_in = ?backoff, "IMAP session ended; reconnecting");
+                        let wait = reconnect_delay(failures);
+                        failures += 1;
+                        warn!(error = %e, retry_in = ?wait, "IMAP session ended; reconnecting");
                         self.health.mailbox_failed(&self.name, &e.to_string());
                         self.metrics.imap_reconnect(&self.name);
-                        self.health.waiting(&self.task(), backoff);
+                        self.health.waiting(&self.task(), wait);
                         tokio::select! {
                             _ = cancel.cancelled() => break,
-                            _ = tokio::time::sleep(backoff) => {}
+                            _ = tokio::time::sleep(wait) => {}
                         }
-                        backoff = (backoff * 2).min(Duration::from_secs(60));
                     }
                 }
             }
@@ -122,7 +152,7 @@ impl MailboxLoop {
     async fn session(
         &self,
         cancel: &CancellationToken,
-        backoff: &mut Duration,
+        failures: &mut u32,
     ) -> Result<(), IngestError> {
         let s = &self.settings;
         let mut conn = fetch::connect(s).await?;
@@ -148,7 +178,7 @@ impl MailboxLoop {
             idle = conn.idle_supported,
             "IMAP connected"
         );
-        *backoff = Duration::from_secs(1);
+        *failures = 0;
 
         let pending = if inbox {
             self.store
@@ -222,6 +252,11 @@ impl MailboxLoop {
             if cancel.is_cancelled() {
                 conn.logout().await;
                 return Ok(());
+            }
+            if !uids.is_empty() {
+                // Mail may have arrived while this batch was fetched and moved: look again
+                // before waiting; only an empty look ends in IDLE.
+                continue;
             }
             let wait = Duration::from_secs(s.poll_interval_secs);
             self.health.waiting(&self.task(), wait);

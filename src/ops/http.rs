@@ -140,7 +140,9 @@ async fn readyz(State(s): State<Arc<HttpState>>) -> Response {
         .mailboxes()
         .into_iter()
         .map(|m| {
-            let fresh = m.last_poll_age_secs.is_some_and(|a| a <= stale);
+            // Read recently, and not failing since: a server that went away makes the daemon
+            // unready as soon as the session notices, not when the last read grows stale.
+            let fresh = m.last_poll_age_secs.is_some_and(|a| a <= stale) && m.last_error.is_none();
             ok &= fresh;
             json!({
                 "mailbox": m.mailbox,
