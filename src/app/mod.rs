@@ -10,6 +10,7 @@
 //! `service.shutdown_timeout_secs`; a reload that fails changes nothing.
 
 pub mod context;
+pub mod instance;
 pub mod signals;
 
 use crate::app::context::{Desk, SharedDesk};
@@ -46,6 +47,14 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Send(#[from] outbox::SendError),
+    #[error("another supportd already runs on the SQLite database {path} (it holds {path}.lock): SQLite serves one daemon; use PostgreSQL (database.url = \"postgres://…\") to run several")]
+    AlreadyRunning { path: String },
+    #[error("cannot lock {path}.lock: {source}")]
+    Lock {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("http.listen: cannot listen on {address}: {source}")]
     Listen {
         address: SocketAddr,
@@ -72,6 +81,10 @@ pub struct Application {
     pub health: Arc<Health>,
     /// When this installation first ran with agents' addresses.
     agent_addresses_since: crate::domain::Millis,
+    /// This daemon's identity on the leases it takes.
+    holder: String,
+    /// SQLite: the lock that keeps a second daemon off the database while this one runs.
+    _db_lock: Option<std::fs::File>,
     listener: Option<tokio::net::TcpListener>,
     mailer: outbox::Mailer,
 }
@@ -80,9 +93,15 @@ impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> Result<Application, AppError> {
         let templates = Templates::load(&settings.service.templates_dir)?;
         wording_ok(&settings, &templates).map_err(AppError::Wording)?;
+        let db_lock = match crate::store::sqlite_path(&settings.database_url()) {
+            Some(path) => Some(lock_database(&path)?),
+            None => None,
+        };
         let store =
             Store::connect(&settings.database_url(), settings.database.max_connections).await?;
         store.migrate().await?;
+        let instance = instance::Instance::current();
+        take_back_work(&store, &instance, clock.now()).await?;
         let mailer = outbox::mailer(&settings.smtp)?;
         let listener = match settings.http.address() {
             Some(address) => Some(
@@ -112,6 +131,8 @@ impl Application {
             metrics: Arc::new(Metrics::new()),
             health: Arc::new(Health::new()),
             agent_addresses_since: since,
+            holder: instance.id(),
+            _db_lock: db_lock,
             listener,
             mailer,
         })
@@ -142,6 +163,7 @@ impl Application {
             retry_base_ms: self.settings.outbox.retry_base_secs as i64 * 1000,
             retry_max_ms: self.settings.outbox.retry_max_secs as i64 * 1000,
             batch: self.settings.outbox.batch_size,
+            holder: self.holder.clone(),
             health: self.health.clone(),
             metrics: self.metrics.clone(),
         }
@@ -182,6 +204,7 @@ impl Application {
                         clock: self.clock.clone(),
                         wake: self.imap_wake.clone(),
                         health: self.health.clone(),
+                        holder: self.holder.clone(),
                     }
                     .run(cancel.clone()),
                 );
@@ -284,6 +307,57 @@ pub enum ReloadError {
     Log(String),
     #[error("templates use forbidden wording: {}", .0.join("; "))]
     Wording(Vec<String>),
+}
+
+/// Takes `<path>.lock` for this process (released when it exits, however it exits): one daemon
+/// per SQLite database.
+fn lock_database(path: &str) -> Result<std::fs::File, AppError> {
+    let lock_path = format!("{path}.lock");
+    if let Some(dir) = std::path::Path::new(&lock_path).parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| AppError::Lock {
+            path: path.to_string(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(AppError::AlreadyRunning {
+            path: path.to_string(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(AppError::Lock {
+            path: path.to_string(),
+            source,
+        }),
+    }
+}
+
+/// A restarted daemon resumes its dead predecessor's work at once: leases held by a daemon that
+/// is provably gone (on SQLite, which one daemon uses at a time, any lease; on PostgreSQL, one
+/// taken by a process of this host that no longer runs) go back to the queue, due now.
+async fn take_back_work(
+    store: &Store,
+    me: &instance::Instance,
+    now: crate::domain::Millis,
+) -> Result<(), StoreError> {
+    for holder in store.lease_holders().await? {
+        let gone = holder != me.id()
+            && (store.backend() == crate::store::Backend::Sqlite || me.proves_dead(&holder));
+        if gone {
+            let n = store.release_leases(&holder, now).await?;
+            info!(
+                holder,
+                rows = n,
+                "took back the work of a daemon that is gone"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Approved wording never contains forbidden wording (checked at start and on reload).

@@ -116,6 +116,8 @@ pub struct OutboxWorker {
     pub retry_base_ms: Millis,
     pub retry_max_ms: Millis,
     pub batch: u32,
+    /// This daemon's identity, on the leases it takes (see `app::instance`).
+    pub holder: String,
     pub health: Arc<crate::ops::health::Health>,
     pub metrics: Arc<crate::ops::metrics::Metrics>,
 }
@@ -129,7 +131,10 @@ impl OutboxWorker {
     /// Claims and sends one batch of due mail.
     pub async fn try_send_once(&self) -> Result<Step, crate::store::StoreError> {
         let now = self.clock.now();
-        let claimed = self.store.claim_due(now, LEASE_MS, self.batch).await?;
+        let claimed = self
+            .store
+            .claim_due(now, LEASE_MS, self.batch, &self.holder)
+            .await?;
         if claimed.is_empty() {
             return Ok(Step::Idle);
         }

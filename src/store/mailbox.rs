@@ -81,13 +81,14 @@ impl Store {
         now: Millis,
         lease_ms: Millis,
         limit: u32,
+        holder: &str,
     ) -> Result<Vec<ImapJobRow>> {
         let lock = match self.backend {
             Backend::Sqlite => "",
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
         };
         let sql = format!(
-            "UPDATE imap_jobs SET status = 'working', locked_until = $1
+            "UPDATE imap_jobs SET status = 'working', locked_until = $1, locked_by = $4
              WHERE id IN (SELECT id FROM imap_jobs
                           WHERE (status = 'pending' AND next_attempt_at <= $2)
                              OR (status = 'working' AND locked_until <= $2)
@@ -99,6 +100,7 @@ impl Store {
             .bind(now + lease_ms)
             .bind(now)
             .bind(limit as i64)
+            .bind(holder)
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -149,6 +151,44 @@ impl Store {
         .execute(&mut **tx)
         .await?;
         Ok(())
+    }
+
+    /// Who holds leases on work now (outbox mail being sent, shared-mailbox jobs being done).
+    pub async fn lease_holders(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query(
+            "SELECT DISTINCT locked_by FROM outbox WHERE status = 'sending' AND locked_by IS NOT NULL
+             UNION SELECT DISTINCT locked_by FROM imap_jobs WHERE status = 'working' AND locked_by IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+    }
+
+    /// Gives the work `holder` had leased back to the queue, due now. Returns how many rows.
+    pub async fn release_leases(&self, holder: &str, now: Millis) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let a = sqlx::query(
+            "UPDATE outbox SET status = 'pending', locked_until = NULL, locked_by = NULL,
+                next_attempt_at = CASE WHEN next_attempt_at > $2 THEN $2 ELSE next_attempt_at END
+             WHERE status = 'sending' AND locked_by = $1",
+        )
+        .bind(holder)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let b = sqlx::query(
+            "UPDATE imap_jobs SET status = 'pending', locked_until = NULL, locked_by = NULL
+             WHERE status = 'working' AND locked_by = $1",
+        )
+        .bind(holder)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(a + b)
     }
 
     /// When the next pending job is due (a retry's wait), if any.

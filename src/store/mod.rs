@@ -185,7 +185,8 @@ impl Store {
     }
 }
 
-fn sqlite_path(url: &str) -> Option<String> {
+/// The file of a SQLite URL (none for memory databases and other backends).
+pub fn sqlite_path(url: &str) -> Option<String> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;

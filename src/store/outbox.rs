@@ -57,10 +57,11 @@ impl Store {
         now: Millis,
         lease_ms: Millis,
         limit: u32,
+        holder: &str,
     ) -> Result<Vec<ClaimedMail>> {
         let sql = match self.backend {
             Backend::Sqlite => {
-                "UPDATE outbox SET status = 'sending', locked_until = $1
+                "UPDATE outbox SET status = 'sending', locked_until = $1, locked_by = $4
                  WHERE id IN (SELECT id FROM outbox
                               WHERE (status = 'pending' AND next_attempt_at <= $2)
                                  OR (status = 'sending' AND locked_until <= $2)
@@ -68,7 +69,7 @@ impl Store {
                  RETURNING id, ticket_id, message_id, recipients, envelope_from, message_row, attempts, created_at, give_up_at, kind"
             }
             Backend::Postgres => {
-                "UPDATE outbox SET status = 'sending', locked_until = $1
+                "UPDATE outbox SET status = 'sending', locked_until = $1, locked_by = $4
                  WHERE id IN (SELECT id FROM outbox
                               WHERE (status = 'pending' AND next_attempt_at <= $2)
                                  OR (status = 'sending' AND locked_until <= $2)
@@ -81,6 +82,7 @@ impl Store {
             .bind(now + lease_ms)
             .bind(now)
             .bind(limit as i64)
+            .bind(holder)
             .fetch_all(&mut *tx)
             .await?;
         let mut out = Vec::with_capacity(rows.len());

@@ -36,6 +36,8 @@ pub struct ImapJobWorker {
     pub clock: SharedClock,
     pub wake: Arc<Notify>,
     pub health: Arc<Health>,
+    /// This daemon's identity, on the leases it takes (see `app::instance`).
+    pub holder: String,
 }
 
 /// The worker with its own IMAP connection, opened when there is work.
@@ -100,7 +102,10 @@ impl ImapJobWorker {
     /// Does the jobs due now, in order. Returns how many were done.
     pub async fn try_run_once(&self, conn: &mut Option<ImapConn>) -> Result<usize, StoreError> {
         let now = self.clock.now();
-        let jobs = self.store.claim_imap_jobs(now, LEASE_MS, 50).await?;
+        let jobs = self
+            .store
+            .claim_imap_jobs(now, LEASE_MS, 50, &self.holder)
+            .await?;
         if jobs.is_empty() {
             return Ok(0);
         }
