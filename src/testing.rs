@@ -38,7 +38,12 @@ async fn reply(r: &mut BufReader<OwnedReadHalf>, expect: &str) -> Result<()> {
 /// Delivers raw bytes straight into Dovecot over LMTP, bypassing Postfix (which would repair a
 /// broken mail's headers, and is slower). Many mails in one session.
 pub async fn lmtp_deliver(to: &str, mails: &[Vec<u8>]) -> Result<()> {
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", LMTP_PORT)).await?;
+    lmtp_deliver_at(LMTP_PORT, to, mails).await
+}
+
+/// [`lmtp_deliver`] to the LMTP server on `port` (another rig).
+pub async fn lmtp_deliver_at(port: u16, to: &str, mails: &[Vec<u8>]) -> Result<()> {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r);
     reply(&mut r, "220").await?;

@@ -76,6 +76,12 @@ pub enum Command {
         #[command(subcommand)]
         command: AttachmentCommand,
     },
+    /// A stored mail, byte for byte: `message get MESSAGE-ID [-o FILE]` (e.g. one over
+    /// `service.max_mail_mb`, read for its headers only).
+    Message {
+        #[command(subcommand)]
+        command: MessageCommand,
+    },
     /// Mail that a person may have written but that is filed on no ticket (no usable sender, or
     /// refused by the database): `unattributed list`.
     Unattributed {
@@ -141,6 +147,17 @@ pub enum AttachmentCommand {
     Get {
         ticket: String,
         which: String,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MessageCommand {
+    /// Writes the raw mail (as received or sent) to `-o FILE`, else to stdout.
+    Get {
+        /// The Message-ID, with or without angle brackets.
+        message_id: String,
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
@@ -398,6 +415,31 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 let cal = &settings.sla_policy().calendar;
                 print!("{}", views::show_ticket(&d, cal, SystemClock.now()));
                 print!("{}", views::show_files(&files, cal));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Message {
+            command: MessageCommand::Get { message_id, output },
+        } => {
+            let id = message_id
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>');
+            let (_, store) = cli.store().await?;
+            let raw = store
+                .raw_by_message_id(id)
+                .await?
+                .with_context(|| format!("no stored mail has the Message-ID <{id}>"))?;
+            match output {
+                Some(p) => {
+                    std::fs::write(p, &raw)
+                        .with_context(|| format!("cannot write {}", p.display()))?;
+                    eprintln!("<{id}>: {} bytes to {}", raw.len(), p.display());
+                }
+                None => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&raw)?;
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -143,6 +143,16 @@ pub struct ServiceSettings {
     /// never become its participants. `[]`: no colleagues.
     #[serde(default)]
     pub internal_domains: Option<Vec<String>>,
+    /// The largest mail parsed in full, in MiB (1–1024; default 40: a 25 MB attachment after
+    /// base64). A larger mail is stored whole and opens or follows its ticket like any other,
+    /// but only its headers are read: the card says so, and `supportd message get` has it.
+    /// Peak memory stays under ~3 × the largest mail + 64 MB.
+    #[serde(default = "default_max_mail_mb")]
+    pub max_mail_mb: u32,
+}
+
+fn default_max_mail_mb() -> u32 {
+    40
 }
 
 fn default_agent_language() -> Language {
@@ -610,6 +620,12 @@ impl Settings {
         let mut problems = Vec::new();
         if self.mailboxes.is_empty() {
             problems.push("mailboxes: at least one mailbox is required".to_string());
+        }
+        if !(1..=1024).contains(&self.service.max_mail_mb) {
+            problems.push(format!(
+                "service.max_mail_mb: must be 1-1024 (MiB), not {}",
+                self.service.max_mail_mb
+            ));
         }
         for (name, mb) in self.mailboxes.iter_mut() {
             let key = format!("mailboxes.{name}");

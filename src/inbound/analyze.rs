@@ -19,7 +19,13 @@ pub struct Analyzer {
     pub classifier: Arc<Classifier>,
     /// The agents' names and addresses: a trailing block naming one is their signature.
     pub agent_names: Vec<String>,
+    /// Mails larger than this (bytes) get their headers parsed only (see
+    /// [`parse::parse_bounded`]); `service.max_mail_mb`.
+    pub max_mail_bytes: usize,
 }
+
+/// `service.max_mail_mb`'s default, in bytes.
+pub const DEFAULT_MAX_MAIL_BYTES: usize = 40 * 1024 * 1024;
 
 impl Analyzer {
     pub fn new(
@@ -37,6 +43,7 @@ impl Analyzer {
             signer,
             classifier,
             agent_names: Vec::new(),
+            max_mail_bytes: DEFAULT_MAX_MAIL_BYTES,
         }
     }
 
@@ -52,6 +59,13 @@ impl Analyzer {
             s.classifier(),
         )
         .with_agents(&s.agents)
+        .with_max_mail_bytes(s.service.max_mail_mb as usize * 1024 * 1024)
+    }
+
+    /// Mails above `bytes` are parsed for their headers only.
+    pub fn with_max_mail_bytes(mut self, bytes: usize) -> Analyzer {
+        self.max_mail_bytes = bytes;
+        self
     }
 
     /// Knows the agents' names and addresses (to cut their signatures).
@@ -65,7 +79,7 @@ impl Analyzer {
 
     /// parse → screen → reply text → thread hints → classify. Pure.
     pub fn analyze(&self, raw: &[u8]) -> Analysis {
-        let mail = parse::parse(raw);
+        let mail = parse::parse_bounded(raw, self.max_mail_bytes);
         let screen = screen::screen(&mail, &self.screen);
         let mut known: Vec<&str> = self.agent_names.iter().map(String::as_str).collect();
         // The sender's own address on a line of its own is a signature (Foxmail writes one); a

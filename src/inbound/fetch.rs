@@ -214,25 +214,80 @@ impl ImapConn {
         Ok(uids)
     }
 
-    /// Fetches the raw bytes of `uids` (one command), ascending by UID.
+    /// The sizes (RFC822.SIZE, bytes) of `uids` (one command), ascending by UID; a UID the server
+    /// does not report (expunged meanwhile) is left out.
+    pub async fn sizes(&mut self, uids: &[u32]) -> Result<Vec<(u32, u64)>> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let set = uid_set(uids);
+        let mut out: Vec<(u32, u64)> = timed(async {
+            let stream = self.session.uid_fetch(&set, "(UID RFC822.SIZE)").await?;
+            stream
+                .try_filter_map(
+                    |f| async move { Ok(f.uid.map(|u| (u, f.size.map_or(0, u64::from)))) },
+                )
+                .try_collect()
+                .await
+        })
+        .await?;
+        out.sort_unstable_by_key(|(u, _)| *u);
+        out.dedup_by_key(|(u, _)| *u);
+        Ok(out)
+    }
+
+    /// Fetches the raw bytes of `uids` (one command), ascending by UID. Each mail is copied out
+    /// of the response as it arrives and the response dropped, so a batch costs its mails'
+    /// bytes once plus one response in flight.
+    ///
+    /// Only responses that carry the body count (a server may interleave flag updates for the
+    /// same UIDs). A UID asked for that comes back without a body is asked for once more on its
+    /// own; one that still does not has been expunged by another client meanwhile, and is
+    /// logged (WARN, with its UID).
     pub async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
+        let mut out = self.fetch_bodies(uids).await?;
+        let missing: Vec<u32> = uids
+            .iter()
+            .copied()
+            .filter(|u| out.binary_search_by_key(u, |(x, _)| *x).is_err())
+            .collect();
+        if !missing.is_empty() {
+            for uid in missing {
+                let again = self.fetch_bodies(&[uid]).await?;
+                if again.is_empty() {
+                    tracing::warn!(
+                        imap.uid = uid,
+                        "mail vanished before it could be read (expunged by another client?)"
+                    );
+                }
+                out.extend(again);
+            }
+            out.sort_unstable_by_key(|(u, _)| *u);
+        }
+        Ok(out)
+    }
+
+    async fn fetch_bodies(&mut self, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>> {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
         let set = uid_set(uids);
         let mut out: Vec<(u32, Vec<u8>)> = timed(async {
             let stream = self.session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
-            let fetched: Vec<_> = stream.try_collect().await?;
-            Ok::<_, async_imap::error::Error>(
-                fetched
-                    .iter()
-                    .filter_map(|f| Some((f.uid?, f.body().unwrap_or_default().to_vec())))
-                    .collect(),
-            )
+            stream
+                .try_filter_map(|f| async move {
+                    Ok(match (f.uid, f.body()) {
+                        (Some(u), Some(body)) => Some((u, body.to_vec())),
+                        _ => None,
+                    })
+                })
+                .try_collect()
+                .await
         })
         .await?;
         out.sort_unstable_by_key(|(u, _)| *u);
         out.dedup_by_key(|(u, _)| *u);
+        out.retain(|(u, _)| uids.contains(u));
         Ok(out)
     }
 
@@ -407,6 +462,31 @@ fn quoted(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// The most bytes one fetch brings in: mails are fetched in batches of at most `max_count`
+/// mails and this many bytes (a mail larger than this alone), so that memory follows the size
+/// of the largest mail, not of the batch.
+pub const BATCH_MAX_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Splits `(uid, size)` (ascending) into fetch batches of at most `max_count` UIDs and
+/// `max_bytes` bytes, a larger mail alone; order kept.
+pub fn batches(sizes: &[(u32, u64)], max_count: usize, max_bytes: u64) -> Vec<Vec<u32>> {
+    let mut out: Vec<Vec<u32>> = Vec::new();
+    let mut current: Vec<u32> = Vec::new();
+    let mut bytes = 0u64;
+    for &(uid, size) in sizes {
+        if !current.is_empty() && (current.len() >= max_count.max(1) || bytes + size > max_bytes) {
+            out.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        current.push(uid);
+        bytes += size;
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
 /// Compresses sorted UIDs into an IMAP set: `1:5,7,9:12`.
 pub fn uid_set(uids: &[u32]) -> String {
     let mut sorted = uids.to_vec();
@@ -442,6 +522,32 @@ mod tests {
     fn search_strings_are_quoted() {
         assert_eq!(quoted("T-000123"), "\"T-000123\"");
         assert_eq!(quoted("a\"b\\c"), "\"a\\\"b\\\\c\"");
+    }
+
+    #[test]
+    fn batches_are_bounded_by_count_and_bytes_a_big_mail_alone() {
+        let mb = 1024 * 1024;
+        let sizes = [
+            (1, mb),
+            (2, mb),
+            (3, 30 * mb),
+            (4, mb),
+            (5, 3 * mb),
+            (6, 5 * mb),
+            (7, 10),
+        ];
+        assert_eq!(
+            batches(&sizes, 50, 8 * mb),
+            vec![vec![1, 2], vec![3], vec![4, 5], vec![6, 7]]
+        );
+        assert_eq!(
+            batches(&sizes, 2, 64 * mb),
+            vec![vec![1, 2], vec![3, 4], vec![5, 6], vec![7]]
+        );
+        assert!(batches(&[], 50, mb).is_empty());
+        // Every UID once, in order, whatever the bounds.
+        let flat: Vec<u32> = batches(&sizes, 1, 1).concat();
+        assert_eq!(flat, vec![1, 2, 3, 4, 5, 6, 7]);
     }
 
     #[test]

@@ -70,16 +70,34 @@ pub async fn store_batch(
     batch: Batch<'_>,
     now: Millis,
 ) -> Result<Vec<Processed>, StoreError> {
+    let started = std::time::Instant::now();
+    let analyzed = analyze_batch(desk, batch.mails);
+    store_analyzed(store, desk, batch, &analyzed, started, now).await
+}
+
+/// The pure stages over a batch (CPU only: a daemon runs this off the async runtime, with
+/// `spawn_blocking`, so that a big batch never stalls a send or an IMAP session).
+pub fn analyze_batch(desk: &Desk, mails: &[(u32, Vec<u8>)]) -> Vec<Analysis> {
+    mails
+        .iter()
+        .map(|(_, raw)| desk.analyzer.analyze(raw))
+        .collect()
+}
+
+/// [`store_batch`] after [`analyze_batch`]: `analyzed[k]` is `batch.mails[k]`'s analysis;
+/// `started` is when the batch's work began (for the per-mail processing time).
+pub async fn store_analyzed(
+    store: &Store,
+    desk: &Desk,
+    batch: Batch<'_>,
+    analyzed: &[Analysis],
+    started: std::time::Instant,
+    now: Millis,
+) -> Result<Vec<Processed>, StoreError> {
     if batch.mails.is_empty() {
         return Ok(Vec::new());
     }
-    let started = std::time::Instant::now();
-    let analyzed: Vec<Analysis> = batch
-        .mails
-        .iter()
-        .map(|(_, raw)| desk.analyzer.analyze(raw))
-        .collect();
-    match commit(store, desk, batch, &analyzed, now).await {
+    match commit(store, desk, batch, analyzed, now).await {
         Ok(mut done) => {
             let each = started.elapsed().as_secs_f64() / batch.mails.len() as f64;
             for p in &mut done {
@@ -110,9 +128,29 @@ pub async fn store_batch(
     }
 }
 
-/// The database refused this mail's data (a constraint, an encoding), not the connection.
+/// The database refused this mail's data (a constraint, an encoding, a value too big), as
+/// opposed to a storage or connection fault (disk full, I/O error, busy, lost connection) that
+/// passes: only the former quarantines a mail; the latter fails the batch, which is fetched
+/// again once the database works.
 fn refused_by_database(e: &StoreError) -> bool {
-    matches!(e, StoreError::Db(sqlx::Error::Database(_)))
+    let StoreError::Db(sqlx::Error::Database(db)) = e else {
+        return false;
+    };
+    if db.kind() != sqlx::error::ErrorKind::Other {
+        // Unique, foreign-key, not-null or check violations.
+        return true;
+    }
+    let code = db.code().unwrap_or_default();
+    if code.len() == 5 {
+        // PostgreSQL SQLSTATE: class 22 (data exception: bad encoding, value too long) and 23
+        // (integrity constraint). Classes 08, 40, 53, 57, 58 are faults that pass.
+        return code.starts_with("22") || code.starts_with("23");
+    }
+    // SQLite result codes (at most four digits; the primary code in the low byte): TOOBIG,
+    // CONSTRAINT, MISMATCH, RANGE. FULL (13), IOERR (10), BUSY (5), LOCKED (6), NOMEM (7),
+    // CANTOPEN (14) and READONLY (8) are storage faults.
+    code.parse::<i64>()
+        .is_ok_and(|n| matches!(n & 0xff, 18 | 19 | 20 | 25))
 }
 
 /// Decides every mail of the batch in order and commits it all, checkpoint included.

@@ -99,6 +99,7 @@ impl MailboxLoop {
             Err(e) => return Err(IngestError::Task(e.to_string())),
         };
         self.metrics.fetched(&self.name, done.len() as u64);
+        self.health.storage_ok(&self.task());
         for p in &processed {
             p.record(&self.metrics);
         }
@@ -124,10 +125,27 @@ impl MailboxLoop {
         async {
             // Failed attempts in a row since the last good connection.
             let mut failures = 0u32;
+            // Database errors in a row.
+            let mut store_failures = 0u32;
             while !cancel.is_cancelled() {
                 self.health.beat(&self.task());
-                match self.session(&cancel, &mut failures).await {
+                match self.session(&cancel, &mut failures, &mut store_failures).await {
                     Ok(()) => break,
+                    Err(IngestError::Store(e)) => {
+                        // The database failed (disk full, I/O, connection): the batch was not
+                        // committed, so nothing was flagged; it is fetched again. Back off
+                        // without hammering the database, at most 5 s.
+                        store_failures += 1;
+                        let wait = crate::workers::error_backoff(store_failures);
+                        warn!(error = %e, retry_in = ?wait, "database error while storing mail; nothing was flagged, fetching again");
+                        self.health.mailbox_failed(&self.name, &e.to_string());
+                        self.health.storage_failed(&self.task(), &e.to_string());
+                        self.health.waiting(&self.task(), wait);
+                        tokio::select! {
+                            _ = cancel.cancelled() => break,
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                    }
                     Err(e) => {
                         let wait = reconnect_delay(failures);
                         failures += 1;
@@ -153,6 +171,7 @@ impl MailboxLoop {
         &self,
         cancel: &CancellationToken,
         failures: &mut u32,
+        store_failures: &mut u32,
     ) -> Result<(), IngestError> {
         let s = &self.settings;
         let mut conn = fetch::connect(s).await?;
@@ -202,7 +221,10 @@ impl MailboxLoop {
             // Pipelined: batch n+1 is fetched while batch n is processed and committed; batches
             // commit in order, one at a time, and each is flagged or moved after its commit.
             let mut in_hand: Option<(Vec<u32>, BatchTask)> = None;
-            for chunk in uids.chunks(s.batch_size as usize) {
+            // Batches bounded by count and by bytes, so memory follows the largest mail.
+            let sizes = conn.sizes(&uids).await?;
+            for chunk in &fetch::batches(&sizes, s.batch_size as usize, fetch::BATCH_MAX_BYTES) {
+                let chunk = chunk.as_slice();
                 let fetched = match conn.fetch(chunk).await {
                     Ok(f) => f,
                     Err(e) => {
@@ -229,6 +251,19 @@ impl MailboxLoop {
                     let uidvalidity = sel.uidvalidity;
                     let role = self.role;
                     tokio::spawn(async move {
+                        let started = std::time::Instant::now();
+                        let desk = desk.get();
+                        // The pure stages are CPU work: off the async runtime, so that sends
+                        // and IMAP sessions are never held up by a big batch.
+                        let (fetched, analyzed) = {
+                            let desk = desk.clone();
+                            tokio::task::spawn_blocking(move || {
+                                let a = intake::analyze_batch(&desk, &fetched);
+                                (fetched, a)
+                            })
+                            .await
+                            .map_err(|e| StoreError::Analysis(e.to_string()))?
+                        };
                         // Group commit: the batch's mails and the checkpoint in one transaction.
                         let batch = Batch {
                             mailbox: &key,
@@ -236,7 +271,7 @@ impl MailboxLoop {
                             role,
                             mails: &fetched,
                         };
-                        intake::store_batch(&store, &desk.get(), batch, now).await
+                        intake::store_analyzed(&store, &desk, batch, &analyzed, started, now).await
                     })
                 };
                 in_hand = Some((done, task));
@@ -249,6 +284,11 @@ impl MailboxLoop {
                 self.finish_batch(&mut conn, &key, sel.uidvalidity, done, task)
                     .await?;
             }
+            if !cancel.is_cancelled() {
+                // UIDs the server no longer had a size for were expunged meanwhile.
+                last = last.max(uids.last().copied().unwrap_or(0));
+            }
+            *store_failures = 0;
             if cancel.is_cancelled() {
                 conn.logout().await;
                 return Ok(());

@@ -36,6 +36,56 @@ const SCREEN_HEADERS: &[&str] = &[
     "received",
 ];
 
+/// Parses raw bytes, the headers only when the mail is larger than `max_bytes`: its text is then
+/// a note giving its size (agents see it on the card), its parts are not decoded, and
+/// `problems` says `oversize`. The mail itself is stored whole either way. Memory: parsing in
+/// full holds the decoded parts beside the raw bytes (~2 × the mail); the headers-only path
+/// holds little beyond the raw bytes.
+pub fn parse_bounded(raw: &[u8], max_bytes: usize) -> InboundMail {
+    if raw.len() <= max_bytes {
+        return parse(raw);
+    }
+    let end = header_end(raw).unwrap_or(raw.len()).min(max_bytes);
+    let mut head = Vec::with_capacity(end + 4);
+    head.extend_from_slice(&raw[..end]);
+    head.extend_from_slice(b"\r\n\r\n");
+    let mut mail = parse(&head);
+    if mail.synthetic_id {
+        // The same Message-ID whatever the limit: derived from the whole mail.
+        mail.message_id = MessageId::synthetic(raw);
+    }
+    let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
+    mail.text = format!(
+        "[此邮件 {:.1} MB，超过 {:.0} MB 的上限：只读取了邮件头，原件已完整保存。\n This mail is {:.1} MB, over the {:.0} MB limit: only its headers were read; it is stored whole: supportd message get '{}']",
+        mib(raw.len()),
+        mib(max_bytes),
+        mib(raw.len()),
+        mib(max_bytes),
+        mail.message_id.as_str(),
+    );
+    mail.attachments.clear();
+    mail.html_images.clear();
+    mail.problems.push(format!(
+        "oversize: {} bytes, over the limit of {max_bytes} (service.max_mail_mb); headers only",
+        raw.len()
+    ));
+    mail
+}
+
+/// Where the header section ends (the offset of the empty line), if it does.
+fn header_end(raw: &[u8]) -> Option<usize> {
+    let crlf = memchr_find(raw, b"\r\n\r\n");
+    let lf = memchr_find(raw, b"\n\n");
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn memchr_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    memchr::memmem::find(hay, needle)
+}
+
 /// Parses raw bytes. Always returns a mail; see `problems`.
 pub fn parse(raw: &[u8]) -> InboundMail {
     let mut problems = Vec::new();
@@ -533,6 +583,50 @@ fn ids(v: &HeaderValue<'_>) -> Vec<MessageId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mail_over_the_limit_keeps_its_headers_and_says_so() {
+        let mut raw = b"From: =?UTF-8?B?5byg5LiJ?= <zhang@example.cn>\r\nTo: support@example.com\r\nSubject: =?UTF-8?B?5Y+R56Wo?=\r\nMessage-ID: <big@example.cn>\r\nIn-Reply-To: <ack@example.com>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee file\r\n--b\r\nContent-Type: application/pdf; name=x.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n".to_vec();
+        raw.extend(std::iter::repeat_n(b'Q', 4000));
+        raw.extend_from_slice(b"\r\n--b--\r\n");
+        let full = parse_bounded(&raw, raw.len());
+        assert_eq!(full.attachments.len(), 1);
+        let m = parse_bounded(&raw, 1000);
+        assert_eq!(m.message_id.as_str(), "big@example.cn");
+        assert_eq!(
+            m.from.as_ref().map(|a| a.as_str()),
+            Some("zhang@example.cn")
+        );
+        assert_eq!(m.from_name.as_deref(), Some("张三"));
+        assert_eq!(m.subject, "发票");
+        assert_eq!(m.in_reply_to.len(), 1);
+        assert!(m.attachments.is_empty());
+        assert!(
+            m.text.contains("over the 0 MB limit") || m.text.contains("limit"),
+            "{}",
+            m.text
+        );
+        assert!(
+            m.text.contains("supportd message get 'big@example.cn'"),
+            "{}",
+            m.text
+        );
+        assert!(
+            m.problems.iter().any(|p| p.starts_with("oversize")),
+            "{:?}",
+            m.problems
+        );
+        // No Message-ID: the same synthetic one as a full parse would give.
+        let anon =
+            b"From: a@example.cn\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx".to_vec();
+        assert_eq!(parse_bounded(&anon, 10).message_id, parse(&anon).message_id);
+        // A header that never ends is cut at the limit, never read past it.
+        let endless = vec![b'a'; 5000];
+        assert!(parse_bounded(&endless, 100)
+            .problems
+            .iter()
+            .any(|p| p.starts_with("oversize")));
+    }
 
     #[test]
     fn format_flowed_paragraphs_are_joined_and_quotes_kept() {

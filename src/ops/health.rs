@@ -32,6 +32,9 @@ pub struct Health {
     /// Per loop: the last beat and the deadline for the next.
     beats: Mutex<BTreeMap<String, (Instant, Instant)>>,
     mailboxes: Mutex<BTreeMap<String, MailboxState>>,
+    /// Per loop: database errors so far, and the last one while it lasts (cleared by the loop's
+    /// next successful round).
+    storage: Mutex<BTreeMap<String, (u64, Option<String>)>>,
 }
 
 /// One mailbox as `/readyz` reports it.
@@ -59,7 +62,29 @@ impl Health {
             started: Instant::now(),
             beats: Mutex::new(BTreeMap::new()),
             mailboxes: Mutex::new(BTreeMap::new()),
+            storage: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// A loop's database work failed (disk full, I/O error, lost connection); it backs off and
+    /// retries. `/readyz` is false until the loop's next successful round.
+    pub fn storage_failed(&self, task: &str, error: &str) {
+        let mut m = lock(&self.storage);
+        let s = m.entry(task.to_string()).or_default();
+        s.0 += 1;
+        s.1 = Some(error.to_string());
+    }
+
+    /// A loop's database work succeeded.
+    pub fn storage_ok(&self, task: &str) {
+        if let Some(s) = lock(&self.storage).get_mut(task) {
+            s.1 = None;
+        }
+    }
+
+    /// Per loop: database errors so far, and the current one if the loop is still failing.
+    pub fn storage(&self) -> BTreeMap<String, (u64, Option<String>)> {
+        lock(&self.storage).clone()
     }
 
     /// A loop says it is alive and working.

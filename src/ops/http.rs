@@ -96,6 +96,7 @@ async fn metrics(State(s): State<Arc<HttpState>>) -> Response {
             &ages,
         );
     }
+    s.metrics.set_storage_errors(&s.health.storage());
     (
         StatusCode::OK,
         [(
@@ -134,6 +135,20 @@ async fn readyz(State(s): State<Arc<HttpState>>) -> Response {
             json!({"ok": false, "error": "no answer within 5 s"})
         }
     };
+    // A loop whose database work is failing (disk full, I/O errors) makes the daemon unready
+    // even while `SELECT 1` still answers.
+    let failing: serde_json::Map<String, serde_json::Value> = s
+        .health
+        .storage()
+        .into_iter()
+        .filter_map(|(task, (_, e))| e.map(|e| (task, json!(e))))
+        .collect();
+    ok &= failing.is_empty();
+    let database = json!({
+        "ok": database["ok"].as_bool().unwrap_or(false) && failing.is_empty(),
+        "error": database.get("error"),
+        "failing": failing,
+    });
     let stale = s.mailbox_stale.as_secs_f64();
     let mailboxes: Vec<serde_json::Value> = s
         .health

@@ -35,6 +35,8 @@ pub struct Metrics {
     sla_breaches: Family<Labels, Counter>,
     escalations: Family<Labels, Counter>,
     imap_reconnects: Family<Labels, Counter>,
+    storage_errors: Family<Labels, Counter>,
+    send_commit: Histogram,
     processing: Histogram,
     outbox_depth: Gauge,
     outbox_oldest: Gauge<f64, AtomicU64>,
@@ -69,6 +71,9 @@ impl Metrics {
             sla_breaches: Family::default(),
             escalations: Family::default(),
             imap_reconnects: Family::default(),
+            storage_errors: Family::default(),
+            // 100 µs … ~26 s.
+            send_commit: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
             // 50 µs … ~6.5 s per mail (commit included).
             processing: Histogram::new(exponential_buckets(0.00005, 2.0, 18)),
             outbox_depth: Gauge::default(),
@@ -131,6 +136,16 @@ impl Metrics {
             "imap_reconnects",
             "IMAP sessions that ended in an error and were reconnected, by mailbox",
             m.imap_reconnects.clone(),
+        );
+        registry.register(
+            "storage_errors",
+            "Database errors (disk full, I/O, lost connection) by loop (mailbox <name>, outbox, timers, imap-jobs); each loop backs off (≤ 5 s) and retries, and /readyz is false while it fails",
+            m.storage_errors.clone(),
+        );
+        registry.register(
+            "send_commit_seconds",
+            "Time from the SMTP server accepting a mail (its 250 after DATA) to that acceptance committed: the one window in which a crash re-sends a mail (with the same Message-ID)",
+            m.send_commit.clone(),
         );
         registry.register(
             "processing_seconds",
@@ -221,6 +236,22 @@ impl Metrics {
         self.imap_reconnects
             .get_or_create(&l("mailbox", mailbox))
             .inc();
+    }
+    /// Brings the per-loop database error counters up to `health`'s counts.
+    pub fn set_storage_errors(
+        &self,
+        counts: &std::collections::BTreeMap<String, (u64, Option<String>)>,
+    ) {
+        for (task, (n, _)) in counts {
+            let c = self.storage_errors.get_or_create(&l("loop", task.as_str()));
+            let seen = c.get();
+            if *n > seen {
+                c.inc_by(n - seen);
+            }
+        }
+    }
+    pub fn send_committed(&self, seconds: f64) {
+        self.send_commit.observe(seconds);
     }
     pub fn processed(&self, seconds: f64) {
         self.processing.observe(seconds);

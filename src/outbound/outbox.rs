@@ -139,7 +139,7 @@ impl OutboxWorker {
             return Ok(Step::Idle);
         }
         let n = claimed.len();
-        for mail in claimed {
+        for mut mail in claimed {
             let span = tracing::info_span!(
                 "outbox",
                 outbox.id = mail.id,
@@ -148,12 +148,28 @@ impl OutboxWorker {
             );
             async {
                 self.health.beat(TASK);
+                if mail.accepted {
+                    // Accepted by the SMTP server before a crash: record it, never send twice.
+                    info!(message_id = %mail.message_id, "mail accepted before a restart; recording it as sent");
+                    self.record_sent(&mail, self.clock.now()).await?;
+                    self.metrics.mail_sent(mail.kind.as_str());
+                    return Ok(());
+                }
+                self.store.load_raw(&mut mail).await?;
+                tracing::debug!(message_id = %mail.message_id, bytes = mail.raw.len(), "sending");
                 let result = send_one(&self.mailer, &mail).await;
+                mail.raw = Vec::new();
                 let now = self.clock.now();
                 match result {
                     Ok(()) => {
+                        tracing::debug!(message_id = %mail.message_id, "accepted by the SMTP server");
+                        let accepted = std::time::Instant::now();
+                        if let Err(e) = self.store.mark_accepted(&mail, now).await {
+                            warn!(error = %e, message_id = %mail.message_id, "mail sent but its acceptance could not be recorded at once");
+                        }
+                        self.metrics.send_committed(accepted.elapsed().as_secs_f64());
                         info!(message_id = %mail.message_id, kind = %mail.kind, "mail sent");
-                        self.sent(&mail, now).await?;
+                        self.record_sent(&mail, now).await?;
                         self.metrics.mail_sent(mail.kind.as_str());
                         Ok(())
                     }
@@ -178,6 +194,30 @@ impl OutboxWorker {
         Ok(Step::Worked(n))
     }
 
+    /// Records a mail the SMTP server accepted. This is the one at-least-once window: until
+    /// `sent` commits, a crash makes the lease run out and the mail go again (same bytes, same
+    /// Message-ID). A database error here is retried in place for up to ~30 s rather than left
+    /// to the lease, so a passing fault (a full disk, a lost connection) does not re-send.
+    async fn record_sent(
+        &self,
+        mail: &ClaimedMail,
+        now: Millis,
+    ) -> Result<(), crate::store::StoreError> {
+        let mut failures = 0u32;
+        loop {
+            match self.sent(mail, now).await {
+                Ok(()) => return Ok(()),
+                Err(e) if failures < 8 => {
+                    failures += 1;
+                    warn!(error = %e, message_id = %mail.message_id, "mail sent but not yet recorded; retrying");
+                    self.health.storage_failed(TASK, &e.to_string());
+                    tokio::time::sleep(crate::workers::error_backoff(failures)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Records a sent mail and what sending it changes on its ticket (an acknowledgement keeps
     /// the acknowledgement promise), in one transaction.
     async fn sent(&self, mail: &ClaimedMail, now: Millis) -> Result<(), crate::store::StoreError> {
@@ -193,6 +233,7 @@ impl OutboxWorker {
                 .await?;
         }
         tx.commit().await?;
+        self.store.sent_recorded(mail);
         Ok(())
     }
 

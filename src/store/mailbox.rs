@@ -93,7 +93,7 @@ impl Store {
                           WHERE (status = 'pending' AND next_attempt_at <= $2)
                              OR (status = 'working' AND locked_until <= $2)
                           ORDER BY id LIMIT $3 {lock})
-             RETURNING id, ticket_id, kind, folder, message_id, raw, attempts"
+             RETURNING id, ticket_id, kind, folder, message_id, raw, attempts, raw_blob"
         );
         let mut tx = self.begin().await?;
         let rows = sqlx::query(AssertSqlSafe(sql))
@@ -104,30 +104,60 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        let mut out: Vec<ImapJobRow> = rows
-            .iter()
-            .filter_map(|r| {
-                Some(ImapJobRow {
-                    id: r.get(0),
-                    ticket: TicketRef(r.get(1)),
-                    kind: r.get(2),
-                    folder: Folder::parse(&r.get::<String, _>(3))?,
-                    message_id: r.get(4),
-                    raw: r.get(5),
-                    attempts: r.get(6),
-                })
-            })
-            .collect();
+        let mut conn = self.pool.acquire().await?;
+        let mut out: Vec<ImapJobRow> = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let Some(folder) = Folder::parse(&r.get::<String, _>(3)) else {
+                continue;
+            };
+            let raw = match (
+                r.get::<Option<Vec<u8>>, _>(5),
+                r.get::<Option<String>, _>(7),
+            ) {
+                (Some(inline), blob) => Some(super::rows::read_raw(&mut conn, inline, blob).await?),
+                (None, _) => None,
+            };
+            out.push(ImapJobRow {
+                id: r.get(0),
+                ticket: TicketRef(r.get(1)),
+                kind: r.get(2),
+                folder,
+                message_id: r.get(4),
+                raw,
+                attempts: r.get(6),
+            });
+        }
         out.sort_by_key(|j| j.id);
         Ok(out)
     }
 
     pub async fn imap_job_done(&self, id: i64, now: Millis) -> Result<()> {
-        sqlx::query("UPDATE imap_jobs SET status = 'done', done_at = $1, raw = NULL, locked_until = NULL WHERE id = $2")
-            .bind(now)
+        let mut tx = self.begin().await?;
+        let blob: Option<String> = sqlx::query("SELECT raw_blob FROM imap_jobs WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .fetch_optional(&mut *tx)
+            .await?
+            .and_then(|r| r.get(0));
+        sqlx::query(
+            "UPDATE imap_jobs SET status = 'done', done_at = $1, raw = NULL, raw_blob = NULL, locked_until = NULL
+             WHERE id = $2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(blob) = blob {
+            // The chunks go with the last row that names them.
+            sqlx::query(
+                "DELETE FROM raw_chunks WHERE blob = $1
+                   AND NOT EXISTS (SELECT 1 FROM imap_jobs WHERE raw_blob = $1)
+                   AND NOT EXISTS (SELECT 1 FROM messages WHERE raw_blob = $1)",
+            )
+            .bind(&blob)
+            .execute(&mut *tx)
             .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -19,6 +19,7 @@ use sqlx::{Any, AnyPool, Row};
 
 pub type Tx = sqlx::Transaction<'static, Any>;
 
+pub mod accepted;
 pub mod facts;
 pub mod mailbox;
 mod meta;
@@ -50,6 +51,13 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The accepted-mail journal beside a SQLite database could not be written.
+    #[error("accepted-mail journal: {0}")]
+    Io(#[source] std::io::Error),
+    /// A batch's analysis (pure, off the runtime) did not finish: a bug, reported loudly; the
+    /// batch is fetched again.
+    #[error("analysing a batch failed: {0}")]
+    Analysis(String),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
@@ -74,6 +82,8 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite: the accepted-mail journal beside the database file (see [`accepted`]).
+    accepted: Option<std::sync::Arc<accepted::AcceptedJournal>>,
 }
 
 pub(crate) fn lang(s: &str) -> Language {
@@ -126,12 +136,35 @@ impl Store {
             } else {
                 max_connections
             })
-            .acquire_timeout(std::time::Duration::from_secs(30));
+            .acquire_timeout(std::time::Duration::from_secs(30))
+            // A connection goes back to the pool only outside any transaction. A failed COMMIT
+            // (SQLite's `database or disk is full`, an I/O error) can leave the driver's
+            // transaction depth above zero while the database already rolled back; such a
+            // connection would refuse every later BEGIN, so it is closed and replaced instead.
+            .after_release(|conn, _meta| {
+                Box::pin(async move {
+                    use sqlx::Connection;
+                    if !conn.is_in_transaction() {
+                        return Ok(true);
+                    }
+                    // Let the queued rollback of a dropped transaction run, then look again.
+                    if conn.ping().await.is_err() {
+                        return Ok(false);
+                    }
+                    let clean = !conn.is_in_transaction();
+                    if !clean {
+                        tracing::warn!(
+                            "a database connection was left inside a transaction; closing it"
+                        );
+                    }
+                    Ok(clean)
+                })
+            });
         let opts = if backend == Backend::Sqlite {
             opts.after_connect(|conn, _meta| {
                 Box::pin(async move {
                     sqlx::raw_sql(
-                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; PRAGMA cache_size=-32768;",
+                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; PRAGMA cache_size=-8192;",
                     )
                     .execute(conn)
                     .await?;
@@ -145,7 +178,25 @@ impl Store {
             .connect(url)
             .await
             .map_err(|source| StoreError::Connect { url: shown, source })?;
-        Ok(Store { pool, backend })
+        let accepted = match (backend, sqlite_path(url)) {
+            (Backend::Sqlite, Some(path)) => {
+                let journal = format!("{path}.accepted");
+                Some(std::sync::Arc::new(
+                    accepted::AcceptedJournal::open(std::path::Path::new(&journal)).map_err(
+                        |source| StoreError::StateDir {
+                            dir: format!("{journal} (the accepted-mail journal)"),
+                            source,
+                        },
+                    )?,
+                ))
+            }
+            _ => None,
+        };
+        Ok(Store {
+            pool,
+            backend,
+            accepted,
+        })
     }
 
     pub fn backend(&self) -> Backend {

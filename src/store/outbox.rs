@@ -16,6 +16,13 @@ pub struct ClaimedMail {
     pub message_id: String,
     pub recipients: Vec<String>,
     pub envelope_from: String,
+    /// The `messages` row holding the finished mail.
+    pub message_row: i64,
+    /// The SMTP server accepted it already (a daemon died before recording it sent): record
+    /// it, do not send it again.
+    pub accepted: bool,
+    /// The finished mail: empty until [`Store::load_raw`] (a claimed batch does not hold every
+    /// mail's bytes at once; the worker loads each just before sending it).
     pub raw: Vec<u8>,
     pub attempts: i64,
     pub created_at: Millis,
@@ -66,7 +73,7 @@ impl Store {
                               WHERE (status = 'pending' AND next_attempt_at <= $2)
                                  OR (status = 'sending' AND locked_until <= $2)
                               ORDER BY next_attempt_at LIMIT $3)
-                 RETURNING id, ticket_id, message_id, recipients, envelope_from, message_row, attempts, created_at, give_up_at, kind"
+                 RETURNING id, ticket_id, message_id, recipients, envelope_from, message_row, attempts, created_at, give_up_at, kind, accepted_at"
             }
             Backend::Postgres => {
                 "UPDATE outbox SET status = 'sending', locked_until = $1, locked_by = $4
@@ -74,7 +81,7 @@ impl Store {
                               WHERE (status = 'pending' AND next_attempt_at <= $2)
                                  OR (status = 'sending' AND locked_until <= $2)
                               ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-                 RETURNING id, ticket_id, message_id, recipients, envelope_from, message_row, attempts, created_at, give_up_at, kind"
+                 RETURNING id, ticket_id, message_id, recipients, envelope_from, message_row, attempts, created_at, give_up_at, kind, accepted_at"
             }
         };
         let mut tx = self.begin().await?;
@@ -87,11 +94,6 @@ impl Store {
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let raw: Vec<u8> = sqlx::query("SELECT raw FROM messages WHERE id = $1")
-                .bind(r.get::<i64, _>(5))
-                .fetch_one(&mut *tx)
-                .await?
-                .get(0);
             out.push(ClaimedMail {
                 id: r.get(0),
                 ticket_id: r.get(1),
@@ -103,7 +105,10 @@ impl Store {
                     .filter(|s| !s.is_empty())
                     .collect(),
                 envelope_from: r.get(4),
-                raw,
+                accepted: r.get::<Option<i64>, _>(10).is_some()
+                    || self.accepted.as_ref().is_some_and(|j| j.contains(r.get(0))),
+                message_row: r.get(5),
+                raw: Vec::new(),
                 attempts: r.get(6),
                 created_at: r.get(7),
                 give_up_at: r.get(8),
@@ -114,6 +119,17 @@ impl Store {
         }
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// Loads a claimed mail's bytes (RFC 5322, exactly as committed).
+    pub async fn load_raw(&self, mail: &mut ClaimedMail) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        let r = sqlx::query("SELECT raw, raw_blob FROM messages WHERE id = $1")
+            .bind(mail.message_row)
+            .fetch_one(&mut *conn)
+            .await?;
+        mail.raw = super::rows::read_raw(&mut conn, r.get(0), r.get(1)).await?;
+        Ok(())
     }
 
     /// When the next pending mail is due, if any.
@@ -138,6 +154,37 @@ impl Store {
             .await?
             .rows_affected()
             == 1)
+    }
+
+    /// Records at once, in a transaction of its own, that the SMTP server accepted `m`: the
+    /// first thing done after the server's 250, so that a crash before [`Store::mark_sent`]
+    /// commits does not send it again (only a crash between the 250 and this one-row commit
+    /// does).
+    ///
+    /// SQLite: a line in the accepted-mail journal (see [`super::accepted`]), which waits for
+    /// no database lock. PostgreSQL: the row's `accepted_at`.
+    pub async fn mark_accepted(&self, m: &ClaimedMail, now: Millis) -> Result<()> {
+        if let Some(j) = &self.accepted {
+            let j = j.clone();
+            let id = m.id;
+            return tokio::task::spawn_blocking(move || j.record(id))
+                .await
+                .map_err(|e| super::StoreError::Io(std::io::Error::other(e.to_string())))?
+                .map_err(super::StoreError::Io);
+        }
+        sqlx::query("UPDATE outbox SET accepted_at = $1 WHERE id = $2 AND status = 'sending'")
+            .bind(now)
+            .bind(m.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// `m` is recorded sent (committed): it leaves the accepted-mail journal.
+    pub fn sent_recorded(&self, m: &ClaimedMail) {
+        if let Some(j) = &self.accepted {
+            j.done(m.id);
+        }
     }
 
     pub async fn mark_retry(&self, m: &ClaimedMail, error: &str, next: Millis) -> Result<()> {

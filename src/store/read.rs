@@ -168,21 +168,24 @@ pub struct Unattributed {
 impl Store {
     /// A ticket's messages with their raw bytes, oldest first.
     pub async fn ticket_raw_messages(&self, t: TicketRef) -> Result<Vec<RawMessage>> {
-        Ok(sqlx::query(
-            "SELECT received_at, direction, from_addr, verdict, raw FROM messages WHERE ticket_id = $1 ORDER BY id",
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(
+            "SELECT received_at, direction, from_addr, verdict, raw, raw_blob FROM messages WHERE ticket_id = $1 ORDER BY id",
         )
         .bind(t.0)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| RawMessage {
-            at: r.get(0),
-            direction: r.get(1),
-            from: r.get(2),
-            verdict: r.get(3),
-            raw: r.get(4),
-        })
-        .collect())
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(RawMessage {
+                at: r.get(0),
+                direction: r.get(1),
+                from: r.get(2),
+                verdict: r.get(3),
+                raw: super::rows::read_raw(&mut conn, r.get(4), r.get(5)).await?,
+            });
+        }
+        Ok(out)
     }
 
     /// The newest mails that ended without a ticket although a person may have written them:
@@ -488,14 +491,19 @@ impl Store {
         mailbox: &str,
         uid: u32,
     ) -> Result<Option<(Vec<u8>, String, Option<String>, String)>> {
-        Ok(sqlx::query(
-            "SELECT raw, text || ' ' || subject, problems, verdict FROM messages WHERE mailbox = $1 AND uid = $2",
+        let mut conn = self.pool.acquire().await?;
+        let Some(r) = sqlx::query(
+            "SELECT raw, text || ' ' || subject, problems, verdict, raw_blob FROM messages WHERE mailbox = $1 AND uid = $2",
         )
         .bind(mailbox)
         .bind(uid as i64)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *conn)
         .await?
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))))
+        else {
+            return Ok(None);
+        };
+        let raw = super::rows::read_raw(&mut conn, r.get(0), r.get(4)).await?;
+        Ok(Some((raw, r.get(1), r.get(2), r.get(3))))
     }
 
     /// Ticket, reply text and verdict of a stored inbound message.
@@ -508,5 +516,23 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .map(|r| (r.get(0), r.get(1), r.get(2))))
+    }
+
+    /// A stored mail's raw bytes (RFC 5322, as fetched or as sent) by its Message-ID (without
+    /// angle brackets): the newest if several share it.
+    pub async fn raw_by_message_id(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(r) = sqlx::query(
+            "SELECT raw, raw_blob FROM messages WHERE message_id = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(
+            super::rows::read_raw(&mut conn, r.get(0), r.get(1)).await?,
+        ))
     }
 }

@@ -17,7 +17,7 @@
 //! written parents first; a timer step another scheduler already took is
 //! [`StoreError::StaleTimer`](super::StoreError::StaleTimer) and the caller rolls back.
 
-use super::rows::{i, os, s, Rows, V};
+use super::rows::{i, os, raw_columns, s, write_chunks, Rows, V};
 use super::{Backend, ImapLocation, Result, Store, StoreError, Tx};
 use crate::domain::{
     EmailAddress, InboundMail, Millis, Plan, Severity, Status, TicketClass, TicketState, TimerEnd,
@@ -127,20 +127,22 @@ fn join(v: &[EmailAddress]) -> String {
 }
 
 /// The rows being collected, one buffer per table, parents first.
-struct Buffers {
-    tickets: Rows,
-    messages: Rows,
-    participants: Rows,
-    events: Rows,
-    outbox: Rows,
-    timers: Rows,
-    jobs: Rows,
-    surveys: Rows,
-    corrections: Rows,
+struct Buffers<'a> {
+    tickets: Rows<'a>,
+    messages: Rows<'a>,
+    participants: Rows<'a>,
+    events: Rows<'a>,
+    outbox: Rows<'a>,
+    timers: Rows<'a>,
+    jobs: Rows<'a>,
+    surveys: Rows<'a>,
+    corrections: Rows<'a>,
+    /// Raw mails above 1 MiB, by chunk name, written as chunks.
+    chunks: Vec<(String, &'a [u8])>,
 }
 
-impl Buffers {
-    fn new() -> Buffers {
+impl<'a> Buffers<'a> {
+    fn new() -> Buffers<'a> {
         Buffers {
             tickets: Rows::new(
                 "INSERT INTO tickets (id, status, requester, requester_name, subject, language, created_at, updated_at,
@@ -153,8 +155,8 @@ impl Buffers {
             messages: Rows::new(
                 "INSERT INTO messages (id, ticket_id, direction, message_id, mailbox, uidvalidity, uid, imap_done,
                     from_addr, from_name, to_addrs, cc_addrs, subject, in_reply_to, references_ids, sent_at,
-                    received_at, text, reply_text, language, verdict, verdict_reason, problems, raw, reply_to)",
-                25,
+                    received_at, text, reply_text, language, verdict, verdict_reason, problems, raw, reply_to, raw_blob)",
+                26,
                 "",
             ),
             participants: Rows::new(
@@ -180,8 +182,8 @@ impl Buffers {
                     next_at = excluded.next_at, warnings_fired = 0",
             ),
             jobs: Rows::new(
-                "INSERT INTO imap_jobs (ticket_id, kind, folder, message_id, raw, status, next_attempt_at, created_at)",
-                8,
+                "INSERT INTO imap_jobs (ticket_id, kind, folder, message_id, raw, status, next_attempt_at, created_at, raw_blob)",
+                9,
                 "",
             ),
             surveys: Rows::new(
@@ -194,11 +196,15 @@ impl Buffers {
                 6,
                 "",
             ),
+            chunks: Vec::new(),
         }
     }
 
     /// Sends everything collected, parents first.
     async fn flush(&mut self, tx: &mut Tx, b: Backend) -> Result<()> {
+        for (blob, raw) in self.chunks.drain(..) {
+            write_chunks(tx, &blob, raw).await?;
+        }
         self.tickets.flush(tx, b).await?;
         self.messages.flush(tx, b).await?;
         self.participants.flush(tx, b).await?;
@@ -225,11 +231,12 @@ impl Buffers {
         ]
         .iter()
         .all(|r| r.is_empty())
+            && self.chunks.is_empty()
     }
 }
 
 /// A new ticket's row, in the state its plan leaves it.
-fn ticket_row(t: &TicketState, plan: &Plan, now: Millis) -> Vec<V> {
+fn ticket_row(t: &TicketState, plan: &Plan, now: Millis) -> Vec<V<'static>> {
     let u = &plan.update;
     let c: TicketClass = plan.class.unwrap_or(t.class);
     let when = |b: bool| V::I(b.then_some(now));
@@ -296,7 +303,9 @@ impl Store {
                 self.update_existing(tx, plan, now).await?;
             }
             if let Some(m) = &r.message {
-                buf.messages.push(message_row(next_id(), m, now));
+                let (row, chunks) = message_row(next_id(), m, now);
+                buf.messages.push(row);
+                buf.chunks.extend(chunks);
             }
             self.collect(&mut buf, plan, now, &mut next_id);
         }
@@ -407,10 +416,10 @@ impl Store {
 
     /// The rows a plan adds: participants, events, outgoing mail and its message rows, timers
     /// started (or re-timed), IMAP jobs, survey scores, corrections.
-    fn collect(
+    fn collect<'a>(
         &self,
-        buf: &mut Buffers,
-        plan: &Plan,
+        buf: &mut Buffers<'a>,
+        plan: &'a Plan,
         now: Millis,
         next_id: &mut impl FnMut() -> i64,
     ) {
@@ -431,6 +440,7 @@ impl Store {
         }
         for o in &plan.outbox {
             let row = next_id();
+            let (raw, blob, chunks) = raw_columns(&o.raw);
             buf.messages.push(vec![
                 i(row),
                 i(o.ticket.0),
@@ -455,9 +465,11 @@ impl Store {
                 s("ours"),
                 s(""),
                 V::S(None),
-                V::B(Some(o.raw.clone())),
+                raw,
                 V::S(None),
+                blob,
             ]);
+            buf.chunks.extend(chunks);
             buf.outbox.push(vec![
                 i(o.ticket.0),
                 i(row),
@@ -493,15 +505,21 @@ impl Store {
         }
         for job in &plan.imap_jobs {
             let (kind, folder, id, raw) = job.columns();
+            let (raw, blob, chunks) = match raw {
+                Some(r) => raw_columns(r),
+                None => (V::B(None), V::S(None), None),
+            };
+            buf.chunks.extend(chunks);
             buf.jobs.push(vec![
                 i(t),
                 s(kind),
                 s(folder.as_str()),
                 V::S(id.map(str::to_string)),
-                V::B(raw.map(<[u8]>::to_vec)),
+                raw,
                 s("pending"),
                 i(now),
                 i(now),
+                blob,
             ]);
         }
         if let Some(sc) = &plan.survey {
@@ -600,9 +618,14 @@ impl Store {
 }
 
 /// A message row's values.
-fn message_row(id: i64, m: &MessageRow<'_>, now: Millis) -> Vec<V> {
+fn message_row<'a>(
+    id: i64,
+    m: &MessageRow<'a>,
+    now: Millis,
+) -> (Vec<V<'a>>, Option<(String, &'a [u8])>) {
     let mail = m.mail;
-    vec![
+    let (raw, blob, chunks) = raw_columns(m.raw);
+    let row = vec![
         i(id),
         V::I(m.ticket.map(|t| t.0)),
         s(if m.outgoing { "out" } else { "in" }),
@@ -634,7 +657,9 @@ fn message_row(id: i64, m: &MessageRow<'_>, now: Millis) -> Vec<V> {
         s(m.verdict),
         s(m.reason.chars().filter(|c| *c != '\0').collect::<String>()),
         V::S(m.problems.clone()),
-        V::B(Some(m.raw.to_vec())),
+        raw,
         os(mail.and_then(|x| x.reply_to.as_ref()).map(|a| a.as_str())),
-    ]
+        blob,
+    ];
+    (row, chunks)
 }

@@ -24,9 +24,10 @@ pub enum Step {
 /// The longest an idle worker sleeps without a wake-up.
 pub const FALLBACK: Duration = Duration::from_secs(60);
 
-/// Sleep after `failures` consecutive database errors: 400 ms, doubling, at most ~51 s.
+/// Sleep after `failures` consecutive database errors: 400 ms, doubling, at most 5 s (a disk
+/// that fills up and is freed again is noticed within 5 s).
 pub fn error_backoff(failures: u32) -> Duration {
-    Duration::from_millis(200u64 << failures.min(8))
+    Duration::from_millis((200u64 << failures.min(8)).min(5_000))
 }
 
 /// Sleep of an idle worker whose next item is due at `next` (read from the database): until
@@ -81,17 +82,20 @@ pub async fn run<W: Worker>(mut w: W, cancel: CancellationToken) {
         let sleep_for = match w.step().await {
             Ok(Step::Worked(n)) if n > 0 => {
                 failures = 0;
+                health.storage_ok(W::TASK);
                 continue;
             }
             // Due items that were not done (another daemon has them): look again shortly.
             Ok(Step::Worked(_)) => Duration::from_millis(500),
             Ok(Step::Idle) => {
                 failures = 0;
+                health.storage_ok(W::TASK);
                 until_due(w.next_due().await, w.now(), W::TASK)
             }
             Err(e) => {
                 failures += 1;
                 warn!(error = %e, task = W::TASK, "database error; backing off");
+                health.storage_failed(W::TASK, &e.to_string());
                 error_backoff(failures)
             }
         };
@@ -144,5 +148,6 @@ mod tests {
         assert_eq!(error_backoff(1), Duration::from_millis(400));
         assert_eq!(error_backoff(2), Duration::from_millis(800));
         assert_eq!(error_backoff(8), error_backoff(30));
+        assert_eq!(error_backoff(30), Duration::from_secs(5));
     }
 }

@@ -109,18 +109,31 @@ fn outlook_reply(agent: &str, to: &str, card: &InboundMail, report: &[u8], logo:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_reach_the_card_and_the_customer_byte_for_byte() {
+    files_both_ways(Db::Sqlite, 1).await;
+}
+
+/// Mails of several MiB (kept in 1 MiB chunks: the customer's mail, the card, the agent's
+/// answer), on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_of_several_megabytes_both_ways_on_postgresql() {
+    files_both_ways(Db::Postgres, 25).await;
+}
+
+/// `scale`: file sizes × this (1: ~200 kB in all; 25: ~5 MB).
+async fn files_both_ways(db: Db, scale: usize) {
     let agent = address(&unique("lina"));
     let mut app = spawn_app(AppOptions {
+        db,
         extra: format!("[[agents]]\nname = \"李娜\"\naddress = \"{agent}\"\n[queue]\n"),
         ..Default::default()
     })
     .await;
     let customer = address(&unique("cust"));
     let f = Files {
-        pdf: bytes(1, 60_000),
-        photo: bytes(2, 80_000),
-        report: bytes(3, 40_000),
-        pasted: bytes(4, 20_000),
+        pdf: bytes(1, 60_000 * scale),
+        photo: bytes(2, 80_000 * scale),
+        report: bytes(3, 40_000 * scale),
+        pasted: bytes(4, 20_000 * scale),
     };
     let raw = customer_mail_with_files(&customer, &app.support, &f);
     send_raw(&customer, &app.support, &raw).await;
@@ -175,7 +188,7 @@ async fn files_reach_the_card_and_the_customer_byte_for_byte() {
 
     // The agent's report reaches the customer, the signature's logo does not.
     let to = card.reply_to.as_ref().expect("card Reply-To").to_string();
-    let report = bytes(5, 150_000);
+    let report = bytes(5, 150_000 * scale);
     send_raw(
         &agent,
         &to,
@@ -198,6 +211,15 @@ async fn files_reach_the_card_and_the_customer_byte_for_byte() {
     assert!(!answer.text.contains("客服热线"), "{}", answer.text);
     // The acknowledgement and the survey never carry files.
     assert!(parse(&mails[0]).attachments.is_empty());
+    if scale > 1 {
+        // The customer's mail, the agent's and the answer sent were stored in chunks; the
+        // card's chunks went when it was appended.
+        let blobs: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT blob) FROM raw_chunks")
+            .fetch_one(app.store.pool())
+            .await
+            .expect("count");
+        assert_eq!(blobs, 3);
+    }
     app.stop().await;
 }
 
