@@ -15,7 +15,7 @@ use sqlx::{Column, Row};
 use supportd::app::context::Desk;
 use supportd::domain::TicketRef;
 use supportd::inbound::intake::{self, Batch};
-use supportd::store::{Backend, Store};
+use supportd::store::Store;
 
 const TABLES: &[(&str, &str)] = &[
     ("tickets", "id"),
@@ -191,34 +191,6 @@ fn script(seed: u64, desk: &Desk, support: &str, agent: &str) -> Script {
     Script { mails }
 }
 
-async fn reset(store: &Store) {
-    let mut tx = store.begin().await.expect("tx");
-    match store.backend() {
-        Backend::Sqlite => {
-            for (t, _) in TABLES.iter().rev() {
-                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {t}")))
-                    .execute(&mut *tx)
-                    .await
-                    .expect("delete");
-            }
-            let _ = sqlx::query("DELETE FROM sqlite_sequence")
-                .execute(&mut *tx)
-                .await;
-        }
-        Backend::Postgres => {
-            let all: Vec<&str> = TABLES.iter().map(|(t, _)| *t).collect();
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "TRUNCATE {} RESTART IDENTITY CASCADE",
-                all.join(", ")
-            )))
-            .execute(&mut *tx)
-            .await
-            .expect("truncate");
-        }
-    }
-    tx.commit().await.expect("commit");
-}
-
 /// Every row of every table, as text, our random Message-IDs masked.
 async fn dump(store: &Store, ours: &Regex) -> Vec<String> {
     let mut out = Vec::new();
@@ -281,8 +253,8 @@ async fn equivalence(db: Db, seeds: u64) {
     .expect("regex");
     let mut mails = 0;
     for seed in 0..seeds {
-        reset(&one).await;
-        reset(&many).await;
+        reset_tables(&one).await;
+        reset_tables(&many).await;
         let s = script(seed, &desk, &a.support, &agent);
         mails += s.mails.len();
         for m in &s.mails {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use supportd::app::Application;
 use supportd::clock::{FakeClock, SharedClock, SystemClock};
 use supportd::config::{AfterProcessing, MailboxSettings, Secret, Settings, TlsMode};
-use supportd::store::Store;
+use supportd::store::{Backend, Store};
 use tokio_util::sync::CancellationToken;
 
 pub const IMAP_PORT: u16 = 14143;
@@ -578,4 +578,50 @@ pub fn strict_json(text: &str) -> serde_json::Value {
     de.end()
         .unwrap_or_else(|e| panic!("trailing data after JSON: {e}"));
     v
+}
+
+/// Every table the daemon writes, parents first.
+pub fn supportd_tables() -> &'static [(&'static str, &'static str)] {
+    &[
+        ("tickets", "id"),
+        ("messages", "id"),
+        ("participants", "ticket_id, address"),
+        ("events", "id"),
+        ("outbox", "id"),
+        ("timers", "id"),
+        ("imap_jobs", "id"),
+        ("surveys", "id"),
+        ("classification_corrections", "id"),
+        ("imap_checkpoints", "mailbox"),
+        ("raw_chunks", "blob, seq"),
+    ]
+}
+
+/// Empties every table (a fresh database without migrating again).
+pub async fn reset_tables(store: &Store) {
+    let mut tx = store.begin().await.expect("tx");
+    match store.backend() {
+        Backend::Sqlite => {
+            for (t, _) in supportd_tables().iter().rev() {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {t}")))
+                    .execute(&mut *tx)
+                    .await
+                    .expect("delete");
+            }
+            let _ = sqlx::query("DELETE FROM sqlite_sequence")
+                .execute(&mut *tx)
+                .await;
+        }
+        Backend::Postgres => {
+            let all: Vec<&str> = supportd_tables().iter().map(|(t, _)| *t).collect();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "TRUNCATE {} RESTART IDENTITY CASCADE",
+                all.join(", ")
+            )))
+            .execute(&mut *tx)
+            .await
+            .expect("truncate");
+        }
+    }
+    tx.commit().await.expect("commit");
 }

@@ -19,4 +19,5 @@ mod ops;
 mod promises;
 mod reply_corpus;
 mod screening;
+mod screening_blind;
 mod threading;

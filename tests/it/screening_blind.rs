@@ -1,0 +1,185 @@
+//! Machine mail vs people's mail on the blind set in `tests/fixtures/screening_blind` (141 mails
+//! written by a helper who never saw the code: 91 machine — auto-replies in many languages and
+//! vendors' forms, other help desks' receipts, bounces, read receipts, calendar replies, bulk —
+//! and 50 people, many of them look-alikes). Each mail goes through the real intake (analysis,
+//! context, decision, commit) on a fresh SQLite database; where the mail answers our
+//! acknowledgement (`<OUR-ACK-ID>`), the ticket and its acknowledgement exist first, made by the
+//! same correspondent. Judged from what was committed:
+//! - a machine mail is handled right if it got no acknowledgement, opened no ticket and was not
+//!   filed as the customer's own follow-up;
+//! - a person's mail is handled right if it was filed as a person's mail (a ticket with an
+//!   acknowledgement, or their follow-up on the ticket it answers).
+//!
+//! `cargo test --test it screening_blind -- --nocapture` prints every miss and the figures.
+
+use crate::helpers::*;
+use supportd::app::context::Desk;
+use supportd::inbound::intake::{self, Batch};
+use supportd::store::Store;
+
+const NOW: i64 = 1_795_000_000_000;
+const MAILBOX: &str = "support/INBOX";
+
+#[derive(serde::Deserialize)]
+struct Labels {
+    mail: Vec<Label>,
+}
+
+#[derive(serde::Deserialize)]
+struct Label {
+    file: String,
+    label: String,
+    kind: String,
+    client: String,
+}
+
+/// What the intake did with one mail.
+struct Outcome {
+    verdict: String,
+    acks: i64,
+    tickets: i64,
+}
+
+async fn run_one(store: &Store, desk: &Desk, support: &str, raw: &[u8]) -> Outcome {
+    reset_tables(store).await;
+    let mut text = String::from_utf8_lossy(raw).replace("support@example.test", support);
+    let mut uid = 1;
+    if text.contains("<OUR-ACK-ID>") {
+        // The correspondent wrote first, and we acknowledged (a mailer daemon's "customer" is
+        // someone else: then a stand-in wrote first).
+        let m = supportd::inbound::parse::parse(raw);
+        let who = m
+            .correspondent()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "kehu@qq.example".into());
+        let mut ack: Option<String> = None;
+        for who in [who.as_str(), "kehu@qq.example"] {
+            reset_tables(store).await;
+            let first = format!(
+                "From: {who}\r\nTo: {support}\r\nSubject: 订单问题\r\nMessage-ID: <first.{uid}@qq.example>\r\nDate: Mon, 23 Nov 2026 09:00:00 +0800\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n你好，我的订单还没有发货，请帮忙查一下。\r\n"
+            );
+            intake::store_batch(
+                store,
+                desk,
+                Batch::inbox(MAILBOX, 1, &[(uid, first.into_bytes())]),
+                NOW - 3_600_000,
+            )
+            .await
+            .expect("first mail");
+            ack = sqlx::query_scalar("SELECT message_id FROM outbox WHERE kind = 'ack'")
+                .fetch_optional(store.pool())
+                .await
+                .expect("our acknowledgement");
+            if ack.is_some() {
+                break;
+            }
+        }
+        let ack = ack.expect("an acknowledgement to answer");
+        uid += 1;
+        text = text.replace("<OUR-ACK-ID>", &format!("<{ack}>"));
+    }
+    let (acks0, tickets0) = (
+        count_where(store, "SELECT COUNT(*) FROM outbox WHERE kind = 'ack'").await,
+        count_where(store, "SELECT COUNT(*) FROM tickets").await,
+    );
+    intake::store_batch(
+        store,
+        desk,
+        Batch::inbox(MAILBOX, 1, &[(uid, text.into_bytes())]),
+        NOW,
+    )
+    .await
+    .expect("the mail");
+    let verdict: String = sqlx::query_scalar(
+        "SELECT verdict FROM messages WHERE direction = 'in' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(store.pool())
+    .await
+    .expect("stored");
+    Outcome {
+        verdict,
+        acks: count_where(store, "SELECT COUNT(*) FROM outbox WHERE kind = 'ack'").await - acks0,
+        tickets: count_where(store, "SELECT COUNT(*) FROM tickets").await - tickets0,
+    }
+}
+
+async fn count_where(store: &Store, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(store.pool())
+        .await
+        .expect("count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machine_and_human_mail_on_the_blind_set() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/screening_blind");
+    let labels: Labels =
+        toml::from_str(&std::fs::read_to_string(dir.join("labels.toml")).expect("labels"))
+            .expect("labels.toml");
+    let opts = AppOptions::default();
+    let c = write_config(&opts).await;
+    let desk = Desk::new(
+        &c.settings,
+        supportd::outbound::templates::Templates::load(&c.settings.service.templates_dir)
+            .expect("templates"),
+    );
+    let store = Store::connect(&c.url, 2).await.expect("store");
+    store.migrate().await.expect("migrate");
+
+    let (mut machine, mut machine_acked, mut machine_as_person) = (0, 0, 0);
+    let (mut human, mut human_missed) = (0, 0);
+    let mut misses = Vec::new();
+    for l in &labels.mail {
+        let raw = std::fs::read(dir.join("mails").join(&l.file)).expect("mail");
+        let o = run_one(&store, &desk, &c.support, &raw).await;
+        if l.label == "machine" {
+            machine += 1;
+            if o.acks > 0 {
+                machine_acked += 1;
+            }
+            if o.verdict == "human" || o.tickets > 0 {
+                machine_as_person += 1;
+                misses.push(format!(
+                    "machine as a person ({}, {}): {} {} — acks {}, new tickets {}",
+                    l.kind, o.verdict, l.file, l.client, o.acks, o.tickets
+                ));
+            }
+        } else {
+            human += 1;
+            if o.verdict != "human" {
+                human_missed += 1;
+                misses.push(format!(
+                    "person as machine ({}): {} {}",
+                    o.verdict, l.file, l.client
+                ));
+            }
+        }
+    }
+    misses.sort();
+    for m in &misses {
+        println!("{m}");
+    }
+    println!(
+        "blind screening set: {machine} machine mails: {machine_acked} acknowledged, {machine_as_person} taken for a person; {human} people's mails: {human_missed} taken for machine mail"
+    );
+    // The bar is the measured level (see the README); lower it never, raise it as it improves.
+    assert!(
+        machine_acked <= MAX_MACHINE_ACKED,
+        "{machine_acked} machine mails acknowledged"
+    );
+    assert!(
+        machine_as_person <= MAX_MACHINE_AS_PERSON,
+        "{machine_as_person} machine mails taken for people"
+    );
+    assert!(
+        human_missed <= MAX_HUMAN_MISSED,
+        "{human_missed} people's mails taken for machine mail"
+    );
+}
+
+// First measurement (2026-11-30, before screening was reworked): 15 acknowledged, 27 taken for
+// a person, 5 people's mails taken for machine mail.
+const MAX_MACHINE_ACKED: usize = 15;
+const MAX_MACHINE_AS_PERSON: usize = 27;
+const MAX_HUMAN_MISSED: usize = 5;
