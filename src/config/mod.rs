@@ -594,9 +594,26 @@ impl Settings {
     /// Reads `path`, applies `SUPPORTD__…` environment overrides, resolves password files and
     /// validates. Every problem is reported with its key.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
-        let shown = path.display().to_string();
+        Settings::from_source(
+            config::File::from(path).format(config::FileFormat::Toml),
+            path.display().to_string(),
+        )
+    }
+
+    /// As [`Settings::load`], from TOML text (`shown` names it in errors).
+    pub fn from_toml(text: &str, shown: &str) -> Result<Settings, ConfigError> {
+        Settings::from_source(
+            config::File::from_str(text, config::FileFormat::Toml),
+            shown.to_string(),
+        )
+    }
+
+    fn from_source(
+        source: impl config::Source + Send + Sync + 'static,
+        shown: String,
+    ) -> Result<Settings, ConfigError> {
         let raw = config::Config::builder()
-            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .add_source(source)
             .add_source(
                 config::Environment::with_prefix("SUPPORTD")
                     .prefix_separator("__")

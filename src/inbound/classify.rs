@@ -139,6 +139,7 @@ impl Default for ClassifySettings {
     }
 }
 
+#[derive(Clone)]
 struct Rule {
     name: String,
     targets: Vec<Target>,
@@ -147,6 +148,7 @@ struct Rule {
 }
 
 /// A keyword in the automaton: which rule, and how its edges must sit.
+#[derive(Clone)]
 struct Keyword {
     rule: usize,
     text: String,
@@ -157,6 +159,7 @@ struct Keyword {
 }
 
 /// The compiled rules. Build once (at start and on reload), use for every mail.
+#[derive(Clone)]
 pub struct Classifier {
     rules: Vec<Rule>,
     keywords: Vec<Keyword>,
@@ -183,6 +186,35 @@ const MAX_TEXT_BYTES: usize = 8 * 1024;
 impl Classifier {
     /// Compiles the built-in rules and those of `s`. Every problem is returned with its config key.
     pub fn new(s: &ClassifySettings) -> Result<Classifier, Vec<String>> {
+        if s.builtin_rules && s.rules.is_empty() {
+            // The built-in rules alone (the common case): compiled once per process, whatever
+            // the VIP lists (a reload, a config check, every CLI command would compile them).
+            static BUILTIN: std::sync::OnceLock<Result<Classifier, Vec<String>>> =
+                std::sync::OnceLock::new();
+            let mut c = BUILTIN
+                .get_or_init(|| {
+                    Classifier::compile(&ClassifySettings {
+                        vip_addresses: Vec::new(),
+                        vip_domains: Vec::new(),
+                        ..s.clone()
+                    })
+                })
+                .clone()?;
+            let plain = Classifier::compile(&ClassifySettings {
+                builtin_rules: false,
+                rules: Vec::new(),
+                ..s.clone()
+            });
+            // Without rules, compiling only checks and normalises the VIP lists.
+            let plain = plain?;
+            c.vip_addresses = plain.vip_addresses;
+            c.vip_domains = plain.vip_domains;
+            return Ok(c);
+        }
+        Classifier::compile(s)
+    }
+
+    fn compile(s: &ClassifySettings) -> Result<Classifier, Vec<String>> {
         let mut problems = Vec::new();
         let mut specs: Vec<(String, RuleConfig)> = Vec::new();
         if s.builtin_rules {
