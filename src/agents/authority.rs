@@ -96,6 +96,9 @@ pub enum Refusal {
     Revoked,
     /// The proof `require_auth` asks for is missing.
     NoProof,
+    /// The mail names more than one From or Sender (RFC 5322 §3.6 allows one): a spoofing
+    /// pattern, whichever of them is the agent's.
+    DuplicateSender,
 }
 
 impl Refusal {
@@ -105,6 +108,7 @@ impl Refusal {
             Refusal::NoAgentAddress => "no_agent_address",
             Refusal::Revoked => "revoked",
             Refusal::NoProof => "no_proof",
+            Refusal::DuplicateSender => "duplicate_sender",
         }
     }
 }
@@ -157,6 +161,16 @@ pub fn recognise<'a>(
         why: why.to_string(),
         reason,
     };
+    if mail
+        .duplicate_headers
+        .iter()
+        .any(|h| h == "from" || h == "sender")
+    {
+        return claimed(
+            Refusal::DuplicateSender,
+            "the mail has more than one From or Sender field, a spoofing pattern",
+        );
+    }
     match (hints.agent_token, hints.token, ticket) {
         (Some((t, epoch)), _, Some(ticket)) if ticket.ticket == t => {
             if epoch != ticket.agent_epoch.unwrap_or(0) {
@@ -395,6 +409,42 @@ mod tests {
             recognise(&lina, &at_agents(0), Some(&rotated), &f.agents, &p, 0),
             Authority::Returned {
                 reason: Refusal::Revoked,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_second_from_or_sender_never_grants_authority() {
+        let f = StageFixture::new();
+        let p = AuthorityPolicy::default();
+        let t = f.ticket(crate::domain::Category::Inquiry);
+        // The agent's address first (what clients show), the customer's second; and the other
+        // way round. Neither is an agent's mail.
+        let customer_first = mail("lina@example.test", "From: someone@example.org\r\n");
+        let agent_first = parse(
+            b"From: lina@example.test\r\nFrom: someone@example.org\r\nTo: support@example.test\r\nMessage-ID: <d1@example.test>\r\nSubject: x\r\n\r\nhi",
+        );
+        assert_eq!(agent_first.duplicate_headers, vec!["from".to_string()]);
+        assert!(matches!(
+            recognise(&agent_first, &at_agents(0), Some(&t), &f.agents, &p, 0),
+            Authority::Claimed {
+                reason: Refusal::DuplicateSender,
+                ..
+            }
+        ));
+        assert_eq!(
+            recognise(&customer_first, &at_agents(0), Some(&t), &f.agents, &p, 0),
+            Authority::None
+        );
+        let two_senders = mail(
+            "lina@example.test",
+            "Sender: lina@example.test\r\nSender: x@example.org\r\n",
+        );
+        assert!(matches!(
+            recognise(&two_senders, &at_agents(0), Some(&t), &f.agents, &p, 0),
+            Authority::Claimed {
+                reason: Refusal::DuplicateSender,
                 ..
             }
         ));

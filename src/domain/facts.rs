@@ -13,6 +13,9 @@ pub struct IntakeFacts {
     pub inbound: HashMap<MessageId, Option<TicketRef>>,
     /// Outgoing Message-IDs: mail supportd sent (or found in the Sent folder), with its ticket.
     pub outbound: HashMap<MessageId, Option<TicketRef>>,
+    /// Of those, our automatic mails (acknowledgements, surveys, follow-ups, notices): their kind
+    /// and when they were sent (if yet).
+    pub automatic: HashMap<MessageId, (crate::domain::MailKind, Option<crate::domain::Millis>)>,
     /// UIDs of the batch's mailbox folder stored already (under its UIDVALIDITY).
     pub uids: HashSet<u32>,
     /// The tickets the batch's mails point to, by signed address, reference, tag or bounce.

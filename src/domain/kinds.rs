@@ -118,6 +118,8 @@ named! {
         SlaTimerEnded = "sla_timer_ended",
         /// Work on the shared mailbox was given up.
         ImapJobFailed = "imap_job_failed",
+        /// A read receipt: the customer opened one of our mails (RFC 8098).
+        CustomerRead = "customer_read",
     }
 }
 
@@ -135,6 +137,15 @@ named! {
 }
 
 impl MailKind {
+    /// Mail supportd writes on its own (acknowledgements, surveys, follow-ups, notices), as
+    /// opposed to an agent's reply: a machine answering one of these is the classic mail loop.
+    pub fn is_automatic(self) -> bool {
+        matches!(
+            self,
+            MailKind::Ack | MailKind::Survey | MailKind::Followup | MailKind::Notice
+        )
+    }
+
     /// Mail for agents (notices, cards): it carries the ticket's agents' address; everything
     /// else goes to customers and never does.
     pub fn to_agents(self) -> bool {

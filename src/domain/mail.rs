@@ -58,6 +58,15 @@ pub struct InboundMail {
     /// For a delivery report: the Message-ID of the mail that could not be delivered (from the
     /// returned headers or the attached original).
     pub bounced_message_id: Option<MessageId>,
+    /// A read receipt's subject mail (RFC 8098 `Original-Message-ID` of its
+    /// `message/disposition-notification` part).
+    pub receipt_for: Option<MessageId>,
+    /// The iCalendar METHOD of a `text/calendar` part (`REPLY`, `REQUEST`, `CANCEL`, …),
+    /// upper-case (RFC 5546 §1.4).
+    pub calendar_method: Option<String>,
+    /// Header fields RFC 5322 §3.6 allows once that appear more than once (lower-case names):
+    /// the first occurrence is used (what clients and filters show) and the mail is flagged.
+    pub duplicate_headers: Vec<String>,
     /// Lower-cased names and raw values of the headers screening needs.
     pub screen_headers: Vec<(String, String)>,
     pub attachments: Vec<Attachment>,
@@ -125,6 +134,11 @@ pub enum Verdict {
     List,
     Bulk,
     Loop,
+    /// A read receipt (RFC 8098 MDN, or a client's plain-text receipt): recorded on the ticket
+    /// as "the customer read our mail", nothing else.
+    ReadReceipt,
+    /// A calendar response (RFC 5546 METHOD:REPLY; "Accepted:", "已接受:").
+    CalendarReply,
 }
 
 impl Verdict {
@@ -136,6 +150,8 @@ impl Verdict {
             Verdict::List => "list",
             Verdict::Bulk => "bulk",
             Verdict::Loop => "loop",
+            Verdict::ReadReceipt => "read_receipt",
+            Verdict::CalendarReply => "calendar_reply",
         }
     }
 }
@@ -144,6 +160,10 @@ impl Verdict {
 pub struct ScreenVerdict {
     pub verdict: Verdict,
     pub reason: String,
+    /// The weight of the machine evidence found (0: none), also when it was not enough to
+    /// decide: intake weighs it with what the store knows (a mail answering one of our
+    /// automatic mails needs less).
+    pub machine_evidence: u32,
 }
 
 impl ScreenVerdict {
@@ -151,6 +171,7 @@ impl ScreenVerdict {
         ScreenVerdict {
             verdict,
             reason: reason.into(),
+            machine_evidence: 0,
         }
     }
     pub fn is_human(&self) -> bool {

@@ -80,7 +80,6 @@ impl Analyzer {
     /// parse → screen → reply text → thread hints → classify. Pure.
     pub fn analyze(&self, raw: &[u8]) -> Analysis {
         let mail = parse::parse_bounded(raw, self.max_mail_bytes);
-        let screen = screen::screen(&mail, &self.screen);
         let mut known: Vec<&str> = self.agent_names.iter().map(String::as_str).collect();
         // The sender's own address on a line of its own is a signature (Foxmail writes one); a
         // customer's name under their text is theirs to sign with and stays.
@@ -89,6 +88,7 @@ impl Analyzer {
             text: reply_text,
             images: reply_images,
         } = reply_text::extract_known(&mail.text, &known);
+        let screen = screen::screen(&mail, &reply_text, &self.screen);
         let hints = thread::hints(&mail, &self.support_address, &self.signer);
         let classification =
             self.classifier

@@ -15,9 +15,9 @@ use crate::domain::EmailAddress;
 use crate::domain::EventKind;
 use crate::domain::InboundMail;
 use crate::domain::MailKind;
-use crate::domain::ScreenVerdict;
 use crate::domain::{Category, Classification, Priority, Severity, TicketClass};
 use crate::domain::{Plan, TicketState};
+use crate::domain::{ScreenVerdict, Verdict};
 use crate::domain::{ThreadDecision, ThreadVia};
 use crate::outbound::compose::Letter;
 use crate::ticket::lifecycle;
@@ -163,7 +163,7 @@ pub fn apply(
                 plan.new_participants.push(r.clone());
             }
         }
-        let acked = acknowledge(desk, mail, t, acks, now, &mut plan);
+        let acked = acknowledge(desk, mail, verdict, t, acks, now, &mut plan);
         plan.start_timers = sla::new_ticket_timers(&desk.sla, &t.class, now, acked);
         if desk.sla.complex_from_start(&t.class) {
             plan.update.complex = Some(true);
@@ -206,12 +206,12 @@ pub fn apply(
         );
         return plan;
     }
-    // A follow-up on an existing ticket.
+    // A follow-up on an existing ticket (a read receipt: the customer opened our mail).
     plan.event(
-        if verdict.is_human() {
-            EventKind::CustomerReplied
-        } else {
-            EventKind::AutomaticReplyReceived
+        match verdict.verdict {
+            Verdict::Human => EventKind::CustomerReplied,
+            Verdict::ReadReceipt => EventKind::CustomerRead,
+            _ => EventKind::AutomaticReplyReceived,
         },
         base,
     );
@@ -308,11 +308,21 @@ fn is_ours(addr: &EmailAddress, support: &EmailAddress) -> bool {
 fn acknowledge(
     desk: &Desk,
     mail: &InboundMail,
+    verdict: &ScreenVerdict,
     t: &TicketState,
     acks: SenderFacts,
     now: Millis,
     plan: &mut Plan,
 ) -> bool {
+    if verdict.machine_evidence >= crate::inbound::screen::DOUBTFUL {
+        // Judged a person's, but with machine evidence: when in doubt, a ticket for the agents
+        // and no automatic answer (an answer to a machine starts a loop).
+        plan.event(
+            EventKind::AckSuppressed,
+            json!({"reason": "possibly automated", "evidence": verdict.reason}),
+        );
+        return false;
+    }
     if acks.acks_to_sender_last_hour >= desk.ack_limit_per_hour {
         plan.event(
             EventKind::AckSuppressed,
@@ -343,10 +353,7 @@ mod tests {
     use crate::testing::StageFixture;
 
     fn human() -> ScreenVerdict {
-        ScreenVerdict {
-            verdict: Verdict::Human,
-            reason: String::new(),
-        }
+        ScreenVerdict::new(Verdict::Human, "")
     }
 
     fn plain() -> Classification {
@@ -461,10 +468,7 @@ mod tests {
     #[test]
     fn machine_mail_opens_no_ticket_and_is_recorded() {
         let mail = parse(MAIL);
-        let auto = ScreenVerdict {
-            verdict: Verdict::AutoReply,
-            reason: "Auto-Submitted".into(),
-        };
+        let auto = ScreenVerdict::new(Verdict::AutoReply, "Auto-Submitted");
         assert!(new_ticket(&mail, &auto, &new_decision(), &plain()).is_none());
         let f = StageFixture::new();
         let plan = apply(

@@ -175,6 +175,129 @@ pub fn decode_header(raw: &[u8], hint: Option<&'static Encoding>) -> Option<Stri
     (!out.is_empty()).then_some(out)
 }
 
+/// The 7-bit escape encodings (RFC 1468 ISO-2022-JP, RFC 1557 ISO-2022-KR, RFC 1922
+/// ISO-2022-CN in its GB 2312 half, RFC 1843 HZ-GB-2312): bytes that are valid ASCII, and so
+/// pass for "plain text", but carry Japanese, Korean or Chinese between escape or shift
+/// sequences. Tried on 7-bit bytes only, whatever was declared (WHATWG maps ISO-2022-KR/CN and
+/// HZ to the replacement encoding, and a missing charset reads them as ASCII).
+///
+/// Returns the text and the encoding's name, or None when `bytes` carry none of these forms or
+/// do not decode cleanly as the form they announce (then nothing is changed: the caller keeps
+/// the bytes it had, and no escape byte is dropped by this function).
+pub fn escape_decode(bytes: &[u8]) -> Option<(String, &'static str)> {
+    if bytes.iter().any(|b| *b >= 0x80) {
+        return None;
+    }
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    if has(b"\x1b$B") || has(b"\x1b$@") || has(b"\x1b(J") || has(b"\x1b(I") {
+        let text =
+            encoding_rs::ISO_2022_JP.decode_without_bom_handling_and_without_replacement(bytes)?;
+        return Some((text.into_owned(), "ISO-2022-JP"));
+    }
+    if has(b"\x1b$)C") {
+        return shifted(bytes, b"\x1b$)C", encoding_rs::EUC_KR).map(|t| (t, "ISO-2022-KR"));
+    }
+    if has(b"\x1b$)A") && !has(b"\x1b$)G") && !has(b"\x1b$*H") {
+        return shifted(bytes, b"\x1b$)A", GBK).map(|t| (t, "ISO-2022-CN"));
+    }
+    if has(b"~{") && has(b"~}") {
+        return hz(bytes).map(|t| (t, "HZ-GB-2312"));
+    }
+    None
+}
+
+/// SO/SI shifting (ISO-2022-KR/CN): between SO (0x0E) and SI (0x0F) every byte pair is a
+/// double-byte character of `enc` with the high bits cleared. `designator` is dropped.
+fn shifted(bytes: &[u8], designator: &[u8], enc: &'static Encoding) -> Option<String> {
+    let mut out = String::with_capacity(bytes.len());
+    let mut i = 0;
+    let mut run: Vec<u8> = Vec::new();
+    let mut shifted = false;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(designator) {
+            i += designator.len();
+            continue;
+        }
+        match bytes[i] {
+            0x0E => shifted = true,
+            0x0F | b'\n' | b'\r' if shifted => {
+                out.push_str(&enc.decode_without_bom_handling_and_without_replacement(&run)?);
+                run.clear();
+                shifted = bytes[i] == 0x0E;
+                if bytes[i] != 0x0F {
+                    out.push(bytes[i] as char);
+                }
+            }
+            0x0F => {}
+            0x1b => return None,
+            b if shifted => run.push(b | 0x80),
+            b => out.push(b as char),
+        }
+        i += 1;
+    }
+    if !run.is_empty() {
+        out.push_str(&enc.decode_without_bom_handling_and_without_replacement(&run)?);
+    }
+    Some(out)
+}
+
+/// HZ (RFC 1843): `~{` enters GB 2312 (byte pairs with the high bits cleared), `~}` leaves it,
+/// `~~` is a tilde and `~` before a line end joins the lines. A line end also leaves GB mode.
+/// None unless every GB run decodes and the text reads as Chinese (so ASCII text that merely
+/// contains `~{`, such as code, is left alone).
+fn hz(bytes: &[u8]) -> Option<String> {
+    let mut out = String::with_capacity(bytes.len());
+    let mut run: Vec<u8> = Vec::new();
+    let mut gb = false;
+    let mut i = 0;
+    let flush = |run: &mut Vec<u8>, out: &mut String| -> Option<()> {
+        if !run.is_empty() {
+            if !run.len().is_multiple_of(2) {
+                return None;
+            }
+            out.push_str(&GBK.decode_without_bom_handling_and_without_replacement(run)?);
+            run.clear();
+        }
+        Some(())
+    };
+    while i < bytes.len() {
+        let b = bytes[i];
+        let next = bytes.get(i + 1).copied();
+        match (gb, b, next) {
+            (_, b'~', Some(b'{')) if !gb => {
+                gb = true;
+                i += 2;
+                continue;
+            }
+            (true, b'~', Some(b'}')) => {
+                flush(&mut run, &mut out)?;
+                gb = false;
+                i += 2;
+                continue;
+            }
+            (false, b'~', Some(b'~')) => {
+                out.push('~');
+                i += 2;
+                continue;
+            }
+            (false, b'~', Some(b'\n')) => {
+                i += 2;
+                continue;
+            }
+            (true, b'\n' | b'\r', _) => {
+                flush(&mut run, &mut out)?;
+                gb = false;
+                out.push(b as char);
+            }
+            (true, _, _) => run.push(b | 0x80),
+            (false, _, _) => out.push(b as char),
+        }
+        i += 1;
+    }
+    flush(&mut run, &mut out)?;
+    (commonness(&out, GBK) > 0).then_some(out)
+}
+
 /// Whether `text` (decoded as Latin-1 or Windows-1252) is really UTF-8 read wrongly.
 pub fn utf8_read_as_latin1(text: &str) -> bool {
     // Multi-byte UTF-8 read as Latin-1 leaves a lead byte (Ã, Â, å, æ, è, é, ï, ð) followed by a
@@ -193,6 +316,37 @@ pub fn utf8_read_as_latin1(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seven_bit_escape_encodings_are_read_not_stripped() {
+        let (jp, _, _) = encoding_rs::ISO_2022_JP.encode("お問い合わせありがとうございます");
+        assert_eq!(
+            escape_decode(&jp),
+            Some((
+                "お問い合わせありがとうございます".to_string(),
+                "ISO-2022-JP"
+            ))
+        );
+        // HZ: "退款" is CDCB BFEE in GB 2312.
+        let hz = b"Hello ~{MK?n~} please, ~~ kept";
+        assert_eq!(
+            escape_decode(hz).map(|x| x.0).as_deref(),
+            Some("Hello 退款 please, ~ kept")
+        );
+        // ISO-2022-KR: "감사" is B0A8 BBE7 in EUC-KR.
+        let kr = b"\x1b$)C\x0e0(;g\x0f hello";
+        assert_eq!(
+            escape_decode(kr).map(|x| x.0).as_deref(),
+            Some("감사 hello")
+        );
+        // ISO-2022-CN (GB 2312 half): "退款".
+        let cn = b"\x1b$)A\x0eMK?n\x0f ok";
+        assert_eq!(escape_decode(cn).map(|x| x.0).as_deref(), Some("退款 ok"));
+        // Code with braces, plain ASCII and 8-bit text are left alone.
+        assert_eq!(escape_decode(b"if (a) ~{ x ~} else"), None);
+        assert_eq!(escape_decode(b"plain text"), None);
+        assert_eq!(escape_decode("退款".as_bytes()), None);
+    }
 
     #[test]
     fn valid_utf8_wins_and_gbk_and_big5_are_told_apart() {

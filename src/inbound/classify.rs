@@ -500,8 +500,8 @@ fn script_of(c: char) -> u8 {
 
 /// The language of a mail, from its subject and (new) text.
 pub fn detect_language(subject: &str, text: &str) -> Language {
-    let (mut han, mut latin, mut other, mut simp, mut trad) =
-        (0usize, 0usize, 0usize, 0usize, 0usize);
+    let (mut han, mut latin, mut other, mut simp, mut trad, mut kana) =
+        (0usize, 0usize, 0usize, 0usize, 0usize, 0usize);
     for c in subject
         .chars()
         .chain(truncate(text, MAX_TEXT_BYTES).chars())
@@ -521,7 +521,14 @@ pub fn detect_language(subject: &str, text: &str) -> Language {
         } else if c.is_alphabetic() {
             // Kana and Hangul weigh more: a few of them make a mail Japanese or Korean.
             other += 2;
+            kana += 1;
         }
+    }
+    // Japanese writes kanji among kana (particles, endings); Korean may carry hanja among
+    // Hangul. Kanji are not Chinese then: a mail whose kana/Hangul are at least a fifth of its
+    // Han characters is neither zh-Hans nor zh-Hant (it gets the fallback wording).
+    if kana >= 2 && kana * 5 >= han {
+        return Language::Other;
     }
     // A Chinese mail often carries English product names; a few Han characters in an English
     // mail (a name) do not make it Chinese. One Han character carries about as much as a word.
@@ -1709,6 +1716,34 @@ mod tests {
     #[test]
     fn other_scripts_are_other() {
         assert_eq!(detect_language("Заказ", "Где мой заказ?"), Language::Other);
+        // Japanese: kanji among kana are not Traditional Chinese.
+        assert_eq!(
+            detect_language(
+                "注文した商品について",
+                "先週注文した商品がまだ届いていません。確認していただけますか。"
+            ),
+            Language::Other
+        );
+        assert_eq!(
+            detect_language(
+                "配送状況のお問い合わせ",
+                "注文番号12345の配送状況を教えて下さい"
+            ),
+            Language::Other
+        );
+        // Korean with hanja.
+        assert_eq!(
+            detect_language("주문 문의", "주문한 商品이 아직 도착하지 않았습니다"),
+            Language::Other
+        );
+        // A Chinese mail naming a Japanese product keeps its language.
+        assert_eq!(
+            detect_language(
+                "退货申请",
+                "我上周买的ポケモン玩具有质量问题，外包装破损，里面的零件也少了两个，希望尽快给我退货退款。"
+            ),
+            Language::ZhHans
+        );
     }
 
     #[test]

@@ -138,6 +138,42 @@ fn is_ours(facts: &IntakeFacts, a: &Analysis) -> bool {
 }
 
 /// Which way the mail goes. `uid` is its UID in the batch's folder.
+/// Context only the store knows: a mail that answers one of our automatic mails (an
+/// acknowledgement, a survey, a notice) and carries some machine evidence is that loop's other
+/// end — an auto-responder — even when its evidence alone would not decide; more so when it came
+/// within a minute of our mail. A person's plain answer ("好的，谢谢") carries none and stays a
+/// person's.
+fn answers_automatic(facts: &IntakeFacts, a: &Analysis) -> Option<ScreenVerdict> {
+    let evidence = a.screen.machine_evidence;
+    if evidence < 2 {
+        return None;
+    }
+    let answered = a
+        .mail
+        .in_reply_to
+        .iter()
+        .chain(a.mail.references.iter().rev())
+        .find_map(|id| facts.automatic.get(id))?;
+    let (kind, sent_at) = answered;
+    let fast = match (sent_at, a.mail.date) {
+        (Some(sent), Some(date)) => (date - sent).abs() <= 60_000,
+        _ => false,
+    };
+    let weight = evidence + 5 + if fast { 4 } else { 0 };
+    (weight >= crate::inbound::screen::DECIDES).then(|| {
+        let mut v = ScreenVerdict::new(
+            Verdict::AutoReply,
+            format!(
+                "answers our automatic {kind}{} and {}",
+                if fast { " within a minute" } else { "" },
+                a.screen.reason
+            ),
+        );
+        v.machine_evidence = weight;
+        v
+    })
+}
+
 pub fn route(
     desk: &Desk,
     facts: &IntakeFacts,
@@ -168,6 +204,11 @@ pub fn route(
     let mut verdict = a.screen.clone();
     if verdict.is_human() && is_ours(facts, a) {
         verdict = ScreenVerdict::new(Verdict::Loop, "Message-ID is one of the mails we sent");
+    }
+    if verdict.is_human() {
+        if let Some(v) = answers_automatic(facts, a) {
+            verdict = v;
+        }
     }
     let mut refused = None;
     if verdict.is_human() {

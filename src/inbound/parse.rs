@@ -16,6 +16,11 @@ const SCREEN_HEADERS: &[&str] = &[
     "auto-submitted",
     "x-autoreply",
     "x-autorespond",
+    "x-autoresponder",
+    "x-autoreply-from",
+    "x-mail-autoreply",
+    "x-auto-reply",
+    "x-autoresponse",
     "x-auto-response-suppress",
     "precedence",
     "list-id",
@@ -28,7 +33,11 @@ const SCREEN_HEADERS: &[&str] = &[
     "x-mailer",
     "feedback-id",
     "x-campaign",
+    "x-campaignid",
     "x-mailgun-sid",
+    "x-mc-user",
+    "x-mailer-lid",
+    "x-rpcampaign",
     "x-ms-exchange-generated-message-source",
     "x-ms-exchange-inbox-rules-loop",
     "x-spam-flag",
@@ -86,8 +95,82 @@ fn memchr_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(hay, needle)
 }
 
+/// Header fields RFC 5322 §3.6 allows at most once.
+const ONCE: &[&str] = &[
+    "from",
+    "sender",
+    "reply-to",
+    "to",
+    "cc",
+    "subject",
+    "message-id",
+    "in-reply-to",
+    "references",
+    "date",
+];
+
+/// The top-level header fields that appear more than once (lower-case, in order of first
+/// repeat), and the byte offsets of the names of their later occurrences.
+fn duplicates(raw: &[u8]) -> (Vec<String>, Vec<(usize, usize)>) {
+    let end = header_end(raw).unwrap_or(raw.len());
+    let mut seen: Vec<&str> = Vec::new();
+    let mut names = Vec::new();
+    let mut later = Vec::new();
+    let mut at = 0;
+    while at < end {
+        let line_end = memchr::memchr(b'\n', &raw[at..end]).map_or(end, |i| at + i + 1);
+        let line = &raw[at..line_end];
+        if !line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            if let Some(colon) = memchr::memchr(b':', line) {
+                let name = String::from_utf8_lossy(&line[..colon])
+                    .trim()
+                    .to_ascii_lowercase();
+                if let Some(once) = ONCE.iter().find(|o| **o == name) {
+                    if seen.contains(once) {
+                        if !names.iter().any(|n: &String| n == once) {
+                            names.push(once.to_string());
+                        }
+                        later.push((at, colon));
+                    } else {
+                        seen.push(once);
+                    }
+                }
+            }
+        }
+        at = line_end;
+    }
+    (names, later)
+}
+
 /// Parses raw bytes. Always returns a mail; see `problems`.
+///
+/// A header field allowed once that appears again (RFC 5322 §3.6) is read from its first
+/// occurrence, what clients and filters show (the later ones are renamed `X-Duplicate-…` in a
+/// copy that is parsed); `duplicate_headers` names them and `problems` says so.
 pub fn parse(raw: &[u8]) -> InboundMail {
+    let (dups, later) = duplicates(raw);
+    if later.is_empty() {
+        return parse_once(raw, raw);
+    }
+    let mut fixed = Vec::with_capacity(raw.len() + later.len() * 12);
+    let mut from = 0;
+    for (at, _) in &later {
+        fixed.extend_from_slice(&raw[from..*at]);
+        fixed.extend_from_slice(b"X-Duplicate-");
+        from = *at;
+    }
+    fixed.extend_from_slice(&raw[from..]);
+    let mut m = parse_once(&fixed, raw);
+    m.problems.push(format!(
+        "header fields allowed once appear more than once ({}); the first of each is used",
+        dups.join(", ")
+    ));
+    m.duplicate_headers = dups;
+    m
+}
+
+/// Parses `raw`; `original` is the mail as received (for ids derived from its bytes).
+fn parse_once(raw: &[u8], original: &[u8]) -> InboundMail {
     let mut problems = Vec::new();
     let Some(msg) = MessageParser::default().parse(raw) else {
         problems.push("not a mail message: no headers or body could be parsed".to_string());
@@ -98,7 +181,7 @@ pub fn parse(raw: &[u8]) -> InboundMail {
         Some(id) => (id, false),
         None => {
             problems.push("no Message-ID".to_string());
-            (MessageId::synthetic(raw), true)
+            (MessageId::synthetic(original), true)
         }
     };
 
@@ -152,7 +235,13 @@ pub fn parse(raw: &[u8]) -> InboundMail {
                 let v = value.trim().trim_start_matches('<').trim_end_matches('>');
                 return_path = Some(v.trim().to_string());
             }
-            n if SCREEN_HEADERS.contains(&n) => screen_headers.push((lname, value)),
+            n if SCREEN_HEADERS.contains(&n)
+                || crate::inbound::screen::VENDOR_PREFIXES
+                    .iter()
+                    .any(|p| n.starts_with(p)) =>
+            {
+                screen_headers.push((lname, value))
+            }
             _ => {}
         }
     }
@@ -176,11 +265,25 @@ pub fn parse(raw: &[u8]) -> InboundMail {
     } else {
         None
     };
+    let receipt_for = if report_type.as_deref() == Some("disposition-notification") {
+        disposition_original(&msg)
+    } else {
+        None
+    };
+    let calendar_method = calendar_method(&msg);
     let text = body_text(&msg, raw, hint, &mut repairs);
     let mut subject = msg
         .subject()
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
+    if subject.contains('\u{1b}') {
+        if let Some((fixed, name)) = raw_header(&msg, raw, &HeaderName::Subject)
+            .and_then(|v| charset::escape_decode(v.trim_ascii()))
+        {
+            subject = fixed.split_whitespace().collect::<Vec<_>>().join(" ");
+            repairs.push(format!("Subject: unencoded {name}, decoded"));
+        }
+    }
     if charset::broken(&subject) {
         if let Some(fixed) = raw_header(&msg, raw, &HeaderName::Subject)
             .and_then(|v| charset::decode_header(v, hint))
@@ -243,6 +346,9 @@ pub fn parse(raw: &[u8]) -> InboundMail {
         content_type,
         report_type,
         bounced_message_id,
+        receipt_for,
+        calendar_method,
+        duplicate_headers: Vec::new(),
         screen_headers,
         attachments,
         html_images,
@@ -253,12 +359,21 @@ pub fn parse(raw: &[u8]) -> InboundMail {
 
 /// Removes NUL and the other C0 control characters but tab, line feed and carriage return.
 /// Returns the text and whether anything was removed.
+/// ESC is shown as `␛` instead (an escape encoding nobody could read stays visible as one).
 fn clean(s: String) -> (String, bool) {
     let bad = |c: char| c.is_control() && !matches!(c, '\t' | '\n' | '\r') && (c as u32) < 0x20;
     if !s.chars().any(bad) {
         return (s, false);
     }
-    (s.chars().filter(|c| !bad(*c)).collect(), true)
+    let shown = s
+        .chars()
+        .filter_map(|c| match c {
+            '\u{1b}' => Some('\u{241b}'),
+            c if bad(c) => None,
+            c => Some(c),
+        })
+        .collect();
+    (shown, true)
 }
 
 /// The charset the first text part declares (a hint for 8-bit headers).
@@ -296,41 +411,62 @@ fn part_bytes(raw: &[u8], part: &mail_parser::MessagePart<'_>) -> Option<Vec<u8>
     Some(msg.parts.first()?.contents().to_vec())
 }
 
-/// Block-level HTML elements start a new line (mail-parser's conversion runs `<div>a</div><div>b`
-/// together as `ab`).
-static HTML_BLOCK: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"(?i)<(div|p|li|tr|h[1-6]|blockquote|table|hr|dd|dt|pre)\b")
-        .expect("static regex")
-});
-
 static HTML_CID_IMAGE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(r#"(?i)<img\b[^>]*?\bsrc\s*=\s*["']?cid:([^"'\s>]+)["']?[^>]*>"#)
         .expect("static regex")
 });
 
-/// An HTML part as text, each block on its own line.
+/// An HTML part (the mail has no plain-text alternative) as text.
 fn html_with_blocks(part: &mail_parser::MessagePart<'_>) -> Option<String> {
     let mail_parser::PartType::Html(html) = &part.body else {
         return None;
     };
-    let html = HTML_BLOCK.replace_all(html, "<br>$0");
-    // A picture shown in the text stays visible as `[cid:…]`, as clients write it in text parts.
-    let html = HTML_CID_IMAGE.replace_all(&html, "<br>[cid:$1]<br>");
-    Some(text_of(&html, true))
+    Some(html_to_text(html))
 }
 
-/// Text from correctly decoded content (HTML converted by mail-parser).
-fn text_of(decoded: &str, html: bool) -> String {
-    if !html {
-        return decoded.to_string();
+/// HTML as text an agent can read, by the html2text crate (HTML5 parsing as browsers do):
+/// blocks and `<br>` on their own lines, tables as aligned columns, lists as `* ` items, links
+/// as `[text][N]` with the addresses listed at the end, `<blockquote>` as `> ` lines (so the
+/// reply-text stage sees quoted history as quoted). Never wrapped (lines as long as the
+/// author's paragraphs). A picture shown in the text stays visible as `[cid:…]`, as clients
+/// write it in text parts. Trailing spaces are dropped.
+pub fn html_to_text(html: &str) -> String {
+    let html = HTML_CID_IMAGE.replace_all(html, "<br>[cid:$1]<br>");
+    match html2text::config::plain_no_decorate()
+        .no_table_borders()
+        .link_footnotes(true)
+        .string_from_read(html.as_bytes(), 100_000)
+    {
+        Ok(text) => {
+            let mut out = String::with_capacity(text.len());
+            for line in text.lines() {
+                out.push_str(line.trim_end());
+                out.push('\n');
+            }
+            out.trim_end().to_string()
+        }
+        // html2text refuses only what it cannot lay out; mail-parser's converter still reads it.
+        Err(_) => mail_parser_html_text(&html),
     }
+}
+
+fn mail_parser_html_text(html: &str) -> String {
     let synthetic = format!(
-        "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{decoded}"
+        "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{html}"
     );
     MessageParser::default()
         .parse(synthetic.as_bytes())
         .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
-        .unwrap_or_else(|| decoded.to_string())
+        .unwrap_or_else(|| html.to_string())
+}
+
+/// Text from correctly decoded content.
+fn text_of(decoded: &str, html: bool) -> String {
+    if html {
+        html_to_text(decoded)
+    } else {
+        decoded.to_string()
+    }
 }
 
 /// A text part decoded again when its declared charset was wrong: replacement characters, or
@@ -352,7 +488,8 @@ fn repaired_part(
         "iso-8859-1" | "latin1" | "windows-1252" | "us-ascii" | "ascii" | "(none)"
     );
     let mojibake = latin1 && charset::utf8_read_as_latin1(decoded);
-    if !charset::broken(decoded) && !mojibake {
+    let escaped = decoded.contains('\u{1b}') || decoded.contains("~{");
+    if !charset::broken(decoded) && !mojibake && !escaped {
         return None;
     }
     let bytes = part_bytes(raw, part)?;
@@ -360,6 +497,13 @@ fn repaired_part(
         .content_type()
         .and_then(|ct| ct.subtype())
         .is_some_and(|s| s.eq_ignore_ascii_case("html"));
+    if let Some((text, name)) = charset::escape_decode(&bytes) {
+        repairs.push(format!("body declared charset {declared}, read as {name}"));
+        return Some(text_of(&text, html));
+    }
+    if !charset::broken(decoded) && !mojibake {
+        return None;
+    }
     let (text, enc) = charset::best_decode(&bytes, hint)?;
     if charset::broken(&text) {
         return None;
@@ -373,6 +517,66 @@ fn repaired_part(
 
 /// The Message-ID of the original in a delivery report: from a `message/rfc822` part, or the
 /// `Message-ID:` line of a `text/rfc822-headers` part.
+/// RFC 8098 §3.2.5: the `Original-Message-ID` field of a read receipt's
+/// `message/disposition-notification` part.
+fn disposition_original(msg: &mail_parser::Message<'_>) -> Option<MessageId> {
+    msg.parts.iter().find_map(|part| {
+        let is_mdn = part.content_type().is_some_and(|ct| {
+            ct.subtype()
+                .is_some_and(|s| s.eq_ignore_ascii_case("disposition-notification"))
+        });
+        if !is_mdn {
+            return None;
+        }
+        let body: std::borrow::Cow<'_, str> = match &part.body {
+            mail_parser::PartType::Text(t) => std::borrow::Cow::Borrowed(t.as_ref()),
+            mail_parser::PartType::Binary(b) | mail_parser::PartType::InlineBinary(b) => {
+                String::from_utf8_lossy(b)
+            }
+            mail_parser::PartType::Message(m) => {
+                return m
+                    .header_raw("Original-Message-ID")
+                    .and_then(MessageId::parse)
+            }
+            _ => return None,
+        };
+        body.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("original-message-id")
+                .then(|| MessageId::parse(value))
+                .flatten()
+        })
+    })
+}
+
+/// The METHOD of the first `text/calendar` part (its `method` parameter, else its `METHOD:`
+/// line), upper-case.
+fn calendar_method(msg: &mail_parser::Message<'_>) -> Option<String> {
+    msg.parts.iter().find_map(|part| {
+        let ct = part.content_type()?;
+        let is_calendar = ct.ctype().eq_ignore_ascii_case("text")
+            && ct
+                .subtype()
+                .is_some_and(|s| s.eq_ignore_ascii_case("calendar"));
+        if !is_calendar {
+            return None;
+        }
+        if let Some(m) = ct.attribute("method") {
+            return Some(m.trim().to_ascii_uppercase());
+        }
+        let text = part
+            .text_contents()
+            .map(str::to_string)
+            .unwrap_or_else(|| String::from_utf8_lossy(part.contents()).into_owned());
+        text.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix("METHOD:")
+                .map(|m| m.trim().to_ascii_uppercase())
+        })
+    })
+}
+
 fn returned_message_id(msg: &mail_parser::Message<'_>) -> Option<MessageId> {
     for part in msg.parts.iter() {
         match &part.body {
@@ -432,6 +636,9 @@ fn unparseable(raw: &[u8], problems: Vec<String>) -> InboundMail {
         content_type: "application/octet-stream".to_string(),
         report_type: None,
         bounced_message_id: None,
+        receipt_for: None,
+        calendar_method: None,
+        duplicate_headers: Vec::new(),
         screen_headers: Vec::new(),
         attachments: Vec::new(),
         html_images: Vec::new(),

@@ -1,12 +1,21 @@
 //! Stage `screen`: is this mail from a person, or from a machine? Pure.
 //!
-//! Verdicts: `human`, `auto_reply`, `bounce`, `list`, `bulk`, `loop`. Only `human` mail is ever
-//! answered automatically; everything else is still stored (nothing is dropped) with the reason.
+//! Verdicts: `human`, `auto_reply`, `bounce`, `list`, `bulk`, `loop`, `read_receipt`,
+//! `calendar_reply`. Only `human` mail is ever answered automatically or counts as the
+//! customer's own follow-up; everything else is still stored (nothing is dropped) with its
+//! reasons.
 //!
-//! Judgement, not keyword panic: a header that only machines set (RFC 3834 `Auto-Submitted`, a
-//! null return path, a delivery-status report, list headers, our own loop header) decides on its
-//! own; a subject that merely looks automatic ("Automatic reply:", "自动回复") decides only together
-//! with a second machine signal, so a customer quoting such a subject in a real complaint is human.
+//! Judgement by weighing evidence. A form only machines produce decides alone (a
+//! delivery-status or disposition-notification report, an iCalendar REPLY, RFC 3834
+//! `Auto-Submitted`, a vendor's auto-reply header, a subject that *starts* with an auto-reply or
+//! read-receipt prefix in any of the languages below — not after `Re:`). Weaker cues add up (a
+//! null return path, a no-reply sender, bulk-mail headers, a body that declares itself
+//! automatic, a help desk's receipt subject); a person's cues count against them (a greeting, a
+//! question or request, mail to us alone), so a company gateway that stamps `Precedence: bulk`
+//! on everyone's mail does not silence a customer. Exchange's `X-Auto-Response-Suppress`, set on
+//! mail people write, weighs almost nothing. `machine_evidence` carries the weight found even
+//! when it did not decide: intake adds the context only the store knows (the mail answers one
+//! of our automatic mails).
 
 use crate::domain::InboundMail;
 use crate::domain::{ScreenVerdict, Verdict, LOOP_HEADER};
@@ -20,57 +29,333 @@ pub struct ScreenContext {
     pub support_address: crate::domain::EmailAddress,
 }
 
-const MACHINE_LOCALPARTS: &[&str] = &["mailer-daemon", "postmaster", "mail-daemon"];
+/// Evidence at or above this weight decides.
+pub const DECIDES: u32 = 10;
+
+/// A person's mail with evidence at or above this weight (but below [`DECIDES`]) is in doubt:
+/// it opens a ticket, but gets no automatic acknowledgement.
+pub const DOUBTFUL: u32 = 6;
+
+const MACHINE_LOCALPARTS: &[&str] = &["mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"];
 const NOREPLY_LOCALPARTS: &[&str] = &[
     "noreply",
     "no-reply",
+    "no_reply",
     "donotreply",
     "do-not-reply",
+    "do_not_reply",
     "notifications",
+    "notification",
+    "notify",
+    "alerts",
     "bounce",
     "bounces",
+    "auto-reply",
+    "autoreply",
+    "system",
 ];
 
-/// Subject prefixes auto-responders use (lower-case). Weak signals: they decide only together with
-/// another machine signal.
-const AUTO_SUBJECTS: &[&str] = &[
-    "automatic reply",
-    "auto reply",
-    "autoreply",
-    "auto-reply",
+/// Subject prefixes of auto-responders (normalised: lower case, full-width colon as `:`, a
+/// leading bracket removed). Strong: only at the very start of the subject.
+const AUTO_PREFIXES: &[&str] = &[
+    "automatic reply:",
+    "auto reply:",
+    "auto-reply:",
+    "autoreply:",
+    "auto response:",
+    "auto-response:",
+    "autoresponse:",
+    "automated response:",
+    "automated reply:",
     "auto:",
-    "out of office",
-    "out of the office",
-    "away from my desk",
+    "out of office:",
+    "out of office autoreply:",
+    "out of the office:",
+    "ooo:",
+    "vacation reply:",
+    "vacation:",
+    "away:",
     "自动回复",
     "自動回覆",
+    "自动回覆",
+    "自動回复",
     "自动答复",
     "自動答覆",
-    "休假",
+    "自动应答",
+    "自動応答",
+    "自動返信",
+    "休假自动回复",
+    "假期自动回复",
+    "자동 응답",
+    "자동응답",
+    "부재중",
+    "automatische antwort:",
+    "abwesenheitsnotiz:",
     "abwesenheitsnotiz",
-    "réponse automatique",
+    "réponse automatique:",
+    "reponse automatique:",
+    "absence du bureau:",
+    "respuesta automática:",
+    "respuesta automatica:",
+    "risposta automatica:",
+    "automatisch antwoord:",
+    "resposta automática:",
+    "resposta automatica:",
+    "автоответ:",
+    "автоматический ответ:",
+    "trả lời tự động:",
+    "odpowiedź automatyczna:",
+];
+
+/// Subject prefixes of read receipts (normalised as above).
+const RECEIPT_PREFIXES: &[&str] = &[
+    "read:",
+    "read receipt",
+    "return receipt",
+    "已读:",
+    "已讀:",
+    "已读回执",
+    "已讀回執",
+    "已阅读:",
+    "已閱讀:",
+    "阅读回执",
+    "閱讀回條",
+    "回执:",
+    "gelesen:",
+    "lu:",
+    "leído:",
+    "leido:",
+    "letto:",
+    "gelezen:",
+    "lido:",
+    "прочитано:",
+    "읽음:",
+    "開封済み:",
+    "既読:",
+    "not read:",
+    "未读:",
+];
+
+/// Subject prefixes of calendar responses (normalised as above).
+const CALENDAR_PREFIXES: &[&str] = &[
+    "accepted:",
+    "declined:",
+    "tentative:",
+    "tentatively accepted:",
+    "已接受:",
+    "已拒绝:",
+    "已拒絕:",
+    "暂定:",
+    "暫定:",
+    "已暂定:",
+    "接受:",
+    "拒绝:",
+    "angenommen:",
+    "abgelehnt:",
+    "mit vorbehalt angenommen:",
+    "accepté:",
+    "refusé:",
+    "provisoire:",
+    "aceptado:",
+    "rechazado:",
+    "geaccepteerd:",
+    "geweigerd:",
+    "voorlopig:",
+    "承諾:",
+    "辞退:",
+    "仮承諾:",
+    "수락:",
+    "거절:",
+    "invitation accepted",
+    "invitation declined",
+];
+
+/// Other help desks' and CRMs' receipts (normalised subject, anywhere).
+const RECEIPT_SUBJECTS: &[&str] = &[
+    "ticket received",
+    "request received",
     "we've received your request",
     "we have received your request",
-    "request received",
-    "ticket received",
+    "we received your request",
+    "your request has been received",
     "your ticket has been created",
-    "已收到您的",
+    "your request has been created",
+    "a ticket has been created",
+    "case created",
+    "we've received your ticket",
+    "we have received your ticket",
+    "工单已受理",
+    "工单已创建",
+    "工單已受理",
     "已受理",
+    "已收到您的",
+    "已收到你的",
+    "我们已收到",
+    "我們已收到",
+    "受付完了",
+    "お問い合わせを受け付けました",
 ];
 
-const BOUNCE_SUBJECTS: &[&str] = &[
-    "undelivered mail returned to sender",
-    "delivery status notification",
-    "mail delivery failed",
-    "undeliverable",
-    "delivery failure",
-    "returned mail",
-    "failure notice",
-    "退信",
-    "系统退信",
+/// Bodies that declare themselves automatic (lower case, anywhere in the first 600 characters).
+const AUTO_BODIES: &[&str] = &[
+    "this is an automatic reply",
+    "this is an automated reply",
+    "this is an automatic message",
+    "this is an automated message",
+    "this is an automatically generated",
+    "this message was automatically generated",
+    "this email was automatically generated",
+    "this is an auto-generated",
+    "this is an auto reply",
+    "this is an auto-reply",
+    "automatically generated message",
+    "please do not reply to this",
+    "do not reply to this email",
+    "do not reply to this message",
+    "i am out of the office",
+    "i am currently out of the office",
+    "i'm out of the office",
+    "i am away from the office",
+    "i will be out of the office",
+    "with limited access to email",
+    "这是一封自动回复",
+    "這是一封自動回覆",
+    "本邮件为自动回复",
+    "此邮件为自动回复",
+    "本郵件為自動回覆",
+    "此郵件為自動回覆",
+    "此邮件由系统自动发送",
+    "本邮件由系统自动发送",
+    "此郵件由系統自動發送",
+    "系统自动发送，请勿回复",
+    "系统邮件，请勿回复",
+    "请勿直接回复",
+    "請勿直接回覆",
+    "我正在休假",
+    "我目前不在办公室",
+    "我目前不在辦公室",
+    "我现在休假中",
+    "ich bin bis",
+    "ich bin derzeit nicht im büro",
+    "je suis absent",
+    "estoy fuera de la oficina",
+    "sono fuori ufficio",
+    "ik ben afwezig",
+    "本メールは自動",
+    "自動送信",
 ];
 
-pub fn screen(mail: &InboundMail, ctx: &ScreenContext) -> ScreenVerdict {
+/// Texts of other help desks' receipts (weaker than a body that says it is automatic).
+const RECEIPT_BODIES: &[&str] = &[
+    "thank you for contacting",
+    "thanks for contacting",
+    "your case number is",
+    "your ticket number is",
+    "your ticket id is",
+    "ticket id:",
+    "a ticket has been created",
+    "we have received your request",
+    "we've received your request",
+    "we've received your ticket",
+    "we have received your ticket",
+    "您的工单号",
+    "您的工單號",
+    "工单编号",
+    "工單編號",
+    "我们已收到您的",
+    "我們已收到您的",
+    "您的邮件我们已经收到",
+    "您的郵件我們已經收到",
+];
+
+/// Name prefixes of headers mailing platforms and CRMs add (kept by `parse` for screening).
+pub const VENDOR_PREFIXES: &[&str] = &[
+    "x-edm",
+    "x-campaign",
+    "x-mailgun",
+    "x-sg-",
+    "x-ses-",
+    "x-mc-user",
+    "x-sendcloud",
+    "x-linkedin",
+    "x-notifications",
+    "x-account-notification",
+    "x-sfdc-",
+    "x-hubspot",
+    "x-fd-",
+    "x-zendesk",
+    "x-freshdesk",
+    "x-mailchimp",
+    "x-brevo",
+    "x-sib-",
+    "x-mailjet",
+    "x-postmark",
+    "x-pm-message-id",
+    "x-aliyun-directmail",
+];
+
+/// What mass mail says, usually at its end (lower case).
+const BULK_BODIES: &[&str] = &[
+    "unsubscribe",
+    "退订",
+    "退訂",
+    "取消订阅",
+    "取消訂閱",
+    "您收到此邮件是因为",
+    "您收到此郵件是因為",
+    "you are receiving this email because",
+    "you received this email because",
+    "you're receiving this email because",
+    "manage your email preferences",
+    "update your email preferences",
+    "abmelden",
+    "se désabonner",
+];
+
+/// The last 600 characters of a mail's text, lower case (where mass mail says how to stop it).
+fn mail_tail(mail: &InboundMail) -> String {
+    let n = mail.text.chars().count();
+    mail.text
+        .chars()
+        .skip(n.saturating_sub(600))
+        .collect::<String>()
+        .to_lowercase()
+}
+
+/// Headers mass senders and their platforms stamp.
+const BULK_HEADERS: &[&str] = &[
+    "list-unsubscribe",
+    "x-campaign",
+    "x-campaignid",
+    "x-mailgun-sid",
+    "x-sg-eid",
+    "x-ses-outgoing",
+    "x-mc-user",
+    "x-mailchimp-campaign",
+    "x-sendcloud-id",
+    "x-mailer-lid",
+    "x-rpcampaign",
+];
+
+/// One piece of evidence.
+struct Cue {
+    weight: u32,
+    kind: Verdict,
+    why: String,
+}
+
+fn cue(weight: u32, kind: Verdict, why: impl Into<String>) -> Cue {
+    Cue {
+        weight,
+        kind,
+        why: why.into(),
+    }
+}
+
+/// Judges `mail`; `new_text` is its text without quoted history and signature (the reply-text
+/// stage's), where a body's own words are looked for: a person quoting our acknowledgement
+/// quotes a receipt.
+pub fn screen(mail: &InboundMail, new_text: &str, ctx: &ScreenContext) -> ScreenVerdict {
     // Loop: our own mail (or a copy of it) coming back.
     if let Some(v) = mail.header(&LOOP_HEADER.to_ascii_lowercase()) {
         return if v.trim().eq_ignore_ascii_case(&ctx.message_id_domain) {
@@ -89,44 +374,118 @@ pub fn screen(mail: &InboundMail, ctx: &ScreenContext) -> ScreenVerdict {
             return ScreenVerdict::new(Verdict::Loop, "sent from our own support address");
         }
     }
+    let (mut cues, declared) = machine_cues(mail, new_text);
+    let strongest = cues.iter().map(|c| c.weight).max().unwrap_or(0);
+    let total: u32 = cues.iter().map(|c| c.weight).sum();
+    let human = if strongest >= DECIDES {
+        0
+    } else {
+        human_cues(mail, new_text, declared, ctx)
+    };
+    // A person's cues offset the weak and bulk cues, never a text or subject that declares
+    // itself automatic.
+    let firm = cues
+        .iter()
+        .map(|c| c.weight)
+        .filter(|w| *w >= 8)
+        .max()
+        .unwrap_or(0);
+    let weight = total.saturating_sub(human).max(firm);
+    // The kind: the strongest cue's.
+    cues.sort_by_key(|c| std::cmp::Reverse(c.weight));
+    let reason = cues
+        .iter()
+        .map(|c| c.why.as_str())
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let mut v = if weight >= DECIDES {
+        ScreenVerdict::new(cues[0].kind, reason)
+    } else if cues.is_empty() {
+        ScreenVerdict::new(Verdict::Human, "no machine signals")
+    } else {
+        ScreenVerdict::new(
+            Verdict::Human,
+            format!("a person's mail: {reason} (weight {total}) against {human} of a person's"),
+        )
+    };
+    v.machine_evidence = weight;
+    v
+}
 
-    // Bounces: delivery-status reports and the null sender.
-    if mail.content_type == "multipart/report"
-        && mail.report_type.as_deref() == Some("delivery-status")
-    {
-        return ScreenVerdict::new(
+/// Everything in the mail that says a machine wrote it, and the phrase its text declares
+/// itself with (if any).
+fn machine_cues<'p>(mail: &InboundMail, new_text: &str) -> (Vec<Cue>, Option<&'p str>) {
+    let mut c = Vec::new();
+    let subject = normalise(&mail.subject);
+    let from_local = mail
+        .from
+        .as_ref()
+        .map(|f| f.local_part().to_ascii_lowercase())
+        .unwrap_or_default();
+    let machine_sender = MACHINE_LOCALPARTS.contains(&from_local.as_str());
+    let null_sender = mail.return_path.as_deref() == Some("");
+
+    // Reports: the forms decide.
+    match mail.report_type.as_deref() {
+        Some("delivery-status") if mail.content_type == "multipart/report" => c.push(cue(
+            20,
             Verdict::Bounce,
             "multipart/report; report-type=delivery-status",
-        );
+        )),
+        Some("disposition-notification") => c.push(cue(
+            20,
+            Verdict::ReadReceipt,
+            "a read receipt (report-type=disposition-notification)",
+        )),
+        _ => {}
     }
     if mail.header("x-failed-recipients").is_some() {
-        return ScreenVerdict::new(Verdict::Bounce, "X-Failed-Recipients header");
+        c.push(cue(20, Verdict::Bounce, "X-Failed-Recipients header"));
     }
-    let from_local = mail.from.as_ref().map(|f| f.local_part()).unwrap_or("");
-    let machine_sender = MACHINE_LOCALPARTS.contains(&from_local);
-    let null_sender = mail.return_path.as_deref() == Some("");
-    let subject = mail.subject.to_lowercase();
-    if machine_sender && (null_sender || starts_with_any(&subject, BOUNCE_SUBJECTS)) {
-        return ScreenVerdict::new(
+    if mail.calendar_method.as_deref() == Some("REPLY") {
+        c.push(cue(20, Verdict::CalendarReply, "an iCalendar METHOD:REPLY"));
+    }
+    let bounce_subject = starts_with_any(&subject, BOUNCE_SUBJECTS);
+    if machine_sender && (null_sender || bounce_subject || mail.bounced_message_id.is_some()) {
+        c.push(cue(
+            20,
             Verdict::Bounce,
             format!("from {from_local} with a bounce form"),
-        );
-    }
-    if null_sender && starts_with_any(&subject, BOUNCE_SUBJECTS) {
-        return ScreenVerdict::new(Verdict::Bounce, "null return path and a bounce subject");
+        ));
+    } else if null_sender && bounce_subject {
+        c.push(cue(
+            20,
+            Verdict::Bounce,
+            "null return path and a bounce subject",
+        ));
+    } else if bounce_subject && mail.bounced_message_id.is_some() {
+        c.push(cue(
+            12,
+            Verdict::Bounce,
+            "a bounce subject returning a mail",
+        ));
     }
 
-    // RFC 3834 and the vendor headers.
+    // RFC 3834 and the vendors' headers.
     if let Some(v) = mail.header("auto-submitted") {
         let v = v.trim().to_ascii_lowercase();
         if !v.is_empty() && v != "no" {
-            return ScreenVerdict::new(Verdict::AutoReply, format!("Auto-Submitted: {v}"));
+            c.push(cue(20, Verdict::AutoReply, format!("Auto-Submitted: {v}")));
         }
     }
-    for h in ["x-autoreply", "x-autorespond", "x-autogenerated"] {
+    for h in [
+        "x-autoreply",
+        "x-autorespond",
+        "x-autoresponder",
+        "x-autoreply-from",
+        "x-mail-autoreply",
+        "x-autogenerated",
+        "x-auto-reply",
+        "x-autoresponse",
+    ] {
         if let Some(v) = mail.header(h) {
-            if !v.trim().eq_ignore_ascii_case("no") {
-                return ScreenVerdict::new(Verdict::AutoReply, format!("{h} header"));
+            if !v.trim().eq_ignore_ascii_case("no") && !v.trim().eq_ignore_ascii_case("false") {
+                c.push(cue(20, Verdict::AutoReply, format!("{h} header")));
             }
         }
     }
@@ -135,57 +494,347 @@ pub fn screen(mail: &InboundMail, ctx: &ScreenContext) -> ScreenVerdict {
         .is_some()
         || mail.header("x-ms-exchange-inbox-rules-loop").is_some()
     {
-        return ScreenVerdict::new(Verdict::AutoReply, "generated by an Exchange rule");
+        c.push(cue(20, Verdict::AutoReply, "generated by an Exchange rule"));
     }
-    let precedence = mail
+    match mail
         .header("precedence")
-        .map(|p| p.trim().to_ascii_lowercase());
-    match precedence.as_deref() {
-        Some("auto_reply") => {
-            return ScreenVerdict::new(Verdict::AutoReply, "Precedence: auto_reply");
-        }
-        Some("list") => return ScreenVerdict::new(Verdict::List, "Precedence: list"),
-        Some(p @ ("bulk" | "junk")) => {
-            return ScreenVerdict::new(Verdict::Bulk, format!("Precedence: {p}"));
-        }
+        .map(|p| p.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("auto_reply") => c.push(cue(20, Verdict::AutoReply, "Precedence: auto_reply")),
+        Some("list") => c.push(cue(8, Verdict::List, "Precedence: list")),
+        Some(p @ ("bulk" | "junk")) => c.push(cue(7, Verdict::Bulk, format!("Precedence: {p}"))),
         _ => {}
     }
     if mail.header("list-id").is_some() || mail.header("list-post").is_some() {
-        return ScreenVerdict::new(Verdict::List, "List-Id/List-Post header");
+        c.push(cue(20, Verdict::List, "List-Id/List-Post header"));
     }
-    // Feedback-ID alone proves nothing: QQ Mail stamps it on every mail its webmail sends.
-    if mail.header("list-unsubscribe").is_some() || mail.header("x-campaign").is_some() {
-        return ScreenVerdict::new(
+    let bulk: Vec<&str> = BULK_HEADERS
+        .iter()
+        .copied()
+        .filter(|h| mail.header(h).is_some())
+        .collect();
+    if !bulk.is_empty() {
+        c.push(cue(
+            (5 * bulk.len() as u32).min(10),
             Verdict::Bulk,
-            "marketing headers (List-Unsubscribe/X-Campaign)",
-        );
+            format!("mass-mail headers ({})", bulk.join(", ")),
+        ));
     }
 
-    // Weak signals: need two.
-    let mut weak = Vec::new();
-    if starts_with_any(strip_reply_prefixes(&subject), AUTO_SUBJECTS) {
-        weak.push("automatic-reply subject");
+    // Subjects: a prefix counts only as a prefix — followed by its colon (or its closing
+    // bracket), at the very start: "自动回复设置不生效" is a person's question.
+    if let Some(p) = AUTO_PREFIXES.iter().find(|p| has_prefix(&subject, p)) {
+        c.push(cue(
+            20,
+            Verdict::AutoReply,
+            format!("subject starts with \"{p}\""),
+        ));
+    } else if let Some(p) = RECEIPT_PREFIXES.iter().find(|p| has_prefix(&subject, p)) {
+        let form = mail.report_type.is_some() || mail.receipt_for.is_some();
+        c.push(cue(
+            if form { 20 } else { 12 },
+            Verdict::ReadReceipt,
+            format!("a read receipt's subject (\"{p}\")"),
+        ));
+    } else if let Some(p) = CALENDAR_PREFIXES.iter().find(|p| has_prefix(&subject, p)) {
+        let with_calendar = mail.calendar_method.is_some()
+            || mail
+                .attachments
+                .iter()
+                .any(|a| a.content_type.eq_ignore_ascii_case("text/calendar"));
+        c.push(cue(
+            if with_calendar { 20 } else { 5 },
+            Verdict::CalendarReply,
+            format!("a calendar response's subject (\"{p}\")"),
+        ));
+    }
+    // After "Re:" it is a person answering one (our own acknowledgement's subject reads
+    // "我们已收到您的来信"): nothing.
+    let replying = strip_reply_prefixes(&subject) != subject;
+    if let Some(p) = RECEIPT_SUBJECTS
+        .iter()
+        .find(|p| !replying && subject.contains(*p))
+    {
+        c.push(cue(
+            8,
+            Verdict::AutoReply,
+            format!("a help desk's receipt (\"{p}\")"),
+        ));
+    }
+    if !replying && ticket_number_subject(&subject) {
+        c.push(cue(
+            4,
+            Verdict::AutoReply,
+            "a help desk's ticket-number subject",
+        ));
+    }
+
+    // Senders and bodies.
+    if null_sender {
+        c.push(cue(6, Verdict::Bounce, "null return path"));
+    }
+    if machine_sender {
+        c.push(cue(6, Verdict::Bounce, format!("{from_local} sender")));
+    } else if NOREPLY_LOCALPARTS.contains(&from_local.as_str())
+        || [
+            "noreply",
+            "no-reply",
+            "no_reply",
+            "donotreply",
+            "do-not-reply",
+        ]
+        .iter()
+        .any(|n| from_local.contains(n))
+    {
+        c.push(cue(6, Verdict::AutoReply, "a no-reply sender"));
+    }
+    let head = own_words(new_text);
+    let mut declared = None;
+    if let Some(p) = AUTO_BODIES.iter().find(|p| head.contains(*p)) {
+        c.push(cue(8, Verdict::AutoReply, format!("the text says \"{p}\"")));
+        declared = Some(*p);
+    } else if let Some(p) = RECEIPT_BODIES.iter().find(|p| head.contains(*p)) {
+        c.push(cue(
+            5,
+            Verdict::AutoReply,
+            format!("a receipt's text (\"{p}\")"),
+        ));
+        declared = Some(*p);
+    }
+    if let Some(p) = BULK_BODIES
+        .iter()
+        .find(|p| head.contains(*p) || mail_tail(mail).contains(*p))
+    {
+        c.push(cue(
+            5,
+            Verdict::Bulk,
+            format!("a mass mail's text (\"{p}\")"),
+        ));
+    }
+    if mail.header("feedback-id").is_some() {
+        // Gmail's feedback loop header: bulk senders set it, and so does QQ Mail on everything.
+        c.push(cue(3, Verdict::Bulk, "Feedback-ID header"));
+    }
+    if let Some(rp) = mail.return_path.as_deref().filter(|r| !r.is_empty()) {
+        let (local, domain) = rp.rsplit_once('@').unwrap_or((rp, ""));
+        let bounce_domain = domain.starts_with("bounce") || domain.contains(".bounce");
+        let bounce_local = local.contains("bounce")
+            || (local.len() >= 24 && local.chars().filter(|c| c.is_ascii_digit()).count() >= 6);
+        if bounce_domain || bounce_local {
+            c.push(cue(
+                4,
+                Verdict::Bulk,
+                "a bulk sender's bounce-handling return path",
+            ));
+        }
+    }
+    let vendor: Vec<&str> = mail
+        .screen_headers
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| VENDOR_PREFIXES.iter().any(|p| n.starts_with(p)))
+        .collect();
+    if let Some(v) = vendor.first() {
+        c.push(cue(
+            4,
+            Verdict::Bulk,
+            format!("a mailing platform's header ({v})"),
+        ));
     }
     if let Some(v) = mail.header("x-auto-response-suppress") {
         let v = v.to_ascii_lowercase();
         if v.contains("all") || v.contains("oof") || v.contains("autoreply") {
-            weak.push("X-Auto-Response-Suppress");
+            // Exchange sets it on mail people write too: almost nothing on its own.
+            c.push(cue(1, Verdict::AutoReply, "X-Auto-Response-Suppress"));
         }
     }
-    if null_sender {
-        weak.push("null return path");
-    }
-    if machine_sender || NOREPLY_LOCALPARTS.contains(&from_local) {
-        weak.push("no-reply sender");
-    }
-    if weak.len() >= 2 {
-        return ScreenVerdict::new(Verdict::AutoReply, weak.join(" + "));
-    }
-    if machine_sender || null_sender {
-        return ScreenVerdict::new(Verdict::Bounce, weak.join(" + "));
-    }
-    ScreenVerdict::new(Verdict::Human, "no machine signals")
+    (c, declared)
 }
+
+/// The first 600 characters of the sender's own words, lower case: not what they forward
+/// (after "Begin forwarded message:", "转发邮件信息", "Original Message") and not what they
+/// quote (lines inside quotation marks or indented), where a person shows us a machine's text.
+fn own_words(new_text: &str) -> String {
+    const FORWARDS: &[&str] = &[
+        "begin forwarded message",
+        "forwarded message",
+        "original message",
+        "转发邮件信息",
+        "轉寄郵件資訊",
+        "原始邮件",
+        "原始郵件",
+        "weitergeleitete nachricht",
+        "message transféré",
+    ];
+    let mut out = String::new();
+    let mut quoted = false;
+    for line in new_text.lines() {
+        let l = line.trim().to_lowercase();
+        if FORWARDS.iter().any(|f| l.contains(f)) {
+            break;
+        }
+        let opens = l.starts_with(['"', '“', '「', '『', '\'']);
+        if opens || line.starts_with("    ") || line.starts_with('\t') {
+            quoted = true;
+        } else if !l.is_empty() && !quoted {
+            out.push_str(&l);
+            out.push('\n');
+        }
+        // A quotation ends with its closing mark (or a blank line).
+        if l.is_empty() || l.ends_with(['"', '”', '」', '』', '\'']) {
+            quoted = false;
+        }
+        if out.len() > 1800 {
+            break;
+        }
+    }
+    out.chars().take(600).collect()
+}
+
+/// `subject` starts with `prefix` used as a prefix: followed by its colon (or already ending
+/// with one, or a closing bracket turned into one by [`normalise`]).
+fn has_prefix(subject: &str, prefix: &str) -> bool {
+    if prefix.ends_with(':') {
+        return subject.starts_with(prefix);
+    }
+    subject
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.trim().is_empty() || rest.trim_start().starts_with(':'))
+}
+
+/// What says a person wrote it, as a weight against the machine's cues.
+fn human_cues(
+    mail: &InboundMail,
+    new_text: &str,
+    declared: Option<&str>,
+    ctx: &ScreenContext,
+) -> u32 {
+    let text = new_text.trim_start();
+    let mut head: String = text.chars().take(400).collect::<String>().to_lowercase();
+    if let Some(p) = declared {
+        // "请勿直接回复" is not a request.
+        head = head.replace(p, "");
+    }
+    for machine in [
+        "请勿回复",
+        "请勿直接回复",
+        "請勿回覆",
+        "請勿直接回覆",
+        "do not reply",
+        "please do not",
+        "请点此退订",
+        "請點此退訂",
+        "退订",
+        "退訂",
+    ] {
+        head = head.replace(machine, "");
+    }
+    let mut w = 0;
+    const GREETINGS: &[&str] = &[
+        "您好",
+        "你好",
+        "尊敬的",
+        "hi ",
+        "hi,",
+        "hello",
+        "dear ",
+        "good morning",
+        "good afternoon",
+        "各位",
+        "老师",
+        "hallo",
+        "bonjour",
+        "hola",
+    ];
+    if GREETINGS.iter().any(|g| head.starts_with(g)) {
+        w += 3;
+    }
+    const ASKS: &[&str] = &[
+        "?",
+        "？",
+        "请",
+        "請",
+        "麻烦",
+        "麻煩",
+        "帮忙",
+        "幫忙",
+        "please",
+        "could you",
+        "can you",
+        "would you",
+        "why",
+        "为什么",
+        "為什麼",
+        "退款",
+        "投诉",
+        "投訴",
+        "问题",
+        "問題",
+        "怎么",
+        "怎麼",
+        "help",
+        "refund",
+        "not received",
+        "haven't received",
+        "have not received",
+        "complain",
+        "urgent",
+        "asap",
+        "没收到",
+        "沒收到",
+        "还没",
+        "還沒",
+        "尽快",
+        "盡快",
+    ];
+    if ASKS.iter().any(|a| head.contains(a)) {
+        w += 3;
+    }
+    let to_us_alone = mail.to.len() == 1
+        && mail.cc.is_empty()
+        && mail.to.iter().all(|a| is_us(a, &ctx.support_address));
+    if to_us_alone && mail.from_name.is_some() {
+        w += 2;
+    }
+    w
+}
+
+/// A subject like "[Ticket #12345]", "[#ABC-123]", "Case 00012345:", "(工单号 2026…)".
+fn ticket_number_subject(s: &str) -> bool {
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"(?i)^\s*[\[【(（]?\s*(ticket|case|request|incident|req|sr|工单|工單|服务单|服務單)\s*(#|no\.?|number|号|號|编号|編號)?\s*[:：]?\s*#?[a-z]{0,6}-?\d{3,}",
+        )
+        .expect("static regex")
+    });
+    RE.is_match(s)
+}
+
+/// Lower case, full-width colons as `:`, no space before a colon, a leading bracket (`[`, `【`)
+/// around the first word removed.
+fn normalise(subject: &str) -> String {
+    let s = subject
+        .trim()
+        .to_lowercase()
+        .replace('：', ":")
+        .replace(" :", ":");
+    let s = s.trim_start_matches(['[', '【', '(', '（', '<', '«']);
+    // "【自动回复】…": the closing bracket ends the prefix.
+    s.replacen(['】', ']'], ":", 1).trim_start().to_string()
+}
+
+const BOUNCE_SUBJECTS: &[&str] = &[
+    "undelivered mail returned to sender",
+    "delivery status notification",
+    "mail delivery failed",
+    "undeliverable",
+    "delivery failure",
+    "returned mail",
+    "failure notice",
+    "退信",
+    "系统退信",
+];
 
 fn is_us(addr: &crate::domain::EmailAddress, support: &crate::domain::EmailAddress) -> bool {
     if addr.domain() != support.domain() {
@@ -241,7 +890,8 @@ mod tests {
     }
 
     fn verdict(raw: &str) -> Verdict {
-        screen(&parse(raw.as_bytes()), &ctx()).verdict
+        let m = parse(raw.as_bytes());
+        screen(&m, &crate::inbound::reply_text::extract(&m.text), &ctx()).verdict
     }
 
     #[test]
@@ -297,12 +947,17 @@ mod tests {
             Verdict::List
         );
         assert_eq!(
-            verdict("From: news@shop.example\r\nMessage-ID: <7@b.c>\r\nPrecedence: bulk\r\nSubject: sale\r\n\r\nx"),
+            verdict("From: news@shop.example\r\nMessage-ID: <7@b.c>\r\nPrecedence: bulk\r\nList-Unsubscribe: <mailto:u@shop.example>\r\nSubject: sale\r\n\r\nx"),
             Verdict::Bulk
         );
         assert_eq!(
-            verdict("From: news@shop.example\r\nMessage-ID: <8@b.c>\r\nList-Unsubscribe: <mailto:u@shop.example>\r\nSubject: sale\r\n\r\nx"),
+            verdict("From: news@shop.example\r\nMessage-ID: <8@b.c>\r\nList-Unsubscribe: <mailto:u@shop.example>\r\nX-SES-Outgoing: 2026.11.30\r\nSubject: sale\r\n\r\nx"),
             Verdict::Bulk
+        );
+        // A company gateway that stamps every mail: a person's greeting and question win.
+        assert_eq!(
+            verdict("From: 张伟 <zhang@corp.example>\r\nTo: support@example.test\r\nMessage-ID: <9@b.c>\r\nPrecedence: bulk\r\nSubject: 发票\r\n\r\n您好，请问发票什么时候能开好？"),
+            Verdict::Human
         );
     }
 

@@ -157,7 +157,14 @@ pub fn hints(mail: &InboundMail, support: &EmailAddress, signer: &ReplySigner) -
             }
         }
     }
-    for id in mail.in_reply_to.iter().chain(mail.references.iter().rev()) {
+    // A read receipt names the mail it is about (RFC 8098 Original-Message-ID) even when a
+    // client leaves In-Reply-To out.
+    for id in mail
+        .in_reply_to
+        .iter()
+        .chain(mail.receipt_for.iter())
+        .chain(mail.references.iter().rev())
+    {
         if !h.references.contains(id) {
             h.references.push(id.clone());
         }

@@ -38,7 +38,9 @@ impl Store {
         ids.dedup();
         for chunk in ids.chunks(CHUNK) {
             let sql = format!(
-                "SELECT message_id, direction, ticket_id FROM messages WHERE message_id IN ({})",
+                "SELECT m.message_id, m.direction, m.ticket_id, o.kind, o.sent_at
+                 FROM messages m LEFT JOIN outbox o ON o.message_row = m.id
+                 WHERE m.message_id IN ({})",
                 placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -53,6 +55,13 @@ impl Store {
                 if r.get::<String, _>(1) == "in" {
                     f.inbound.insert(id, ticket);
                 } else {
+                    if let Some(kind) = r
+                        .get::<Option<String>, _>(3)
+                        .and_then(|k| crate::domain::MailKind::parse(&k))
+                        .filter(|k| k.is_automatic())
+                    {
+                        f.automatic.insert(id.clone(), (kind, r.get(4)));
+                    }
                     f.outbound.insert(id, ticket);
                 }
             }

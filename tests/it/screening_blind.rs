@@ -35,6 +35,8 @@ struct Label {
 
 /// What the intake did with one mail.
 struct Outcome {
+    /// The mail answers our acknowledgement (it had `<OUR-ACK-ID>`).
+    answers_us: bool,
     verdict: String,
     acks: i64,
     tickets: i64,
@@ -44,7 +46,8 @@ async fn run_one(store: &Store, desk: &Desk, support: &str, raw: &[u8]) -> Outco
     reset_tables(store).await;
     let mut text = String::from_utf8_lossy(raw).replace("support@example.test", support);
     let mut uid = 1;
-    if text.contains("<OUR-ACK-ID>") {
+    let answers_us = text.contains("<OUR-ACK-ID>");
+    if answers_us {
         // The correspondent wrote first, and we acknowledged (a mailer daemon's "customer" is
         // someone else: then a stand-in wrote first).
         let m = supportd::inbound::parse::parse(raw);
@@ -97,6 +100,7 @@ async fn run_one(store: &Store, desk: &Desk, support: &str, raw: &[u8]) -> Outco
     .await
     .expect("stored");
     Outcome {
+        answers_us,
         verdict,
         acks: count_where(store, "SELECT COUNT(*) FROM outbox WHERE kind = 'ack'").await - acks0,
         tickets: count_where(store, "SELECT COUNT(*) FROM tickets").await - tickets0,
@@ -128,7 +132,7 @@ async fn machine_and_human_mail_on_the_blind_set() {
     store.migrate().await.expect("migrate");
 
     let (mut machine, mut machine_acked, mut machine_as_person) = (0, 0, 0);
-    let (mut human, mut human_missed) = (0, 0);
+    let (mut human, mut human_missed, mut human_fresh, mut human_unacked) = (0, 0, 0, 0);
     let mut misses = Vec::new();
     for l in &labels.mail {
         let raw = std::fs::read(dir.join("mails").join(&l.file)).expect("mail");
@@ -147,6 +151,16 @@ async fn machine_and_human_mail_on_the_blind_set() {
             }
         } else {
             human += 1;
+            if !o.answers_us {
+                human_fresh += 1;
+                if o.acks == 0 {
+                    human_unacked += 1;
+                    misses.push(format!(
+                        "a person without an acknowledgement ({}): {} {}",
+                        o.verdict, l.file, l.client
+                    ));
+                }
+            }
             if o.verdict != "human" {
                 human_missed += 1;
                 misses.push(format!(
@@ -161,25 +175,15 @@ async fn machine_and_human_mail_on_the_blind_set() {
         println!("{m}");
     }
     println!(
-        "blind screening set: {machine} machine mails: {machine_acked} acknowledged, {machine_as_person} taken for a person; {human} people's mails: {human_missed} taken for machine mail"
+        "blind screening set: {machine} machine mails: {machine_acked} acknowledged, {machine_as_person} taken for a person; {human} people's mails: {human_missed} taken for machine mail; of the {human_fresh} that answer none of our mails, {human_unacked} not acknowledged"
     );
-    // The bar is the measured level (see the README); lower it never, raise it as it improves.
-    assert!(
-        machine_acked <= MAX_MACHINE_ACKED,
-        "{machine_acked} machine mails acknowledged"
-    );
-    assert!(
-        machine_as_person <= MAX_MACHINE_AS_PERSON,
-        "{machine_as_person} machine mails taken for people"
-    );
-    assert!(
-        human_missed <= MAX_HUMAN_MISSED,
-        "{human_missed} people's mails taken for machine mail"
+    // Set A is a development set now: screening was tuned on its misses until none was left, so
+    // it holds that level; the honest measure on unseen mail is set B (`screening_heldout`).
+    // First measurement (2026-11-30, before screening was reworked): 15 acknowledged, 27 taken
+    // for a person, 5 people's mails taken for machine mail.
+    assert_eq!(
+        (machine_acked, machine_as_person, human_missed, human_unacked),
+        (0, 0, 0, 0),
+        "(machine acknowledged, machine taken for a person, people taken for machine, people not acknowledged)"
     );
 }
-
-// First measurement (2026-11-30, before screening was reworked): 15 acknowledged, 27 taken for
-// a person, 5 people's mails taken for machine mail.
-const MAX_MACHINE_ACKED: usize = 15;
-const MAX_MACHINE_AS_PERSON: usize = 27;
-const MAX_HUMAN_MISSED: usize = 5;
