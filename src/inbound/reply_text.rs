@@ -22,7 +22,7 @@ static ORIGINAL_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
 
 /// A forwarded message's separator: what follows is what the sender forwards, and is kept.
 static FORWARDED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\s*[-_=*]{2,}\s*(forwarded message|begin forwarded message|转发邮件|轉寄郵件|转发的邮件|message transféré|weitergeleitete nachricht)\s*[-_=*]*\s*$|^\s*begin forwarded message:\s*$")
+    Regex::new(r"(?i)^\s*[-_=*]{2,}\s*(forwarded message|begin forwarded message|转发邮件(信息)?|轉寄郵件(資訊|信息)?|转发的邮件(信息)?|轉發郵件(資訊|信息)?|message transféré|weitergeleitete nachricht)\s*[-_=*]*\s*$|^\s*begin forwarded message:\s*$")
         .expect("static regex")
 });
 
@@ -75,6 +75,14 @@ static DATE_ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
 /// skrev Test user <test@example.com>:` (possibly wrapped, so it may end in an open `<…`).
 static WROTE_DATED: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^.{0,100}\d.{0,150}\b(wrote|skrev|schrieb|a écrit|escribió|ha scritto|escreveu|schreef|kirjoitti|napisał|написал|написала)\b.{0,150}(:|<[^>\s]*)\s*$").expect("static regex")
+});
+
+/// The first line of a confidentiality disclaimer a mail server or company appends: from it to
+/// the end is not the sender's text (`本邮件及其附件含有保密信息…`, `This email and any
+/// attachments are confidential…`, `CONFIDENTIALITY NOTICE`).
+static DISCLAIMER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\W{0,6}((本|此|该|該)(封)?(电子|電子)?(邮件|郵件|信函)(及其|及|和|与|與|连同|連同)?(任何)?(附件|内容|內容).{0,20}(保密|机密|機密|专有|專有|仅|僅|只)|.{0,30}(如果|如|若)(您|你)(错收|誤收|误收|不是(本邮件|本郵件|此邮件|此郵件)?的?(指定|预期|預期)?收件人)|免责声明|免責聲明|保密声明|保密聲明|confidentiality (notice|note|statement|warning)|disclaimer\s*:|(this|the) (e-?mail|message|communication)( and any (attachments?|files)( transmitted with it)?)?( and its attachments)? (is|are|may be|may contain|contains?) (strictly )?(confidential|privileged|intended (solely|only))|if you (are not|have received this).{0,60}(intended recipient|in error))")
+        .expect("static regex")
 });
 
 /// A sign-off on a line of its own; what follows is the signature.
@@ -175,6 +183,9 @@ pub fn extract_known(text: &str, known: &[&str]) -> NewText {
     }
     let quote_end = forward.unwrap_or(cut).min(cut);
     let mut kept: Vec<&str> = Vec::with_capacity(cut);
+    // The forwarded mail (separator, its headers, its body) is kept whole, apart from what the
+    // sender's own part goes through.
+    let mut forwarded: Vec<&str> = Vec::new();
     let mut i = 0;
     while i < cut {
         let line = lines[i];
@@ -205,10 +216,26 @@ pub fn extract_known(text: &str, known: &[&str]) -> NewText {
             i += 1;
             continue;
         }
-        kept.push(line);
+        if forward.is_some_and(|f| i >= f) {
+            forwarded.push(line);
+        } else {
+            kept.push(line);
+        }
         i += 1;
     }
-    let kept = cut_signature(kept, known);
+    if let Some(at) = kept
+        .iter()
+        .skip(1)
+        .position(|l| DISCLAIMER.is_match(l))
+        .map(|p| p + 1)
+    {
+        kept.truncate(at);
+    }
+    let mut kept = cut_signature(kept, known);
+    if !forwarded.is_empty() {
+        kept.push("");
+        kept.extend(forwarded);
+    }
     // Pictures still in the new text are the sender's to show; their markers are not text.
     let mut images = Vec::new();
     let kept: Vec<&str> = kept
@@ -487,6 +514,36 @@ fn cut_signature<'a>(mut kept: Vec<&'a str>, known: &[&str]) -> Vec<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chinese_signature_blocks_and_disclaimers_are_cut() {
+        let t = "您好，退款还没到账，请帮忙查一下。\n\n此致\n敬礼！\n\n王芳\n采购部\n电话：010-12345678\n手机：13800138000\n地址：北京市朝阳区建国路88号\n";
+        assert_eq!(
+            extract(t),
+            "您好，退款还没到账，请帮忙查一下。\n\n此致\n敬礼！"
+        );
+        let t = "订单号 20261120 的发票请重开。\n\n本邮件及其附件含有保密信息，仅限于发送给上面地址中列出的个人或群组。如果您错收了本邮件，请您立即电话或邮件通知发件人并删除本邮件！\n";
+        assert_eq!(extract(t), "订单号 20261120 的发票请重开。");
+        let t = "發票請重開，謝謝。\n\n免責聲明：本郵件及其附件僅供指定收件人使用。\n";
+        assert_eq!(extract(t), "發票請重開，謝謝。");
+        let t = "Refund received, thanks!\n\nCONFIDENTIALITY NOTICE: This email and any attachments are confidential and may be privileged. If you are not the intended recipient, delete it.\n";
+        assert_eq!(extract(t), "Refund received, thanks!");
+        // A customer who writes about confidentiality keeps their words.
+        let t = "我收到一封说含有保密信息的邮件，是你们发的吗？\n";
+        assert_eq!(extract(t), "我收到一封说含有保密信息的邮件，是你们发的吗？");
+    }
+
+    #[test]
+    fn quote_headers_in_any_wording_and_forwarded_mail_kept_whole() {
+        let t = "Thanks, that fixed it.\n\n* Bob Smith <bob@example.org> [2026-11-19 10:58]:\n> Please try again.\n";
+        assert_eq!(extract(t), "Thanks, that fixed it.");
+        let t = "好的，明天再试。\n\n张三 <zhang@example.cn> 于2026年11月19日周四 下午5:40写道：\n\n> 请重启路由器。\n";
+        assert_eq!(extract(t), "好的，明天再试。");
+        let t = "Sure.\n\nOn 19/11/2026, at 10:58, the support team writes:\n> Please confirm.\n";
+        assert_eq!(extract(t), "Sure.");
+        let t = "请看下面客户转来的邮件，谢谢。\n\n-------- 转发邮件信息 --------\n发件人：\"李四\" <li@example.cn>\n发送日期：2026-11-18 09:12\n收件人：\"王五\" <wang@example.cn>\n主题：货物破损\n\n货到的时候箱子已经破了。\n\n李四\n电话：13900000000\n";
+        assert_eq!(extract(t), t.trim_end());
+    }
 
     #[test]
     fn gmail_english_quote_is_removed() {
