@@ -88,6 +88,9 @@ const AUTO_PREFIXES: &[&str] = &[
     "假期自动回复",
     "자동 응답",
     "자동응답",
+    "자동 회신",
+    "자동회신",
+    "자동 답장",
     "부재중",
     "automatische antwort:",
     "abwesenheitsnotiz:",
@@ -105,6 +108,35 @@ const AUTO_PREFIXES: &[&str] = &[
     "автоматический ответ:",
     "trả lời tự động:",
     "odpowiedź automatyczna:",
+];
+
+/// Texts of plain-text read receipts (lower case).
+const READ_BODIES: &[&str] = &[
+    "was read on",
+    "has been read",
+    "was read at",
+    "was displayed",
+    "message was read",
+    "wurde gelesen",
+    "a été lu",
+    "fue leído",
+    "è stato letto",
+    "已被阅读",
+    "已被閱讀",
+    "已被阅",
+    "已阅读",
+    "已閱讀",
+    "已被读取",
+    "已被讀取",
+    "已读取",
+    "已讀取",
+    "阅读了您的邮件",
+    "閱讀了您的郵件",
+    "被阅读。",
+    "被閱讀。",
+    "邮件收条",
+    "郵件收條",
+    "was received by:",
 ];
 
 /// Subject prefixes of read receipts (normalised as above).
@@ -245,6 +277,42 @@ const AUTO_BODIES: &[&str] = &[
     "自動送信",
 ];
 
+/// The [`AUTO_BODIES`] by which a mail says what it is (not what its author does).
+const SELF_DECLARATIONS: &[&str] = &[
+    "this is an automatic reply",
+    "this is an automated reply",
+    "this is an automatic message",
+    "this is an automated message",
+    "this is an automatically generated",
+    "this message was automatically generated",
+    "this email was automatically generated",
+    "this is an auto-generated",
+    "this is an auto reply",
+    "this is an auto-reply",
+    "这是一封自动回复",
+    "這是一封自動回覆",
+    "本邮件为自动回复",
+    "此邮件为自动回复",
+    "本郵件為自動回覆",
+    "此郵件為自動回覆",
+    "此邮件由系统自动发送",
+    "本邮件由系统自动发送",
+    "此郵件由系統自動發送",
+    "本メールは自動",
+];
+
+/// Whether `phrase` occurs in `text` at the start of a sentence: at the start, or after a line
+/// break or sentence (or greeting) punctuation and spaces.
+fn opens_sentence(text: &str, phrase: &str) -> bool {
+    text.match_indices(phrase).any(|(at, _)| {
+        let before = text[..at].trim_end_matches([' ', '\t']);
+        before.is_empty()
+            || before.ends_with([
+                '\n', '.', '!', '?', '。', '！', '？', ',', '，', ':', '：', ';', '；',
+            ])
+    })
+}
+
 /// Texts of other help desks' receipts (weaker than a body that says it is automatic).
 const RECEIPT_BODIES: &[&str] = &[
     "thank you for contacting",
@@ -266,6 +334,13 @@ const RECEIPT_BODIES: &[&str] = &[
     "我們已收到您的",
     "您的邮件我们已经收到",
     "您的郵件我們已經收到",
+    "您的工单已受理",
+    "您的工單已受理",
+    "您的工单已创建",
+    "您的请求已受理",
+    "您的請求已受理",
+    "工单号",
+    "工單號",
 ];
 
 /// Name prefixes of headers mailing platforms and CRMs add (kept by `parse` for screening).
@@ -533,10 +608,20 @@ fn machine_cues<'p>(mail: &InboundMail, new_text: &str) -> (Vec<Cue>, Option<&'p
     } else if let Some(p) = RECEIPT_PREFIXES.iter().find(|p| has_prefix(&subject, p)) {
         let form = mail.report_type.is_some() || mail.receipt_for.is_some();
         c.push(cue(
-            if form { 20 } else { 12 },
+            if form { 20 } else { 8 },
             Verdict::ReadReceipt,
             format!("a read receipt's subject (\"{p}\")"),
         ));
+        // A plain-text receipt says so ("was read on …", "已被阅读"); a person's "Read: the
+        // manual, still stuck" asks something instead.
+        let text = new_text.to_lowercase();
+        if let Some(b) = READ_BODIES.iter().find(|b| text.contains(*b)) {
+            c.push(cue(
+                4,
+                Verdict::ReadReceipt,
+                format!("a read receipt's text (\"{b}\")"),
+            ));
+        }
     } else if let Some(p) = CALENDAR_PREFIXES.iter().find(|p| has_prefix(&subject, p)) {
         let with_calendar = mail.calendar_method.is_some()
             || mail
@@ -592,7 +677,19 @@ fn machine_cues<'p>(mail: &InboundMail, new_text: &str) -> (Vec<Cue>, Option<&'p
     let head = own_words(new_text);
     let mut declared = None;
     if let Some(p) = AUTO_BODIES.iter().find(|p| head.contains(*p)) {
-        c.push(cue(8, Verdict::AutoReply, format!("the text says \"{p}\"")));
+        // "This is an automatic reply" opening a sentence of the sender's own words is the mail
+        // speaking of itself and decides; inside a sentence ("the invoice says this is an
+        // automatically generated message, but …") it is a person quoting.
+        let weight = if SELF_DECLARATIONS.contains(p) && opens_sentence(&head, p) {
+            DECIDES
+        } else {
+            8
+        };
+        c.push(cue(
+            weight,
+            Verdict::AutoReply,
+            format!("the text says \"{p}\""),
+        ));
         declared = Some(*p);
     } else if let Some(p) = RECEIPT_BODIES.iter().find(|p| head.contains(*p)) {
         c.push(cue(
@@ -959,6 +1056,75 @@ mod tests {
             verdict("From: 张伟 <zhang@corp.example>\r\nTo: support@example.test\r\nMessage-ID: <9@b.c>\r\nPrecedence: bulk\r\nSubject: 发票\r\n\r\n您好，请问发票什么时候能开好？"),
             Verdict::Human
         );
+    }
+
+    fn mail(subject: &str, headers: &str, body: &str) -> String {
+        format!("From: Someone <someone@corp.example>\r\nTo: support@example.test\r\nMessage-ID: <m1@corp.example>\r\nSubject: {subject}\r\n{headers}Content-Type: text/plain; charset=utf-8\r\n\r\n{body}")
+    }
+
+    /// One mail per vendor form, each next to the person's mail that looks like it.
+    #[test]
+    fn each_machine_form_and_its_human_look_alike() {
+        let away = "I am out of the office until 7 December with limited access to e-mail.";
+        let machine = [
+            // Auto-reply prefixes at the start of the subject, in many languages and forms.
+            mail("Automatische Antwort: Ihre Anfrage", "", "Ich bin bis 7.12. nicht im Büro."),
+            mail("Réponse automatique : votre demande", "", "Je suis absent jusqu'au 7 décembre."),
+            mail("Respuesta automática: su solicitud", "", "Estoy fuera de la oficina."),
+            mail("Risposta automatica: la sua richiesta", "", "Sono fuori ufficio."),
+            mail("Automatisch antwoord: uw vraag", "", "Ik ben afwezig tot 7 december."),
+            mail("Resposta automática: seu pedido", "", "Estou fora do escritório."),
+            mail("自動応答: お問い合わせ", "", "ただいま休暇中です。"),
+            mail("자동 회신: 문의", "", "부재중입니다."),
+            mail("自动回复：您的来信", "", "您好，我正在休假，回来后尽快回复您。"),
+            mail("自動回覆：您的來信", "", "您好，我正在休假。"),
+            mail("【自动回复】退款申请", "", "您的邮件已收到。"),
+            mail("Out of Office AutoReply: refund", "", away),
+            mail("Automated Response: refund", "", away),
+            mail("Auto: refund", "", away),
+            // Header variants and vendor headers, with a subject a person could write.
+            mail("Re: refund", "X-Autoresponder: yes\r\n", away),
+            mail("Re: refund", "X-Autoreply-From: someone@corp.example\r\n", away),
+            mail("Re: refund", "X-Mail-Autoreply: yes\r\n", away),
+            mail("Re: refund", "X-Autogenerated: Reply\r\n", away),
+            // Bodies that declare themselves.
+            mail("Re: 退款", "", "这是一封自动回复邮件。您好，您的来信已收到，我会尽快处理。"),
+            mail("Re: refund", "", "This is an automatically generated message. Please do not reply."),
+            // Other help desks' receipts.
+            mail("Ticket Received - 12345 - refund", "", "Thank you for contacting us. A member of our team will respond shortly."),
+            mail("[Ticket #8841] We received your request", "", "Your request has been received."),
+            mail("工单已受理：退款", "", "您的工单已受理，工单号 2026-8841。"),
+            // Read receipts: RFC 8098 and plain-text forms.
+            "From: a@corp.example\r\nMessage-ID: <r1@corp.example>\r\nSubject: Read: refund\r\nContent-Type: multipart/report; report-type=disposition-notification; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nYour message was read.\r\n--b\r\nContent-Type: message/disposition-notification\r\n\r\nOriginal-Message-ID: <ack1@example.test>\r\nDisposition: manual-action/MDN-sent-manually; displayed\r\n--b--\r\n".to_string(),
+            mail("已读: 退款", "", "您发送的邮件已被阅读。"),
+            mail("已讀: 退款", "", "您的郵件已被閱讀。"),
+            mail("Gelesen: Ihre Anfrage", "", "Ihre Nachricht wurde gelesen."),
+            // A calendar reply.
+            "From: a@corp.example\r\nMessage-ID: <c1@corp.example>\r\nSubject: Accepted: Call about refund\r\nContent-Type: text/calendar; method=REPLY; charset=utf-8\r\n\r\nBEGIN:VCALENDAR\r\nMETHOD:REPLY\r\nEND:VCALENDAR\r\n".to_string(),
+        ];
+        for raw in &machine {
+            assert_ne!(verdict(raw), Verdict::Human, "taken for a person:\n{raw}");
+        }
+        let human = [
+            // Replies and forwards of automatic mail, and subjects that only mention it.
+            mail("Re: Automatische Antwort: Ihre Anfrage", "", "Danke, ich warte dann. Können Sie mir sagen, wann mein Paket kommt?"),
+            mail("回复：自动回复：您的来信", "", "你好，我还是没收到退款，请帮忙看看。"),
+            mail("Auto reply rule stopped working", "", "Hi, the auto reply rule in my mailbox stopped working after the update. Can you help?"),
+            mail("FW: Undeliverable: invoice", "", "Hello, my mail to your billing address bounced, see below. What address should I use?"),
+            mail("Question about the automatically generated invoice", "", "Hi, the invoice says this is an automatically generated message, but the amount is wrong. Can you fix it?"),
+            mail("工单已受理了吗？", "", "我上周提交的退款申请，工单受理了吗？"),
+            mail("Read: the manual, still stuck", "", "Hi, I read the manual twice but the device still will not pair. What should I do?"),
+            // Exchange marks people's mail with this; alone it proves nothing.
+            mail("退款", "X-Auto-Response-Suppress: All\r\n", "您好，我的退款什么时候到账？"),
+            mail("refund", "Auto-Submitted: no\r\nDisposition-Notification-To: someone@corp.example\r\n", "Hi, where is my refund?"),
+        ];
+        for raw in &human {
+            assert_eq!(
+                verdict(raw),
+                Verdict::Human,
+                "taken for machine mail:\n{raw}"
+            );
+        }
     }
 
     #[test]
