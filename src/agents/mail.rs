@@ -238,12 +238,27 @@ pub fn handle(
         vars.agent_text = text.clone();
         vars.agent_greets = greets(&text);
         vars.agent_closes = closes(&text);
-        let participants: Vec<EmailAddress> = t
+        let mut participants: Vec<EmailAddress> = t
             .participants
             .iter()
             .filter(|p| *p != &t.requester && !desk.agents.iter().any(|a| &a.address == *p))
             .cloned()
             .collect();
+        // Someone outside the organisation the agent addresses on the reply (To/Cc besides the
+        // card) joins the ticket and gets this reply too; colleagues the agent consults do not
+        // (they are not the customer's side).
+        for p in desk
+            .newcomers(t, mail)
+            .into_iter()
+            .filter(|p| !desk.thread_policy.is_colleague(p))
+        {
+            plan.event(
+                EventKind::ParticipantAdded,
+                json!({"address": p.as_str(), "added_by": agent.address.as_str(), "message_id": mail.message_id.as_str()}),
+            );
+            plan.new_participants.push(p.clone());
+            participants.push(p);
+        }
         let letter = Letter {
             template: match &template {
                 Some(name) => format!("{}{name}", crate::outbound::templates::CANNED),

@@ -97,6 +97,31 @@ impl Desk {
         self.authority = self.authority.with_upgrade_at(since);
         self
     }
+
+    /// The people a mail on ticket `t` addresses (To, Cc) who are not on it yet: not the
+    /// requester, not a participant, not one of our addresses (`support`, `support+…`), not an
+    /// agent. When the requester or an agent writes, these join the ticket.
+    pub fn newcomers(
+        &self,
+        t: &crate::domain::TicketState,
+        mail: &crate::domain::InboundMail,
+    ) -> Vec<EmailAddress> {
+        let support = &self.support_address;
+        let mut out: Vec<EmailAddress> = Vec::new();
+        for r in mail.recipients() {
+            let ours = r.domain().eq_ignore_ascii_case(support.domain())
+                && r.local_part().split('+').next() == Some(support.local_part());
+            if !ours
+                && r != &t.requester
+                && !t.participants.contains(r)
+                && !self.agents.iter().any(|a| &a.address == r)
+                && !out.contains(r)
+            {
+                out.push(r.clone());
+            }
+        }
+        out
+    }
 }
 
 /// The current [`Desk`], shared by every mailbox loop and worker; a reload swaps it.

@@ -16,6 +16,9 @@ pub struct IntakeFacts {
     /// Of those, our automatic mails (acknowledgements, surveys, follow-ups, notices): their kind
     /// and when they were sent (if yet).
     pub automatic: HashMap<MessageId, (crate::domain::MailKind, Option<crate::domain::Millis>)>,
+    /// Message-IDs gateways recorded for stored mail before rewriting them (see
+    /// [`crate::domain::InboundMail::original_ids`]), with the ticket of that mail.
+    pub aliases: HashMap<MessageId, Option<TicketRef>>,
     /// UIDs of the batch's mailbox folder stored already (under its UIDVALIDITY).
     pub uids: HashSet<u32>,
     /// The tickets the batch's mails point to, by signed address, reference, tag or bounce.
@@ -32,6 +35,7 @@ impl IntakeFacts {
             .copied()
             .flatten()
             .or_else(|| self.outbound.get(id).copied().flatten())
+            .or_else(|| self.aliases.get(id).copied().flatten())
     }
 }
 

@@ -120,6 +120,8 @@ named! {
         ImapJobFailed = "imap_job_failed",
         /// A read receipt: the customer opened one of our mails (RFC 8098).
         CustomerRead = "customer_read",
+        /// Someone the requester (or an agent) addressed on the ticket's conversation joined it.
+        ParticipantAdded = "participant_added",
     }
 }
 

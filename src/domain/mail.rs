@@ -64,6 +64,11 @@ pub struct InboundMail {
     /// The iCalendar METHOD of a `text/calendar` part (`REPLY`, `REQUEST`, `CANCEL`, …),
     /// upper-case (RFC 5546 §1.4).
     pub calendar_method: Option<String>,
+    /// Message-IDs a gateway recorded for this mail before it rewrote its `Message-ID`
+    /// (`X-Original-Message-ID` and vendors' `X-…-Original-Message-ID` forms): replies written
+    /// from the sender's own copy name these, so threading indexes them too.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub original_ids: Vec<MessageId>,
     /// Header fields RFC 5322 §3.6 allows once that appear more than once (lower-case names):
     /// the first occurrence is used (what clients and filters show) and the mail is flagged.
     pub duplicate_headers: Vec<String>,

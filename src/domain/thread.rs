@@ -16,8 +16,17 @@ pub struct ThreadHints {
     pub bad_token: bool,
     /// Message-IDs it replies to, nearest first (In-Reply-To, then References newest first).
     pub references: Vec<MessageId>,
-    /// The ticket tag in the subject.
+    /// The ticket tag in the subject: the first of `tags`.
     pub tag: Option<TicketRef>,
+    /// Every ticket tag candidate in the subject, the exact form we write (`[#T-000123]`) first,
+    /// then lenient forms (`【T-123】`, `(#T000123)`) in order of appearance.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<TicketRef>,
+    /// Tickets named in the body (typically our own mail quoted by a phone app that dropped
+    /// In-Reply-To, References and the subject tag): our exact tag form, or a validly signed
+    /// reply address. Read only when the headers lead nowhere.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quoted_tags: Vec<TicketRef>,
     /// A delivery report's bounced Message-ID (the store checks it is one of ours).
     pub bounced: Option<MessageId>,
 }
@@ -44,6 +53,8 @@ pub struct ThreadFacts {
     /// The ticket of the first referenced Message-ID found in the store.
     pub by_reference: Option<TicketFacts>,
     pub by_tag: Option<TicketFacts>,
+    /// The ticket a tag or signed address in the body names (see [`ThreadHints::quoted_tags`]).
+    pub by_quoted_tag: Option<TicketFacts>,
     /// The ticket of the mail *we sent* that a delivery report says bounced.
     pub by_bounce: Option<TicketFacts>,
 }
@@ -55,6 +66,7 @@ pub enum ThreadVia {
     Token,
     Reference,
     Tag,
+    QuotedTag,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -109,11 +109,15 @@ pub fn apply(
         ticket: ticket.map(|t| t.ticket),
         ..Default::default()
     };
-    let base = json!({
+    let mut base = json!({
         "message_id": mail.message_id.as_str(),
         "verdict": verdict.verdict.as_str(),
         "reason": verdict.reason,
     });
+    if let ThreadDecision::FollowUp { via, .. } = decision {
+        // Which link threaded it: token, reference, tag, quoted_tag, bounce.
+        base["via"] = json!(via);
+    }
     if !mail.problems.is_empty() {
         plan.event(
             EventKind::MalformedMail,
@@ -221,8 +225,20 @@ pub fn apply(
     if let Some(from) = mail.correspondent() {
         // Agents are not the customer's participants (they are never Cc'd on replies).
         let agent = desk.agents.iter().any(|a| &a.address == from);
-        if from != &t.requester && !t.participants.contains(from) && !agent {
+        let on_ticket = from == &t.requester || t.participants.contains(from);
+        if !on_ticket && !agent {
             plan.new_participants.push(from.clone());
+        }
+        // Whom someone on the ticket addresses on it (a colleague Cc'd midway) joins it, so
+        // their reply-all is a follow-up, not a stranger's new ticket.
+        if on_ticket {
+            for p in desk.newcomers(t, mail) {
+                plan.event(
+                    EventKind::ParticipantAdded,
+                    json!({"address": p.as_str(), "added_by": from.as_str(), "message_id": mail.message_id.as_str()}),
+                );
+                plan.new_participants.push(p);
+            }
         }
     }
     let reopen_allowed = matches!(decision, ThreadDecision::FollowUp { reopen: true, .. });

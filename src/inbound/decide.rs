@@ -103,6 +103,17 @@ pub struct Decided {
 fn thread_facts(facts: &IntakeFacts, a: &Analysis) -> ThreadFacts {
     let of = |t: TicketRef| facts.tickets.get(&t).map(ticket_facts);
     let h = &a.hints;
+    // Of several candidates, those that name no ticket are ignored; one the sender takes part in
+    // wins, else the first (which a stranger is then linked to).
+    let sender = a.mail.correspondent();
+    let pick = |candidates: &[TicketRef]| -> Option<TicketFacts> {
+        let found: Vec<TicketFacts> = candidates.iter().filter_map(|t| of(*t)).collect();
+        let known = found
+            .iter()
+            .position(|f| sender.is_some_and(|s| f.knows(s)))
+            .unwrap_or(0);
+        found.into_iter().nth(known)
+    };
     ThreadFacts {
         by_token: h.token.and_then(of),
         // Nearest reference first: hints are ordered In-Reply-To, then newest reference.
@@ -114,7 +125,11 @@ fn thread_facts(facts: &IntakeFacts, a: &Analysis) -> ThreadFacts {
             .and_then(of),
         // An agents' address used by someone who is not an agent threads like a tag: the
         // sender must be the requester or a participant.
-        by_tag: h.agent_token.map(|(t, _)| t).or(h.tag).and_then(of),
+        by_tag: match h.agent_token {
+            Some((t, _)) => of(t),
+            None => pick(&h.tags),
+        },
+        by_quoted_tag: pick(&h.quoted_tags),
         by_bounce: h
             .bounced
             .as_ref()
@@ -420,6 +435,9 @@ pub fn record(facts: &mut IntakeFacts, a: &Analysis, uid: u32, d: &Decided, now:
         facts.outbound.insert(id.clone(), d.ticket);
     } else {
         facts.inbound.insert(id.clone(), d.ticket);
+    }
+    for alias in &a.mail.original_ids {
+        facts.aliases.insert(alias.clone(), d.ticket);
     }
     if let Some(t) = &d.opened {
         facts.tickets.insert(t.ticket, t.clone());

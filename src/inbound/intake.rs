@@ -307,7 +307,8 @@ fn wanted(batch: Batch<'_>, analyzed: &[Analysis]) -> FactsWanted {
         w.message_ids.extend(a.hints.bounced.iter().cloned());
         w.tickets.extend(a.hints.token);
         w.tickets.extend(a.hints.agent_token.map(|(t, _)| t));
-        w.tickets.extend(a.hints.tag);
+        w.tickets.extend(a.hints.tags.iter().take(10));
+        w.tickets.extend(a.hints.quoted_tags.iter().take(10));
         w.senders.extend(a.mail.from.iter().cloned());
         w.senders.extend(a.mail.reply_to.iter().cloned());
     }

@@ -218,6 +218,7 @@ fn parse_once(raw: &[u8], original: &[u8]) -> InboundMail {
     }
 
     let mut screen_headers = Vec::new();
+    let mut original_ids: Vec<MessageId> = Vec::new();
     let mut delivered_to = Vec::new();
     let mut return_path = None;
     for (name, value) in msg.headers_raw() {
@@ -228,6 +229,18 @@ fn parse_once(raw: &[u8], original: &[u8]) -> InboundMail {
                 if let Some(a) = EmailAddress::parse(&value) {
                     if !delivered_to.contains(&a) {
                         delivered_to.push(a);
+                    }
+                }
+            }
+            n if n.starts_with("x-")
+                && (n.ends_with("original-message-id") || n.ends_with("orig-message-id")) =>
+            {
+                for id in value
+                    .split_inclusive('>')
+                    .filter_map(|v| MessageId::parse(v.trim()))
+                {
+                    if !original_ids.contains(&id) {
+                        original_ids.push(id);
                     }
                 }
             }
@@ -321,6 +334,7 @@ fn parse_once(raw: &[u8], original: &[u8]) -> InboundMail {
     if cleaned_text || cleaned_subject {
         repairs.push("control characters (NUL …) removed from the text".to_string());
     }
+    original_ids.retain(|id| *id != message_id);
     InboundMail {
         message_id,
         synthetic_id,
@@ -348,6 +362,7 @@ fn parse_once(raw: &[u8], original: &[u8]) -> InboundMail {
         bounced_message_id,
         receipt_for,
         calendar_method,
+        original_ids,
         duplicate_headers: Vec::new(),
         screen_headers,
         attachments,
@@ -638,6 +653,7 @@ fn unparseable(raw: &[u8], problems: Vec<String>) -> InboundMail {
         bounced_message_id: None,
         receipt_for: None,
         calendar_method: None,
+        original_ids: Vec::new(),
         duplicate_headers: Vec::new(),
         screen_headers: Vec::new(),
         attachments: Vec::new(),
@@ -790,6 +806,13 @@ fn ids(v: &HeaderValue<'_>) -> Vec<MessageId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_a_gateway_recorded_before_rewriting_are_kept() {
+        let m = parse(b"From: a@corp.example\r\nMessage-ID: <gw-1@mimecast.example>\r\nX-Original-Message-ID: <ABC@corp.example>\r\nX-MS-Exchange-Original-Message-ID: <abc2@corp.example> <gw-1@mimecast.example>\r\nSubject: x\r\n\r\nx");
+        let ids: Vec<&str> = m.original_ids.iter().map(|i| i.as_str()).collect();
+        assert_eq!(ids, vec!["ABC@corp.example", "abc2@corp.example"]);
+    }
 
     #[test]
     fn a_mail_over_the_limit_keeps_its_headers_and_says_so() {

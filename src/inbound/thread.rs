@@ -2,12 +2,18 @@
 //! store looked up ([`ThreadFacts`]).
 //!
 //! Precedence: a signed reply address (`support+T000123.<mac>@…`) → `In-Reply-To`/`References`
-//! naming a Message-ID we stored or sent → the ticket tag in the subject (`[#T-000123]`) → new.
+//! naming a Message-ID we stored or sent, or one a gateway recorded before rewriting it
+//! (`X-Original-Message-ID`) → a ticket tag in the subject (`[#T-000123]`; every candidate is
+//! tried, our exact form first) → our tag or signed address in the body (a phone app that
+//! dropped every header but quoted our mail) → new.
 //!
-//! Invariants: a tag or a reference joins a ticket only when the sender is its requester, one of
-//! its participants, or an agent; a stranger quoting someone else's ticket gets a new ticket
-//! linked to it and never sees or changes the other. Two customers with the same subject are
-//! always two tickets: subjects alone never thread.
+//! Invariants: every link — signed address, reference, tag, quoted tag — joins a ticket only when
+//! the sender is its requester, one of its participants, or an agent/colleague; anyone else (a
+//! stranger quoting someone else's ticket, a person the mail was forwarded to, the requester
+//! writing from an address never used on the ticket) gets a new ticket linked to it and never
+//! sees or changes the other. People join a ticket when its requester or an agent addresses
+//! them on it (To/Cc). Two customers with the same subject are always two tickets: subjects
+//! alone never thread.
 
 use crate::clock::Millis;
 use crate::config::Secret;
@@ -23,6 +29,19 @@ use std::sync::LazyLock;
 static SUBJECT_TAG: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)[\[【(（]\s*#?\s*T\s*-?\s*(\d{1,12})\s*[\]】)）]").expect("static regex")
 });
+
+/// The exact tag we write: `[#T-000123]` (six digits or more).
+static EXACT_TAG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\[#T-(\d{6,12})\]").expect("static regex"));
+
+/// A signed customer reply address anywhere in a text: `local+T000123.<16 hex>@domain`.
+static SIGNED_ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)([\w.-]+)\+(T\d{1,12}\.[0-9a-f]{16})@([\w-]+(?:\.[\w-]+)+)")
+        .expect("static regex")
+});
+
+/// How much of a body is searched for quoted tags (quoted history sits near the top).
+const QUOTED_SEARCH_BYTES: usize = 64 * 1024;
 
 /// Signs and verifies the ticket token in reply addresses: `T000123.<16 hex of HMAC-SHA256>`.
 #[derive(Debug, Clone)]
@@ -169,19 +188,68 @@ pub fn hints(mail: &InboundMail, support: &EmailAddress, signer: &ReplySigner) -
             h.references.push(id.clone());
         }
     }
-    h.tag = subject_tag(&mail.subject);
+    h.tags = subject_tags(&mail.subject);
+    h.tag = h.tags.first().copied();
+    h.quoted_tags = quoted_tags(&mail.text, support, signer);
     h.bounced = mail.bounced_message_id.clone();
     h
 }
 
-/// The ticket tag in a subject, if any.
+/// The ticket tag in a subject, if any: the first of [`subject_tags`].
 pub fn subject_tag(subject: &str) -> Option<TicketRef> {
-    SUBJECT_TAG
-        .captures(subject)
-        .and_then(|c| c.get(1))
-        .and_then(|m| m.as_str().parse().ok())
-        .filter(|n| *n > 0)
-        .map(TicketRef)
+    subject_tags(subject).first().copied()
+}
+
+/// Every ticket tag candidate in a subject: the exact form we write first, then the lenient
+/// forms, each in order of appearance; no duplicates, no ticket 0. A customer's own code that
+/// looks like a tag (`款号【T-88】`) does not hide our tag later in the subject: the store says
+/// which candidates name tickets, and threading takes the first that does.
+pub fn subject_tags(subject: &str) -> Vec<TicketRef> {
+    let mut out = Vec::new();
+    let exact = EXACT_TAG.captures_iter(subject);
+    let lenient = SUBJECT_TAG.captures_iter(subject);
+    for c in exact.chain(lenient) {
+        if let Some(t) = c
+            .get(1)
+            .and_then(|m| m.as_str().parse::<i64>().ok())
+            .filter(|n| *n > 0)
+            .map(TicketRef)
+        {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    out
+}
+
+/// Tickets a body names: validly signed reply addresses of ours first (they cannot be made up),
+/// then our exact tag form. Searched in the first [`QUOTED_SEARCH_BYTES`].
+pub fn quoted_tags(text: &str, support: &EmailAddress, signer: &ReplySigner) -> Vec<TicketRef> {
+    let mut end = text.len().min(QUOTED_SEARCH_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = &text[..end];
+    let mut out = Vec::new();
+    for c in SIGNED_ADDRESS.captures_iter(text) {
+        let ours = c[1].eq_ignore_ascii_case(support.local_part())
+            && c[3].eq_ignore_ascii_case(support.domain());
+        if let Some(t) = signer.verify(&c[2]).filter(|_| ours) {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    for c in EXACT_TAG.captures_iter(text) {
+        if let Some(t) = c[1].parse::<i64>().ok().filter(|n| *n > 0).map(TicketRef) {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    out.truncate(10);
+    out
 }
 
 /// Policy knobs for threading.
@@ -242,13 +310,12 @@ pub fn thread(
             reopen: false,
         };
     }
-    if let Some(f) = &facts.by_token {
-        return follow(f, ThreadVia::Token);
-    }
     let mut stranger_of = None;
     for (f, via) in [
+        (&facts.by_token, ThreadVia::Token),
         (&facts.by_reference, ThreadVia::Reference),
         (&facts.by_tag, ThreadVia::Tag),
+        (&facts.by_quoted_tag, ThreadVia::QuotedTag),
     ] {
         let Some(f) = f else { continue };
         if is_agent || sender.is_some_and(|s| f.knows(s)) {
@@ -362,6 +429,77 @@ mod tests {
         assert_eq!(h.token, Some(TicketRef(9)));
         assert_eq!(h.tag, Some(TicketRef(9)));
         assert_eq!(h.references[0].as_str(), "x@example.test");
+    }
+
+    #[test]
+    fn every_tag_candidate_is_read_our_exact_form_first() {
+        assert_eq!(
+            subject_tags("款号【T-88】破损（服务单号 [#T-000123]）"),
+            vec![TicketRef(123), TicketRef(88)]
+        );
+        assert_eq!(
+            subject_tags("RE: [#T-000123] 回复: [#T-000123]"),
+            vec![TicketRef(123)]
+        );
+        assert_eq!(subject_tags("[T-0] (#T000007)"), vec![TicketRef(7)]);
+    }
+
+    #[test]
+    fn tags_and_signed_addresses_in_a_quoted_body_are_read() {
+        let s = signer();
+        let support = addr("support@example.test");
+        let body = format!(
+            "好的\n\n在 2026年11月30日，客服 <{}> 写道：\n> [#T-000042] 我们已收到您的来信\n",
+            s.reply_address(&support, TicketRef(41))
+        );
+        assert_eq!(
+            quoted_tags(&body, &support, &s),
+            vec![TicketRef(41), TicketRef(42)]
+        );
+        // A forged or foreign signed address is not read; a lenient tag in a body is not either.
+        let forged = "support+T000041.0000000000000000@example.test 【T-9】 other+T000041.abcdefabcdefabcd@example.test";
+        assert_eq!(quoted_tags(forged, &support, &s), vec![]);
+    }
+
+    #[test]
+    fn the_signed_address_admits_only_the_ticket_s_people() {
+        let mail = parse(b"From: new@b.c\r\nMessage-ID: <1@b.c>\r\nSubject: x\r\n\r\nx");
+        let f = ThreadFacts {
+            by_token: Some(facts(5, "a@b.c")),
+            ..Default::default()
+        };
+        assert_eq!(
+            thread(&mail, &f, &policy(), 0),
+            ThreadDecision::New {
+                linked_to: Some(TicketRef(5)),
+                why: Some("sender is not a participant of T-000005".into()),
+            }
+        );
+        let mut known = facts(5, "a@b.c");
+        known.participants.push(addr("new@b.c"));
+        let f = ThreadFacts {
+            by_token: Some(known),
+            ..Default::default()
+        };
+        assert!(matches!(
+            thread(&mail, &f, &policy(), 0),
+            ThreadDecision::FollowUp {
+                via: ThreadVia::Token,
+                ..
+            }
+        ));
+        // A quoted tag is a link like any other.
+        let f = ThreadFacts {
+            by_quoted_tag: Some(facts(5, "new@b.c")),
+            ..Default::default()
+        };
+        assert!(matches!(
+            thread(&mail, &f, &policy(), 0),
+            ThreadDecision::FollowUp {
+                via: ThreadVia::QuotedTag,
+                ..
+            }
+        ));
     }
 
     #[test]

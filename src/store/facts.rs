@@ -66,6 +66,32 @@ impl Store {
                 }
             }
         }
+        // Ids gateways recorded before rewriting (only ids that are no mail's own are asked).
+        let unknown: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| {
+                MessageId::parse(id)
+                    .is_some_and(|m| !f.inbound.contains_key(&m) && !f.outbound.contains_key(&m))
+            })
+            .collect();
+        for chunk in unknown.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT a.alias, m.ticket_id FROM message_aliases a JOIN messages m ON m.id = a.message_row
+                 WHERE a.alias IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&mut **tx).await? {
+                if let Some(id) = MessageId::parse(&r.get::<String, _>(0)) {
+                    f.aliases
+                        .insert(id, r.get::<Option<i64>, _>(1).map(TicketRef));
+                }
+            }
+        }
         if let (Some(lo), Some(hi)) = (wanted.uids.iter().min(), wanted.uids.iter().max()) {
             for r in sqlx::query(
                 "SELECT uid FROM messages WHERE mailbox = $1 AND uidvalidity = $2 AND uid BETWEEN $3 AND $4",
@@ -81,7 +107,13 @@ impl Store {
             }
         }
         let mut tickets: Vec<TicketRef> = wanted.tickets.clone();
-        tickets.extend(f.inbound.values().chain(f.outbound.values()).flatten());
+        tickets.extend(
+            f.inbound
+                .values()
+                .chain(f.outbound.values())
+                .chain(f.aliases.values())
+                .flatten(),
+        );
         f.tickets = self.ticket_states(tx, &tickets).await?;
         f.acks_last_hour = self.ack_counts(tx, &wanted.senders, now).await?;
         Ok(f)

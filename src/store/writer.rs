@@ -130,6 +130,7 @@ fn join(v: &[EmailAddress]) -> String {
 struct Buffers<'a> {
     tickets: Rows<'a>,
     messages: Rows<'a>,
+    aliases: Rows<'a>,
     participants: Rows<'a>,
     events: Rows<'a>,
     outbox: Rows<'a>,
@@ -158,6 +159,11 @@ impl<'a> Buffers<'a> {
                     received_at, text, reply_text, language, verdict, verdict_reason, problems, raw, reply_to, raw_blob)",
                 26,
                 "",
+            ),
+            aliases: Rows::new(
+                "INSERT INTO message_aliases (alias, message_row)",
+                2,
+                "ON CONFLICT (alias, message_row) DO NOTHING",
             ),
             participants: Rows::new(
                 "INSERT INTO participants (ticket_id, address, role, added_at)",
@@ -207,6 +213,7 @@ impl<'a> Buffers<'a> {
         }
         self.tickets.flush(tx, b).await?;
         self.messages.flush(tx, b).await?;
+        self.aliases.flush(tx, b).await?;
         self.participants.flush(tx, b).await?;
         self.events.flush(tx, b).await?;
         self.outbox.flush(tx, b).await?;
@@ -221,6 +228,7 @@ impl<'a> Buffers<'a> {
         [
             &self.tickets,
             &self.messages,
+            &self.aliases,
             &self.participants,
             &self.events,
             &self.outbox,
@@ -303,9 +311,13 @@ impl Store {
                 self.update_existing(tx, plan, now).await?;
             }
             if let Some(m) = &r.message {
-                let (row, chunks) = message_row(next_id(), m, now);
+                let id = next_id();
+                let (row, chunks) = message_row(id, m, now);
                 buf.messages.push(row);
                 buf.chunks.extend(chunks);
+                for alias in m.mail.iter().flat_map(|x| &x.original_ids) {
+                    buf.aliases.push(vec![s(alias.as_str()), i(id)]);
+                }
             }
             self.collect(&mut buf, plan, now, &mut next_id);
         }

@@ -594,6 +594,7 @@ pub fn supportd_tables() -> &'static [(&'static str, &'static str)] {
         ("classification_corrections", "id"),
         ("imap_checkpoints", "mailbox"),
         ("raw_chunks", "blob, seq"),
+        ("message_aliases", "alias, message_row"),
     ]
 }
 

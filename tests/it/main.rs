@@ -21,3 +21,4 @@ mod reply_corpus;
 mod screening;
 mod screening_blind;
 mod threading;
+mod threading_enterprise;

@@ -114,10 +114,12 @@ async fn count_where(store: &Store, sql: &'static str) -> i64 {
         .expect("count")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn machine_and_human_mail_on_the_blind_set() {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/screening_blind");
+/// The figures on one labelled set: (machine mails acknowledged, machine mails taken for a
+/// person, people's mails taken for machine mail, people's fresh mails not acknowledged).
+async fn measure(set: &str) -> (usize, usize, usize, usize) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(set);
     let labels: Labels =
         toml::from_str(&std::fs::read_to_string(dir.join("labels.toml")).expect("labels"))
             .expect("labels.toml");
@@ -135,7 +137,9 @@ async fn machine_and_human_mail_on_the_blind_set() {
     let (mut human, mut human_missed, mut human_fresh, mut human_unacked) = (0, 0, 0, 0);
     let mut misses = Vec::new();
     for l in &labels.mail {
-        let raw = std::fs::read(dir.join("mails").join(&l.file)).expect("mail");
+        // Set A names files inside mails/, set B relative to the set.
+        let file = l.file.strip_prefix("mails/").unwrap_or(&l.file);
+        let raw = std::fs::read(dir.join("mails").join(file)).expect("mail");
         let o = run_one(&store, &desk, &c.support, &raw).await;
         if l.label == "machine" {
             machine += 1;
@@ -175,15 +179,46 @@ async fn machine_and_human_mail_on_the_blind_set() {
         println!("{m}");
     }
     println!(
-        "blind screening set: {machine} machine mails: {machine_acked} acknowledged, {machine_as_person} taken for a person; {human} people's mails: {human_missed} taken for machine mail; of the {human_fresh} that answer none of our mails, {human_unacked} not acknowledged"
+        "{set}: {machine} machine mails: {machine_acked} acknowledged, {machine_as_person} taken for a person; {human} people's mails: {human_missed} taken for machine mail; of the {human_fresh} that answer none of our mails, {human_unacked} not acknowledged"
     );
-    // Set A is a development set now: screening was tuned on its misses until none was left, so
-    // it holds that level; the honest measure on unseen mail is set B (`screening_heldout`).
-    // First measurement (2026-11-30, before screening was reworked): 15 acknowledged, 27 taken
-    // for a person, 5 people's mails taken for machine mail.
+    (
+        machine_acked,
+        machine_as_person,
+        human_missed,
+        human_unacked,
+    )
+}
+
+/// Set A (`screening_blind`, 141 mails) is a development set now: screening was tuned on its
+/// misses until none was left, so it holds that level. First measurement (2026-11-30, before
+/// screening was reworked): 15 acknowledged, 27 taken for a person, 5 people's mails taken for
+/// machine mail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machine_and_human_mail_on_the_blind_set() {
     assert_eq!(
-        (machine_acked, machine_as_person, human_missed, human_unacked),
+        measure("screening_blind").await,
         (0, 0, 0, 0),
         "(machine acknowledged, machine taken for a person, people taken for machine, people not acknowledged)"
     );
 }
+
+/// Set B (`screening_heldout`, 123 mails by another blind helper, written after the rework and
+/// never used to tune): the honest figure on unseen mail. The bound is its first measurement
+/// (see the README); lower it never, tighten it as screening improves on other sets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machine_and_human_mail_on_the_held_out_set() {
+    let (acked, as_person, missed, unacked) = measure("screening_heldout").await;
+    let bound = HELD_OUT_FIRST_MEASUREMENT;
+    assert!(
+        acked <= bound.0 && as_person <= bound.1 && missed <= bound.2 && unacked <= bound.3,
+        "{:?} worse than the first measurement {bound:?}",
+        (acked, as_person, missed, unacked)
+    );
+}
+
+/// (machine acknowledged, machine taken for a person, people taken for machine, people not
+/// acknowledged) on set B, measured once before any change made for it (2026-11-30, at the
+/// commit that added the set): of 73 machine mails 6 acknowledged and 10 taken for a person; of
+/// 50 people's mails 1 taken for machine mail (a person posting through Google Groups), 1 of the
+/// 31 fresh ones not acknowledged.
+const HELD_OUT_FIRST_MEASUREMENT: (usize, usize, usize, usize) = (6, 10, 1, 1);
