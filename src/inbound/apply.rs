@@ -339,6 +339,14 @@ fn acknowledge(
         );
         return false;
     }
+    if crate::inbound::screen::is_noreply_address(&t.requester) {
+        // An acknowledgement to a no-reply or system address reaches nobody, or a machine.
+        plan.event(
+            EventKind::AckSuppressed,
+            json!({"reason": "no-reply address", "address": t.requester.as_str()}),
+        );
+        return false;
+    }
     if acks.acks_to_sender_last_hour >= desk.ack_limit_per_hour {
         plan.event(
             EventKind::AckSuppressed,

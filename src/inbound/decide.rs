@@ -174,7 +174,10 @@ fn answers_automatic(facts: &IntakeFacts, a: &Analysis) -> Option<ScreenVerdict>
         (Some(sent), Some(date)) => (date - sent).abs() <= 60_000,
         _ => false,
     };
-    let weight = evidence + 5 + if fast { 4 } else { 0 };
+    // People rarely answer an acknowledgement, and then with something to say (which offsets
+    // the cues before this): an answer to our automatic mail that still carries any cue is the
+    // machine's.
+    let weight = evidence + 6 + if fast { 4 } else { 0 };
     (weight >= crate::inbound::screen::DECIDES).then(|| {
         let mut v = ScreenVerdict::new(
             Verdict::AutoReply,

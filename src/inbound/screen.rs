@@ -36,7 +36,13 @@ pub const DECIDES: u32 = 10;
 /// it opens a ticket, but gets no automatic acknowledgement.
 pub const DOUBTFUL: u32 = 6;
 
-const MACHINE_LOCALPARTS: &[&str] = &["mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"];
+const MACHINE_LOCALPARTS: &[&str] = &[
+    "mailer-daemon",
+    "postmaster",
+    "mail-daemon",
+    "mailerdaemon",
+    "mdaemon",
+];
 const NOREPLY_LOCALPARTS: &[&str] = &[
     "noreply",
     "no-reply",
@@ -53,6 +59,31 @@ const NOREPLY_LOCALPARTS: &[&str] = &[
     "auto-reply",
     "autoreply",
     "system",
+    "alertmanager",
+    "quarantine",
+    "monitoring",
+    "shipment-tracking",
+    "auto-confirm",
+    "order-update",
+];
+
+/// Whether an address is a no-reply, system or mailer address (by its local part): mail to it
+/// reaches nobody, or a machine.
+pub fn is_noreply_address(a: &crate::domain::EmailAddress) -> bool {
+    let local = a.local_part().to_ascii_lowercase();
+    // `postmaster` is read by people (RFC 5321 §4.5.1), so it is not one.
+    (MACHINE_LOCALPARTS.contains(&local.as_str()) && local != "postmaster")
+        || NOREPLY_LOCALPARTS.contains(&local.as_str())
+        || NOREPLY_INFIXES.iter().any(|n| local.contains(n))
+}
+
+/// Parts of a local part that make it a no-reply address wherever they stand.
+const NOREPLY_INFIXES: &[&str] = &[
+    "noreply",
+    "no-reply",
+    "no_reply",
+    "donotreply",
+    "do-not-reply",
 ];
 
 /// Subject prefixes of auto-responders (normalised: lower case, full-width colon as `:`, a
@@ -106,8 +137,41 @@ const AUTO_PREFIXES: &[&str] = &[
     "resposta automatica:",
     "автоответ:",
     "автоматический ответ:",
+    "нет на месте:",
+    "不在のお知らせ",
+    "不在通知",
+    "休暇のお知らせ",
+    "自動返信:",
+    "auto response",
+    "out of office reply:",
+    "on vacation:",
+    "ausser haus:",
+    "außer haus:",
     "trả lời tự động:",
     "odpowiedź automatyczna:",
+];
+
+/// `X-Mailer` values (lower case, contained) of help desks and CRMs: their mail is often a
+/// receipt or a notification (a person answering through one is offset by a person's cues).
+const CRM_MAILERS: &[&str] = &[
+    "bitrix",
+    "kayako",
+    "zendesk",
+    "freshdesk",
+    "osticket",
+    "otrs",
+    "znuny",
+    "zammad",
+    "request tracker",
+    "hubspot",
+    "salesforce",
+    "zoho desk",
+    "help scout",
+    "helpscout",
+    "servicenow",
+    "jira",
+    "udesk",
+    "qiyu",
 ];
 
 /// Texts of plain-text read receipts (lower case).
@@ -216,6 +280,10 @@ const RECEIPT_SUBJECTS: &[&str] = &[
     "case created",
     "we've received your ticket",
     "we have received your ticket",
+    "we got your request",
+    "we've got your request",
+    "ваше обращение зарегистрировано",
+    "ваша заявка принята",
     "工单已受理",
     "工单已创建",
     "工單已受理",
@@ -250,6 +318,33 @@ const AUTO_BODIES: &[&str] = &[
     "i am away from the office",
     "i will be out of the office",
     "with limited access to email",
+    "with limited access to e-mail",
+    "i am on vacation until",
+    "i'm on vacation until",
+    "i am on holiday until",
+    "i'm on holiday until",
+    "i am at a conference until",
+    "reading mail only occasionally",
+    "i am travelling until",
+    "i am traveling until",
+    "this is an automated response",
+    "this is an automatic response",
+    "estou de férias",
+    "estoy de vacaciones",
+    "je suis en congé",
+    "ich bin im urlaub",
+    "sono in ferie",
+    "不在にしております",
+    "不在にしています",
+    "休暇中のため",
+    "出張中のため",
+    "я в отпуске",
+    "в отпуске до",
+    "вне офиса до",
+    "配信専用",
+    "送信専用のため",
+    "返信しないようお願い",
+    "本メールは送信専用",
     "这是一封自动回复",
     "這是一封自動回覆",
     "本邮件为自动回复",
@@ -289,6 +384,8 @@ const SELF_DECLARATIONS: &[&str] = &[
     "this is an auto-generated",
     "this is an auto reply",
     "this is an auto-reply",
+    "this is an automated response",
+    "this is an automatic response",
     "这是一封自动回复",
     "這是一封自動回覆",
     "本邮件为自动回复",
@@ -299,6 +396,15 @@ const SELF_DECLARATIONS: &[&str] = &[
     "本邮件由系统自动发送",
     "此郵件由系統自動發送",
     "本メールは自動",
+    "系统自动发送，请勿回复",
+    "系统邮件，请勿回复",
+    "please do not reply to this",
+    "do not reply to this email",
+    "do not reply to this message",
+    "this is an automated response",
+    "this is an automatic response",
+    "配信専用",
+    "本メールは送信専用",
 ];
 
 /// Whether `phrase` occurs in `text` at the start of a sentence: at the start, or after a line
@@ -334,6 +440,12 @@ const RECEIPT_BODIES: &[&str] = &[
     "我們已收到您的",
     "您的邮件我们已经收到",
     "您的郵件我們已經收到",
+    "created ticket #",
+    "зарегистрировано в crm",
+    "зарегистрировано под номером",
+    "ваше обращение зарегистрировано",
+    "ваша заявка принята",
+    "お問い合わせを受け付けました",
     "您的工单已受理",
     "您的工單已受理",
     "您的工单已创建",
@@ -367,6 +479,9 @@ pub const VENDOR_PREFIXES: &[&str] = &[
     "x-postmark",
     "x-pm-message-id",
     "x-aliyun-directmail",
+    "x-bitrix",
+    "x-hs-",
+    "x-amazon-mail",
 ];
 
 /// What mass mail says, usually at its end (lower case).
@@ -657,20 +772,31 @@ fn machine_cues<'p>(mail: &InboundMail, new_text: &str) -> (Vec<Cue>, Option<&'p
 
     // Senders and bodies.
     if null_sender {
-        c.push(cue(6, Verdict::Bounce, "null return path"));
+        // RFC 5321 §4.5.5: only notifications use the null reverse-path; a person's client never
+        // does. Firm, but it takes the form (a bounce subject, a report) to decide.
+        c.push(cue(8, Verdict::Bounce, "null return path"));
+    }
+    if let Some(v) = mail.header("x-loop") {
+        // procmail/Sieve responders and other help desks mark their mail against loops.
+        c.push(cue(
+            4,
+            Verdict::AutoReply,
+            format!("X-Loop header ({})", v.trim()),
+        ));
+    }
+    if let Some(m) = mail.header("x-mailer").map(|m| m.to_ascii_lowercase()) {
+        if let Some(crm) = CRM_MAILERS.iter().find(|c| m.contains(*c)) {
+            c.push(cue(
+                4,
+                Verdict::AutoReply,
+                format!("sent by a help desk or CRM ({crm})"),
+            ));
+        }
     }
     if machine_sender {
         c.push(cue(6, Verdict::Bounce, format!("{from_local} sender")));
     } else if NOREPLY_LOCALPARTS.contains(&from_local.as_str())
-        || [
-            "noreply",
-            "no-reply",
-            "no_reply",
-            "donotreply",
-            "do-not-reply",
-        ]
-        .iter()
-        .any(|n| from_local.contains(n))
+        || NOREPLY_INFIXES.iter().any(|n| from_local.contains(n))
     {
         c.push(cue(6, Verdict::AutoReply, "a no-reply sender"));
     }
@@ -680,10 +806,12 @@ fn machine_cues<'p>(mail: &InboundMail, new_text: &str) -> (Vec<Cue>, Option<&'p
         // "This is an automatic reply" opening a sentence of the sender's own words is the mail
         // speaking of itself and decides; inside a sentence ("the invoice says this is an
         // automatically generated message, but …") it is a person quoting.
-        let weight = if SELF_DECLARATIONS.contains(p) && opens_sentence(&head, p) {
-            DECIDES
-        } else {
-            8
+        // Saying one is away ("I am out of the office until …") is what responders say, and
+        // what people say before a question: a person's cues offset it.
+        let weight = match (SELF_DECLARATIONS.contains(p), opens_sentence(&head, p)) {
+            (true, true) => DECIDES,
+            (true, false) => 8,
+            (false, _) => 6,
         };
         c.push(cue(
             weight,
@@ -792,8 +920,9 @@ fn own_words(new_text: &str) -> String {
 /// `subject` starts with `prefix` used as a prefix: followed by its colon (or already ending
 /// with one, or a closing bracket turned into one by [`normalise`]).
 fn has_prefix(subject: &str, prefix: &str) -> bool {
-    if prefix.ends_with(':') {
-        return subject.starts_with(prefix);
+    if let Some(bare) = prefix.strip_suffix(':') {
+        // "Auto Response", "Out of Office": the whole subject is the phrase.
+        return subject.starts_with(prefix) || subject.trim() == bare;
     }
     subject
         .strip_prefix(prefix)
@@ -929,8 +1058,18 @@ const BOUNCE_SUBJECTS: &[&str] = &[
     "delivery failure",
     "returned mail",
     "failure notice",
+    "permanent delivery failure",
+    "delivery notification",
+    "nondeliverable",
+    "non-delivery",
+    "message not delivered",
+    "mail system error",
+    "undeliverable mail",
     "退信",
     "系统退信",
+    "投递失败",
+    "無法投遞",
+    "郵件無法傳遞",
 ];
 
 fn is_us(addr: &crate::domain::EmailAddress, support: &crate::domain::EmailAddress) -> bool {

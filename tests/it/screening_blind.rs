@@ -38,6 +38,8 @@ struct Outcome {
     /// The mail answers our acknowledgement (it had `<OUR-ACK-ID>`).
     answers_us: bool,
     verdict: String,
+    /// Why (the stored verdict reason), printed with every miss.
+    reason: String,
     acks: i64,
     tickets: i64,
 }
@@ -93,8 +95,8 @@ async fn run_one(store: &Store, desk: &Desk, support: &str, raw: &[u8]) -> Outco
     )
     .await
     .expect("the mail");
-    let verdict: String = sqlx::query_scalar(
-        "SELECT verdict FROM messages WHERE direction = 'in' ORDER BY id DESC LIMIT 1",
+    let (verdict, reason): (String, String) = sqlx::query_as(
+        "SELECT verdict, verdict_reason FROM messages WHERE direction = 'in' ORDER BY id DESC LIMIT 1",
     )
     .fetch_one(store.pool())
     .await
@@ -102,6 +104,7 @@ async fn run_one(store: &Store, desk: &Desk, support: &str, raw: &[u8]) -> Outco
     Outcome {
         answers_us,
         verdict,
+        reason,
         acks: count_where(store, "SELECT COUNT(*) FROM outbox WHERE kind = 'ack'").await - acks0,
         tickets: count_where(store, "SELECT COUNT(*) FROM tickets").await - tickets0,
     }
@@ -149,8 +152,8 @@ async fn measure(set: &str) -> (usize, usize, usize, usize) {
             if o.verdict == "human" || o.tickets > 0 {
                 machine_as_person += 1;
                 misses.push(format!(
-                    "machine as a person ({}, {}): {} {} — acks {}, new tickets {}",
-                    l.kind, o.verdict, l.file, l.client, o.acks, o.tickets
+                    "machine as a person ({}, {}): {} {} — acks {}, new tickets {} — {}",
+                    l.kind, o.verdict, l.file, l.client, o.acks, o.tickets, o.reason
                 ));
             }
         } else {
@@ -160,16 +163,16 @@ async fn measure(set: &str) -> (usize, usize, usize, usize) {
                 if o.acks == 0 {
                     human_unacked += 1;
                     misses.push(format!(
-                        "a person without an acknowledgement ({}): {} {}",
-                        o.verdict, l.file, l.client
+                        "a person without an acknowledgement ({}): {} {} — {}",
+                        o.verdict, l.file, l.client, o.reason
                     ));
                 }
             }
             if o.verdict != "human" {
                 human_missed += 1;
                 misses.push(format!(
-                    "person as machine ({}): {} {}",
-                    o.verdict, l.file, l.client
+                    "person as machine ({}): {} {} — {}",
+                    o.verdict, l.file, l.client, o.reason
                 ));
             }
         }
@@ -202,23 +205,19 @@ async fn machine_and_human_mail_on_the_blind_set() {
     );
 }
 
-/// Set B (`screening_heldout`, 123 mails by another blind helper, written after the rework and
-/// never used to tune): the honest figure on unseen mail. The bound is its first measurement
-/// (see the README); lower it never, tighten it as screening improves on other sets.
+/// Set B (`screening_heldout`, 123 mails by a second blind helper, written after the rework).
+/// First measurement, before any change made for it (2026-11-30): of 73 machine mails 6
+/// acknowledged and 10 taken for a person; of 50 people's mails 1 taken for machine mail (a
+/// person posting through Google Groups), 1 of the 31 fresh ones not acknowledged. Its misses
+/// were then fixed as kinds (whole-subject responder phrases, away statements in more languages,
+/// CRM mailers, X-Loop, the null reverse-path, no acknowledgement to no-reply addresses), so it
+/// is a development set now and holds the level reached; set C measures unseen mail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn machine_and_human_mail_on_the_held_out_set() {
     let (acked, as_person, missed, unacked) = measure("screening_heldout").await;
-    let bound = HELD_OUT_FIRST_MEASUREMENT;
     assert!(
-        acked <= bound.0 && as_person <= bound.1 && missed <= bound.2 && unacked <= bound.3,
-        "{:?} worse than the first measurement {bound:?}",
+        acked == 0 && as_person <= 2 && missed <= 1 && unacked <= 1,
+        "{:?}: (machine acknowledged, machine taken for a person, people taken for machine, people not acknowledged)",
         (acked, as_person, missed, unacked)
     );
 }
-
-/// (machine acknowledged, machine taken for a person, people taken for machine, people not
-/// acknowledged) on set B, measured once before any change made for it (2026-11-30, at the
-/// commit that added the set): of 73 machine mails 6 acknowledged and 10 taken for a person; of
-/// 50 people's mails 1 taken for machine mail (a person posting through Google Groups), 1 of the
-/// 31 fresh ones not acknowledged.
-const HELD_OUT_FIRST_MEASUREMENT: (usize, usize, usize, usize) = (6, 10, 1, 1);
