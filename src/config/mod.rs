@@ -5,6 +5,9 @@
 //! problems at once; unknown keys are errors (a typo never silently falls back to a default);
 //! secrets are held in [`Secret`], whose `Debug` never prints them.
 
+mod diagnose;
+pub use diagnose::Problem;
+
 use crate::domain::Agent;
 use crate::domain::{EmailAddress, Language};
 use crate::inbound::classify::{Classifier, ClassifySettings};
@@ -597,6 +600,7 @@ impl Settings {
         Settings::from_source(
             config::File::from(path).format(config::FileFormat::Toml),
             path.display().to_string(),
+            std::fs::read_to_string(path).ok(),
         )
     }
 
@@ -605,14 +609,21 @@ impl Settings {
         Settings::from_source(
             config::File::from_str(text, config::FileFormat::Toml),
             shown.to_string(),
+            Some(text.to_string()),
         )
     }
 
+    /// `text`: the file's TOML, for the lines problems are on.
     fn from_source(
         source: impl config::Source + Send + Sync + 'static,
         shown: String,
+        text: Option<String>,
     ) -> Result<Settings, ConfigError> {
-        let raw = config::Config::builder()
+        let load = |source| ConfigError::Load {
+            path: shown.clone(),
+            source,
+        };
+        let built = config::Config::builder()
             .add_source(source)
             .add_source(
                 config::Environment::with_prefix("SUPPORTD")
@@ -621,15 +632,43 @@ impl Settings {
                     .try_parsing(true),
             )
             .build()
-            .and_then(|c| c.try_deserialize::<Settings>())
-            .map_err(|source| ConfigError::Load {
+            .map_err(load)?;
+        let lines = |problems: Vec<String>| -> Vec<String> {
+            problems
+                .into_iter()
+                .map(|p| diagnose::with_line(&p, text.as_deref()))
+                .collect()
+        };
+        match built.clone().try_deserialize::<Settings>() {
+            Ok(raw) => raw.resolved().map_err(|problems| ConfigError::Invalid {
                 path: shown.clone(),
-                source,
-            })?;
-        raw.resolved().map_err(|problems| ConfigError::Invalid {
-            path: shown,
-            problems,
-        })
+                problems: lines(problems),
+            }),
+            Err(first) => {
+                // Every problem at once: read again strictly, value by value.
+                let Ok(tree) = built.try_deserialize::<serde_json::Value>() else {
+                    return Err(load(first));
+                };
+                let (read, found) = diagnose::read_all::<Settings>(tree, text.as_deref());
+                if found.is_empty() {
+                    return Err(load(first));
+                }
+                let mut problems: Vec<String> = found.iter().map(|p| p.to_string()).collect();
+                // The cross-field checks on what could be read, but not twice for one key.
+                if let Some(Err(more)) = read.map(Settings::resolved) {
+                    for m in lines(more) {
+                        let key = m.split([' ', ':']).next().unwrap_or("");
+                        if !found.iter().any(|p| key.starts_with(&p.key)) {
+                            problems.push(m);
+                        }
+                    }
+                }
+                Err(ConfigError::Invalid {
+                    path: shown.clone(),
+                    problems,
+                })
+            }
+        }
     }
 
     /// Reads secrets from files and checks cross-field rules.
@@ -1017,6 +1056,67 @@ reopen_within_days = 30
 "#;
 
     #[test]
+    fn ten_mistakes_are_ten_lines_from_one_load() {
+        let bad = r#"
+[service]
+support_address = "not an address"
+max_mail_mb = 5000
+[mailboxes.support]
+host = "127.0.0.1"
+port = 14143
+tls = "maybe"
+user = "support@example.test"
+password = "pw"
+after = "move"
+poll_interval_secs = -5
+[smtp]
+host = "127.0.0.1"
+prot = 10025
+tls = "none"
+[threading]
+reply_secret = "short"
+reopen_within_days = "thirty"
+[log]
+format = "fancy"
+[[agents]]
+name = "李娜"
+address = "lina@example.test"
+role = "boss"
+"#;
+        let Err(ConfigError::Invalid { problems, .. }) = Settings::from_toml(bad, "bad.toml")
+        else {
+            panic!("a bad config loads");
+        };
+        let keys: Vec<&str> = problems
+            .iter()
+            .map(|p| p.split([' ', ':']).next().unwrap_or(""))
+            .collect();
+        for key in [
+            "service.support_address",
+            "service.max_mail_mb",
+            "mailboxes.support.tls",
+            "mailboxes.support.poll_interval_secs",
+            "mailboxes.support.move_to",
+            "smtp.port",
+            "smtp.prot",
+            "threading.reply_secret",
+            "threading.reopen_within_days",
+            "log.format",
+            "agents.0.role",
+        ] {
+            assert!(keys.contains(&key), "{key} missing from {problems:#?}");
+        }
+        assert_eq!(problems.len(), 11, "{problems:#?}");
+        // Plain words and the file's line.
+        assert!(problems.contains(
+            &"mailboxes.support.tls (line 8): \"maybe\" is not one of none | starttls | tls"
+                .to_string()
+        ));
+        assert!(problems
+            .contains(&"smtp.prot (line 15): unknown key; did you mean `port`?".to_string()));
+    }
+
+    #[test]
     fn a_good_config_loads_with_defaults() {
         let s = load_str(GOOD).expect("valid");
         assert_eq!(s.mailboxes["support"].folder, "INBOX");
@@ -1034,14 +1134,17 @@ reopen_within_days = 30
             .replace("password = \"pw\"", "after = \"move\"");
         let err = load_str(&bad).expect_err("invalid").to_string();
         assert!(
-            err.contains("mailboxes.support.port: must be 1-65535"),
+            err.contains("mailboxes.support.port (line 6): must be 1-65535"),
             "{err}"
         );
         assert!(
-            err.contains("mailboxes.support.password: required"),
+            err.contains("mailboxes.support.password (line 4): required"),
             "{err}"
         );
-        assert!(err.contains("mailboxes.support.move_to: required"), "{err}");
+        assert!(
+            err.contains("mailboxes.support.move_to (line 4): required"),
+            "{err}"
+        );
     }
 
     #[test]
