@@ -305,7 +305,9 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate => {
             let (_, store) = cli.store().await?;
+            let busy = busy("migrating the database");
             store.migrate().await?;
+            busy.finish_and_clear();
             println!("database is up to date");
             Ok(ExitCode::SUCCESS)
         }
@@ -369,7 +371,12 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print!(
                     "{}",
-                    views::show_tickets(&rows, &settings.sla_policy().calendar, now)
+                    views::show_tickets(
+                        &rows,
+                        &settings.sla_policy().calendar,
+                        now,
+                        settings.service.agent_language
+                    )
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -413,7 +420,10 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&shown)?);
             } else {
                 let cal = &settings.sla_policy().calendar;
-                print!("{}", views::show_ticket(&d, cal, SystemClock.now()));
+                print!(
+                    "{}",
+                    views::show_ticket(&d, cal, SystemClock.now(), settings.service.agent_language)
+                );
                 print!("{}", views::show_files(&files, cal));
             }
             Ok(ExitCode::SUCCESS)
@@ -526,7 +536,9 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let cal = settings.sla_policy().calendar.clone();
             let now = SystemClock.now();
             let (from, to, label) = views::month_bounds(&cal, month.as_deref(), now)?;
+            let busy = busy(&format!("computing the report for {label}"));
             let r = store.report(from, to, now).await?;
+            busy.finish_and_clear();
             if *json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -658,4 +670,17 @@ fn parse_opt<T>(
 ) -> anyhow::Result<Option<T>> {
     v.map(|s| parse(&s).with_context(|| format!("{flag} {s:?}: expected one of {accepted}")))
         .transpose()
+}
+
+/// A spinner with the elapsed time on stderr while a long operation runs, on a terminal only
+/// (under systemd, in pipes and in scripts nothing is drawn; journald gets the log lines).
+fn busy(what: &str) -> indicatif::ProgressBar {
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
 }

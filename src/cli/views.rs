@@ -1,16 +1,35 @@
 //! What the command line prints for people: the ticket list, one ticket, the monthly report,
 //! unattributed mail. Times in the calendar's zone. (`--json` prints the store's read models.)
 
+use crate::domain::Language;
+use crate::outbound::labels::{class_name, name};
 use crate::outbound::templates::duration_text;
 use crate::store::{Report, TicketDetail, TicketSummary, Unattributed};
 use crate::ticket::calendar::Calendar;
 use anyhow::Context;
 
-/// `tickets list`.
-pub(super) fn show_tickets(rows: &[TicketSummary], cal: &Calendar, now: i64) -> String {
+/// `s` padded with spaces to `width` display columns (a Chinese character takes two).
+fn pad(s: &str, width: usize) -> String {
+    let w = unicode_width::UnicodeWidthStr::width(s);
+    format!("{s}{}", " ".repeat(width.saturating_sub(w)))
+}
+
+/// `tickets list`: codes shown by their names in `lang` (the agents' language).
+pub(super) fn show_tickets(
+    rows: &[TicketSummary],
+    cal: &Calendar,
+    now: i64,
+    lang: Language,
+) -> String {
     let mut out = format!(
-        "{:<9} {:<7} {:<7} {:<12} {:<24} {:<19} {:<22} subject\n",
-        "ticket", "status", "prio", "category", "owner", "next promise", "due (left)"
+        "{} {} {} {} {} {} {} subject\n",
+        pad("ticket", 9),
+        pad("status", 12),
+        pad("prio", 8),
+        pad("category", 20),
+        pad("owner", 24),
+        pad("next promise", 19),
+        pad("due (left)", 22),
     );
     for r in rows {
         let due = r
@@ -25,14 +44,27 @@ pub(super) fn show_tickets(rows: &[TicketSummary], cal: &Calendar, now: i64) -> 
             flags.push_str("[complex] ");
         }
         out.push_str(&format!(
-            "{:<9} {:<7} {:<7} {:<12} {:<24} {:<19} {:<22} {flags}{}\n",
-            r.ticket,
-            r.status,
-            r.class.priority.as_str(),
-            r.class.category.as_str(),
-            r.owner.as_deref().unwrap_or("-"),
-            r.next_promise.as_deref().unwrap_or("-"),
-            due,
+            "{} {} {} {} {} {} {} {flags}{}\n",
+            pad(&r.ticket, 9),
+            pad(&name(lang, &r.status), 12),
+            pad(&name(lang, r.class.priority.as_str()), 8),
+            pad(
+                &class_name(
+                    lang,
+                    r.class.category.as_str(),
+                    r.class.severity.map(|s| s.as_str()).unwrap_or("")
+                ),
+                20
+            ),
+            pad(r.owner.as_deref().unwrap_or("-"), 24),
+            pad(
+                &r.next_promise
+                    .as_deref()
+                    .map(|p| name(lang, p))
+                    .unwrap_or_else(|| "-".into()),
+                19
+            ),
+            pad(&due, 22),
             r.subject
         ));
     }
@@ -105,22 +137,26 @@ pub(super) fn short_time(cal: &Calendar, at: i64) -> String {
         .unwrap_or(full)
 }
 
-pub(super) fn show_ticket(d: &TicketDetail, cal: &Calendar, now: i64) -> String {
+/// `ticket show`: codes shown by their names in `lang` (the agents' language).
+pub(super) fn show_ticket(d: &TicketDetail, cal: &Calendar, now: i64, lang: Language) -> String {
     let s = &d.summary;
     let when = |t: Option<i64>| t.map(|t| cal.show(t)).unwrap_or_else(|| "-".into());
     let mut out = format!(
-        "{}  {}\n  status     {}{}{}\n  requester  {}\n  class      {} {} urgent={} vip={} priority={}\n  owner      {}\n  created    {}\n  acked      {}\n  1st reply  {}\n  solved     {}\n  replies    {} by agents, {} reopen(s)\n",
+        "{}  {}\n  status     {}{}{}\n  requester  {}\n  class      {}, urgent={} vip={}, priority {}\n  owner      {}\n  created    {}\n  acked      {}\n  1st reply  {}\n  solved     {}\n  replies    {} by agents, {} reopen(s)\n",
         s.ticket,
         s.subject,
-        s.status,
+        name(lang, &s.status),
         if s.escalated { ", escalated" } else { "" },
         if s.complex { ", complex" } else { "" },
         s.requester,
-        s.class.category.as_str(),
-        s.class.severity.map(|x| x.as_str()).unwrap_or(""),
+        class_name(
+            lang,
+            s.class.category.as_str(),
+            s.class.severity.map(|x| x.as_str()).unwrap_or("")
+        ),
         s.class.urgent,
         s.class.vip,
-        s.class.priority.as_str(),
+        name(lang, s.class.priority.as_str()),
         s.owner.as_deref().unwrap_or("-"),
         cal.show(s.created_at),
         when(d.acked_at),
@@ -141,8 +177,8 @@ pub(super) fn show_ticket(d: &TicketDetail, cal: &Calendar, now: i64) -> String 
             _ => String::new(),
         };
         out.push_str(&format!(
-            "  {:<19} {:<10} due {}  {}\n",
-            t.promise,
+            "  {} {:<10} due {}  {}\n",
+            pad(&name(lang, &t.promise), 19),
             t.state,
             cal.show(t.due_at),
             left

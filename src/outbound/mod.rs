@@ -2,5 +2,6 @@
 //! and bytes fixed when queued), and the `outbox` worker with the SMTP edge.
 
 pub mod compose;
+pub mod labels;
 pub mod outbox;
 pub mod templates;

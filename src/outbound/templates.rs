@@ -98,10 +98,16 @@ pub struct TemplateVars {
     pub progress_hours: String,
     pub supervisor_contact_hours: String,
     pub followup_days: String,
-    /// Codes: `complaint`, `major`, `urgent` … (templates translate them with `eq`).
+    /// Codes: `complaint`, `major`, `urgent` … (customer wording may branch on them with `eq`).
     pub category: String,
     pub severity: String,
     pub priority: String,
+    /// What people read for them, in the template's language (filled when rendering):
+    /// `一般投诉`, `普通`, `首次解决`, `已超时`.
+    pub category_name: String,
+    pub priority_name: String,
+    pub promise_name: String,
+    pub reason_name: String,
     pub owner: String,
     /// Notices: which promise (`ack`, `solution`, `progress`, `supervisor_contact`,
     /// `followup`), when it is due (local time), how long is left, and why (`warning`, `breach`,
@@ -158,6 +164,7 @@ impl TemplateVars {
             attachments: "附件：破损照片.jpg（230 KB）".into(),
             agent_greets: false,
             agent_closes: false,
+            ..Default::default()
         }
     }
 }
@@ -319,6 +326,24 @@ impl Templates {
             lang: lang.code(),
             reason: e.to_string(),
         };
+        let named;
+        let vars = if vars.category.is_empty()
+            && vars.priority.is_empty()
+            && vars.promise.is_empty()
+            && vars.reason.is_empty()
+        {
+            vars
+        } else {
+            use crate::outbound::labels;
+            named = TemplateVars {
+                category_name: labels::class_name(lang, &vars.category, &vars.severity),
+                priority_name: labels::name(lang, &vars.priority),
+                promise_name: labels::name(lang, &vars.promise),
+                reason_name: labels::name(lang, &vars.reason),
+                ..vars.clone()
+            };
+            &named
+        };
         let subject = self
             .hb
             .render(&format!("{key}.subject"), vars)
@@ -367,6 +392,93 @@ mod tests {
 
     fn repo_templates() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates")
+    }
+
+    /// What agents read names the class, priority and promise in their language, never the
+    /// codes; a reply whose agent greets the customer greets once.
+    #[test]
+    fn cards_notices_and_replies_speak_people_s_words_in_each_language() {
+        let t = Templates::load(&repo_templates()).expect("templates load");
+        let vars = TemplateVars {
+            category: "complaint".into(),
+            severity: "general".into(),
+            priority: "normal".into(),
+            promise: "supervisor_contact".into(),
+            reason: "breach".into(),
+            ..TemplateVars::sample()
+        };
+        let expect = [
+            (Language::ZhHans, ["一般投诉", "普通", "主管联系客户"]),
+            (Language::ZhHant, ["一般投訴", "普通", "主管聯繫客戶"]),
+            (
+                Language::En,
+                ["complaint (general)", "normal", "supervisor contact"],
+            ),
+        ];
+        for (lang, names) in expect {
+            let card = t.render("card", lang, &vars).expect("card");
+            for n in names {
+                assert!(
+                    card.body.contains(n),
+                    "card {lang:?} lacks {n}:\n{}",
+                    card.body
+                );
+            }
+            for (name, needs) in [
+                ("notice_new", &names[..2]),
+                ("notice_warning", &names[..2]),
+                ("notice_escalation", &names[..2]),
+            ] {
+                let r = t.render(name, lang, &vars).expect("notice");
+                for n in needs {
+                    assert!(
+                        r.body.contains(n) || r.subject.contains(n),
+                        "{name} {lang:?} lacks {n}:\n{}",
+                        r.body
+                    );
+                }
+            }
+            for r in [
+                card,
+                t.render("notice_new", lang, &vars).expect("notice"),
+                t.render("notice_escalation", lang, &vars).expect("notice"),
+            ] {
+                let shown = format!("{}\n{}", r.subject, r.body);
+                // Codes only where a command is explained (`#category complaint`); English
+                // names may read like their codes.
+                let codes: &[&str] = if lang == Language::En {
+                    &["supervisor_contact"]
+                } else {
+                    &["complaint", "general", "normal", "supervisor_contact"]
+                };
+                for code in codes {
+                    let outside_help = shown
+                        .lines()
+                        .filter(|l| !l.trim_start().starts_with('#'))
+                        .any(|l| l.contains(code));
+                    assert!(!outside_help, "{lang:?} shows the code {code}:\n{shown}");
+                }
+            }
+        }
+        // One greeting: the agent's own replaces the template's.
+        for (lang, greeting, text) in [
+            (Language::ZhHans, "您好", "王先生您好：\n退款已办理。"),
+            (Language::ZhHant, "您好", "王先生您好：\n退款已辦理。"),
+            (Language::En, "Dear", "Dear Mr Wang,\nthe refund is done."),
+        ] {
+            let r = t
+                .render(
+                    "reply",
+                    lang,
+                    &TemplateVars {
+                        agent_text: text.into(),
+                        agent_greets: true,
+                        ..TemplateVars::sample()
+                    },
+                )
+                .expect("reply");
+            assert_eq!(r.body.matches(greeting).count(), 1, "{lang:?}:\n{}", r.body);
+        }
     }
 
     #[test]
