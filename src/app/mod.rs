@@ -187,27 +187,60 @@ impl Application {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(self.outbox_worker().run(cancel.clone()));
         tasks.spawn(self.timer_worker().run(cancel.clone()));
+        if let Some(days) = self.settings.retention.erase_solved_after_days {
+            tasks.spawn(
+                crate::workers::retention::RetentionWorker {
+                    store: self.store.clone(),
+                    clock: self.clock.clone(),
+                    after_days: days,
+                    wake: Arc::new(tokio::sync::Notify::new()),
+                    imap_wake: self.imap_wake.clone(),
+                    health: self.health.clone(),
+                }
+                .run(cancel.clone()),
+            );
+        }
         let mut loops: Vec<(String, MailboxSettings, FolderRole)> = self
             .settings
             .mailboxes
             .iter()
             .map(|(n, mb)| (n.clone(), mb.clone(), FolderRole::Inbox))
             .collect();
-        if let Some((name, q)) = self.settings.queue_mailbox() {
+        // The shared-mailbox worker: on the queue's account, or (without a queue) on the first
+        // mailbox's, where it only deletes copies for erasures. Other accounts are reached for
+        // those deletions too.
+        let queue = self.settings.queue_mailbox();
+        let main = queue
+            .as_ref()
+            .map(|(n, _)| n.to_string())
+            .or_else(|| self.settings.mailboxes.keys().next().cloned());
+        if let Some(mb) = main.as_ref().and_then(|n| self.settings.mailboxes.get(n)) {
+            let others: Vec<MailboxSettings> = self
+                .settings
+                .mailboxes
+                .iter()
+                .filter(|(n, m)| {
+                    Some(*n) != main.as_ref() && (m.host != mb.host || m.user != mb.user)
+                })
+                .map(|(_, m)| m.clone())
+                .collect();
+            tasks.spawn(
+                ImapJobWorker {
+                    store: self.store.clone(),
+                    mailbox: mb.clone(),
+                    folders: queue.as_ref().map(|(_, q)| (*q).clone()),
+                    others,
+                    clock: self.clock.clone(),
+                    wake: self.imap_wake.clone(),
+                    health: self.health.clone(),
+                    holder: self.holder.clone(),
+                }
+                .run(cancel.clone()),
+            );
+        }
+        if let Some((name, q)) = queue {
             let mb = self.settings.mailboxes.get(name).cloned();
             if let Some(mb) = mb {
-                tasks.spawn(
-                    ImapJobWorker {
-                        store: self.store.clone(),
-                        mailbox: mb.clone(),
-                        folders: q.clone(),
-                        clock: self.clock.clone(),
-                        wake: self.imap_wake.clone(),
-                        health: self.health.clone(),
-                        holder: self.holder.clone(),
-                    }
-                    .run(cancel.clone()),
-                );
                 if q.watch_sent {
                     let sent = MailboxSettings {
                         folder: q.sent.clone(),

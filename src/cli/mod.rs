@@ -6,6 +6,7 @@ pub mod actions;
 mod check;
 pub mod files;
 pub mod inspect;
+mod personal;
 mod views;
 
 use crate::agents::wording::Wording;
@@ -87,6 +88,11 @@ pub enum Command {
     Unattributed {
         #[command(subcommand)]
         command: UnattributedCommand,
+    },
+    /// A customer's personal data: what supportd keeps, an export, erasure (PIPL, GDPR).
+    Customer {
+        #[command(subcommand)]
+        command: CustomerCommand,
     },
     /// The monthly figures: tickets by category, resolution, promises kept, breaches by category,
     /// satisfaction, first-contact resolution, classification corrections.
@@ -171,6 +177,38 @@ pub enum UnattributedCommand {
         json: bool,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum CustomerCommand {
+    /// Every ticket, mail, event, survey and outgoing mail that concerns ADDRESS (as requester,
+    /// participant or recipient), with counts.
+    Show {
+        address: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A machine-readable archive for a data-access request: JSON with the tickets, the mails
+    /// (texts, and raw bytes and attachments in base64), and the counts.
+    Export {
+        address: String,
+        #[arg(short, long)]
+        output: std::path::PathBuf,
+    },
+    /// Erases ADDRESS's personal data everywhere supportd keeps it, and queues the deletion of
+    /// its IMAP copies; leaves an audit event (who, when, why). Idempotent.
+    Erase {
+        address: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        reason: String,
+        /// Show what would go; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -381,6 +419,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Customer { command } => personal::run(&cli, command).await,
         Command::Unattributed {
             command: UnattributedCommand::List { json, limit },
         } => {

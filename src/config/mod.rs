@@ -113,11 +113,24 @@ pub struct Settings {
     pub agent_mail: AgentMailSettings,
     #[serde(default)]
     pub wording: WordingSettings,
+    #[serde(default)]
+    pub retention: RetentionSettings,
     /// The classification rules, compiled once when the config was validated.
     #[serde(skip)]
     compiled_classifier: Option<Arc<Classifier>>,
     #[serde(skip)]
     compiled_sla: Option<Arc<SlaPolicy>>,
+}
+
+/// `[retention]`: customers' personal data on tickets solved long ago is erased automatically,
+/// as `supportd customer erase` does for one customer (the tickets stay, anonymised, so reports
+/// do not change). Off unless set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Erase tickets solved longer ago than this many days (1–36500).
+    #[serde(default)]
+    pub erase_solved_after_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -676,6 +689,13 @@ impl Settings {
         let mut problems = Vec::new();
         if self.mailboxes.is_empty() {
             problems.push("mailboxes: at least one mailbox is required".to_string());
+        }
+        if let Some(d) = self.retention.erase_solved_after_days {
+            if !(1..=36_500).contains(&d) {
+                problems.push(format!(
+                    "retention.erase_solved_after_days: must be 1-36500 (days), not {d}"
+                ));
+            }
         }
         if !(1..=1024).contains(&self.service.max_mail_mb) {
             problems.push(format!(

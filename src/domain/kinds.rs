@@ -122,6 +122,8 @@ named! {
         CustomerRead = "customer_read",
         /// Someone the requester (or an agent) addressed on the ticket's conversation joined it.
         ParticipantAdded = "participant_added",
+        /// A customer's personal data on this ticket was erased (by whom, why; never what).
+        CustomerErased = "customer_erased",
     }
 }
 

@@ -182,6 +182,10 @@ pub enum ImapJob {
     },
     /// Move every card of the ticket into this state folder.
     Move { to: Folder },
+    /// Delete, in every folder the worker reaches (the shared mailbox's state folders and Sent,
+    /// and its account's inbox and archive folder), the messages with this Message-ID, or with
+    /// none: every card of the ticket (`X-Supportd-Ticket`). A customer's erasure.
+    Expunge { message_id: Option<MessageId> },
 }
 
 impl ImapJob {
@@ -194,6 +198,12 @@ impl ImapJob {
                 raw,
             } => ("append", *folder, Some(message_id.as_str()), Some(raw)),
             ImapJob::Move { to } => ("move", *to, None, None),
+            ImapJob::Expunge { message_id } => (
+                "expunge",
+                Folder::Open,
+                message_id.as_ref().map(|m| m.as_str()),
+                None,
+            ),
         }
     }
 }

@@ -380,6 +380,42 @@ impl ImapConn {
         Ok(moved)
     }
 
+    /// Deletes every message matching the IMAP SEARCH `query` in each of `folders` (flag
+    /// `\Deleted`, then UID EXPUNGE of just those). Returns how many. A folder that does not
+    /// exist is skipped.
+    pub async fn expunge_matching(&mut self, folders: &[&str], query: &str) -> Result<usize> {
+        let mut gone = 0;
+        for folder in folders {
+            let uids: Vec<u32> = match timed(async {
+                self.session.select(folder).await?;
+                self.session.uid_search(query).await
+            })
+            .await
+            {
+                Ok(u) => u.into_iter().collect(),
+                Err(FetchError::Imap(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            if uids.is_empty() {
+                continue;
+            }
+            let set = uid_set(&uids);
+            timed(async {
+                let s = self
+                    .session
+                    .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                    .await?;
+                let _: Vec<_> = s.try_collect().await?;
+                let e = self.session.uid_expunge(&set).await?;
+                let _: Vec<_> = e.try_collect().await?;
+                Ok::<_, async_imap::error::Error>(())
+            })
+            .await?;
+            gone += uids.len();
+        }
+        Ok(gone)
+    }
+
     /// Creates a folder if it does not exist (used for the move target).
     pub async fn ensure_folder(&mut self, folder: &str) -> Result<()> {
         // CREATE fails when it exists; that is fine.
@@ -458,7 +494,7 @@ impl ImapConn {
 }
 
 /// An IMAP quoted string.
-fn quoted(s: &str) -> String {
+pub fn quoted(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 

@@ -24,6 +24,7 @@ pub mod facts;
 pub mod mailbox;
 mod meta;
 pub mod outbox;
+pub mod personal;
 pub mod read;
 mod rows;
 pub mod timers;

@@ -30,9 +30,12 @@ const MAX_ATTEMPTS: i64 = 10;
 
 pub struct ImapJobWorker {
     pub store: Store,
-    /// The account that holds the queue folders.
+    /// The account that holds the queue folders (without a queue: the first mailbox's).
     pub mailbox: MailboxSettings,
-    pub folders: QueueSettings,
+    /// The queue's folders (`None`: no queue; the worker only deletes copies for erasures).
+    pub folders: Option<QueueSettings>,
+    /// The other mailbox accounts, reached for erasures' deletions (their inbox and archive).
+    pub others: Vec<MailboxSettings>,
     pub clock: SharedClock,
     pub wake: Arc<Notify>,
     pub health: Arc<Health>,
@@ -55,26 +58,34 @@ enum JobError {
 }
 
 impl ImapJobWorker {
+    /// A queue folder's name (`None` without a queue).
+    fn queue_folder(&self, f: Folder) -> Option<&str> {
+        let q = self.folders.as_ref()?;
+        Some(match f {
+            Folder::Open => &q.open,
+            Folder::Waiting => &q.waiting,
+            Folder::Escalated => &q.escalated,
+            Folder::Solved => &q.solved,
+            Folder::Sent => &q.sent,
+        })
+    }
+
     fn folder(&self, f: Folder) -> &str {
-        match f {
-            Folder::Open => &self.folders.open,
-            Folder::Waiting => &self.folders.waiting,
-            Folder::Escalated => &self.folders.escalated,
-            Folder::Solved => &self.folders.solved,
-            Folder::Sent => &self.folders.sent,
-        }
+        self.queue_folder(f).unwrap_or(&self.mailbox.folder)
     }
 
     async fn connect(&self) -> Result<ImapConn, FetchError> {
         let mut conn = fetch::connect(&self.mailbox).await?;
-        for f in [
-            Folder::Open,
-            Folder::Waiting,
-            Folder::Escalated,
-            Folder::Solved,
-            Folder::Sent,
-        ] {
-            conn.ensure_folder(self.folder(f)).await?;
+        if self.folders.is_some() {
+            for f in [
+                Folder::Open,
+                Folder::Waiting,
+                Folder::Escalated,
+                Folder::Solved,
+                Folder::Sent,
+            ] {
+                conn.ensure_folder(self.folder(f)).await?;
+            }
         }
         Ok(conn)
     }
@@ -87,6 +98,34 @@ impl ImapJobWorker {
                 };
                 let appended = conn.append_once(self.folder(job.folder), id, raw).await?;
                 debug!(folder = self.folder(job.folder), appended, "card appended");
+            }
+            "expunge" => {
+                let query = match &job.message_id {
+                    Some(id) => format!("HEADER Message-ID {}", fetch::quoted(&format!("<{id}>"))),
+                    None => format!(
+                        "HEADER X-Supportd-Ticket {}",
+                        fetch::quoted(&job.ticket.to_string())
+                    ),
+                };
+                let mut folders: Vec<&str> = Folder::STATES
+                    .iter()
+                    .chain([Folder::Sent].iter())
+                    .filter_map(|f| self.queue_folder(*f))
+                    .collect();
+                folders.push(&self.mailbox.folder);
+                if let Some(archive) = &self.mailbox.move_to {
+                    folders.push(archive);
+                }
+                let mut gone = conn.expunge_matching(&folders, &query).await?;
+                // The customer's originals in the other accounts.
+                for mb in &self.others {
+                    let mut other = fetch::connect(mb).await?;
+                    let mut theirs: Vec<&str> = vec![&mb.folder];
+                    theirs.extend(mb.move_to.as_deref());
+                    gone += other.expunge_matching(&theirs, &query).await?;
+                    other.logout().await;
+                }
+                debug!(gone, "copies deleted");
             }
             _ => {
                 let states: Vec<&str> = Folder::STATES.iter().map(|f| self.folder(*f)).collect();

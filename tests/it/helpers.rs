@@ -96,6 +96,7 @@ pub struct TestApp {
     /// The running application's wake-ups (timers, outbox).
     pub timer_wake: Arc<tokio::sync::Notify>,
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    pub imap_wake: Arc<tokio::sync::Notify>,
     scheduler: Option<supportd::workers::timers::TimerWorker>,
     /// Where the running application serves /metrics, /healthz, /readyz.
     pub http: Option<std::net::SocketAddr>,
@@ -254,6 +255,7 @@ pub async fn spawn_app(opts: AppOptions) -> TestApp {
         clock,
         timer_wake: Arc::new(tokio::sync::Notify::new()),
         outbox_wake: Arc::new(tokio::sync::Notify::new()),
+        imap_wake: Arc::new(tokio::sync::Notify::new()),
         scheduler: None,
         http: None,
         config: path,
@@ -272,6 +274,7 @@ impl TestApp {
             .expect("application builds");
         self.timer_wake = app.timer_wake.clone();
         self.outbox_wake = app.outbox_wake.clone();
+        self.imap_wake = app.imap_wake.clone();
         self.scheduler = Some(app.timer_worker());
         self.http = app.http_addr();
         self.cancel = CancellationToken::new();

@@ -16,6 +16,7 @@ mod ingest;
 mod intake;
 mod mime_corpus;
 mod ops;
+mod personal;
 mod promises;
 mod reply_corpus;
 mod screening;
