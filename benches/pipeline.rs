@@ -5,7 +5,13 @@
 //! 2. store: the whole per-mail transaction on SQLite (no IMAP), N mails from N customers, each
 //!    opening a ticket and queueing an acknowledgement;
 //! 3. end to end: N mails delivered into a rig mailbox over LMTP, then the real mailbox loop
-//!    (IMAP fetch in batches → pipeline → commit → \Seen) until all are stored.
+//!    (IMAP fetch in batches → pipeline → commit → \Seen) until all are stored: first N copies
+//!    of one short synthetic mail (the old figure, kept for comparison), then N mails of a
+//!    realistic mix — every mail of `tests/fixtures` and `../shared/corpus/mime` (Chinese and
+//!    English, GBK/GB18030/Big5, HTML-only, multipart, attachments, quoted history, machine
+//!    mail, malformed mail) with fresh Message-IDs and senders — twice on the same database (0
+//!    and N tickets stored), each with the CPU per mail (user + sys of this process), the peak
+//!    RSS of the run, and the raw batched IMAP fetch rate of the same mailbox for comparison.
 //!    Needs the mail rig (`deploy/dev/mailrig start`); skipped with a message otherwise.
 
 use std::path::PathBuf;
@@ -263,39 +269,169 @@ async fn bench_store_at(settings: &Settings, url: &str, backend: &str, n: usize,
     );
 }
 
-async fn bench_imap(n: usize) {
-    if std::net::TcpStream::connect_timeout(
+/// A fresh support mailbox and SQLite database: (its directory, a run number, the address,
+/// the settings, the store).
+async fn fresh(prefix: &str) -> (tempfile::TempDir, u64, String, Settings, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run: u64 = rand::random();
+    let support = format!("{prefix}-{run:x}@example.test");
+    let settings = config(dir.path(), &support);
+    let store = Store::connect(&settings.database_url(), 4)
+        .await
+        .expect("store");
+    store.migrate().await.expect("migrate");
+    (dir, run, support, settings, store)
+}
+
+/// Whether the mail rig's IMAP port answers.
+fn rig_up() -> bool {
+    std::net::TcpStream::connect_timeout(
         &([127, 0, 0, 1], 14143).into(),
         Duration::from_millis(300),
     )
-    .is_err()
-    {
+    .is_ok()
+}
+
+async fn bench_imap(n: usize) {
+    if !rig_up() {
         println!(
             "end to end:   skipped (no mail rig on 127.0.0.1:14143; run deploy/dev/mailrig start)"
         );
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let run: u64 = rand::random();
-    let support = format!("bench-{run:x}@example.test");
-    let settings = config(dir.path(), &support);
+    let (_dir, run, support, settings, store) = fresh("bench").await;
     let mails: Vec<Vec<u8>> = (0..n).map(|i| customer_mail(i, run)).collect();
-    let fill = Instant::now();
-    for chunk in mails.chunks(1000) {
-        supportd::testing::lmtp_deliver(&support, chunk)
+    run_loop(
+        "end to end, one short synthetic mail repeated",
+        &settings,
+        &store,
+        &support,
+        mails,
+    )
+    .await;
+}
+
+/// This process's CPU time so far (user + sys), in seconds (from /proc/self/stat).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after the name.
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
+}
+
+/// The peak RSS since the last [`reset_peak`], in MiB.
+fn peak_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        / 1024
+}
+
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Every mail of the fixtures and the public MIME corpus (at most 2 MiB each).
+fn mix_corpus() -> Vec<Vec<u8>> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<Vec<u8>>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for p in paths {
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|e| e == "eml") {
+                if let Ok(b) = std::fs::read(&p) {
+                    if b.len() <= 2 << 20 {
+                        out.push(b);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&root().join("tests/fixtures"), &mut out);
+    walk(&root().join("../shared/corpus/mime"), &mut out);
+    out
+}
+
+/// A corpus mail as a new customer's: its own Message-ID and sender, the placeholders of the
+/// blind sets filled.
+fn personalise(raw: &[u8], i: usize, run: u64) -> Vec<u8> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 2)
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 1))
+        .unwrap_or(raw.len());
+    let (head, body) = raw.split_at(split);
+    let head = String::from_utf8_lossy(head).replace("<OUR-ACK-ID>", "<none@example.test>");
+    let mut out = format!(
+        "From: Customer {i} <mix{i}-{run}@example.org>\r\nMessage-ID: <mix-{run}-{i}@example.org>\r\n"
+    );
+    let mut skip = false;
+    for line in head.split_inclusive('\n') {
+        let folded = line.starts_with(' ') || line.starts_with('\t');
+        if !folded {
+            let l = line.to_ascii_lowercase();
+            skip = l.starts_with("from:") || l.starts_with("message-id:");
+        }
+        if !skip {
+            out.push_str(line);
+        }
+    }
+    let mut v = out.into_bytes();
+    v.extend_from_slice(body);
+    v
+}
+
+/// Delivers `mails` into `support`'s INBOX and runs the real mailbox loop on `store` until all
+/// are stored; prints the rate, CPU per mail, peak RSS and the raw fetch rate of the mailbox.
+async fn run_loop(
+    label: &str,
+    settings: &Settings,
+    store: &Store,
+    support: &str,
+    mails: Vec<Vec<u8>>,
+) {
+    let n = mails.len();
+    let bytes: usize = mails.iter().map(|m| m.len()).sum();
+    for chunk in mails.chunks(500) {
+        supportd::testing::lmtp_deliver(support, chunk)
             .await
             .expect("LMTP fill");
     }
-    println!(
-        "end to end:   filled {n} mails over LMTP in {:.1} s",
-        fill.elapsed().as_secs_f64()
-    );
-    let store = Store::connect(&settings.database_url(), 4)
-        .await
-        .expect("store");
-    store.migrate().await.expect("migrate");
+    drop(mails);
+    // The raw batched fetch of the same mailbox (BODY.PEEK: nothing marked).
+    let raw_rate = {
+        let mut conn = supportd::inbound::fetch::connect(&settings.mailboxes["bench"])
+            .await
+            .expect("IMAP");
+        let start = Instant::now();
+        conn.select("INBOX").await.expect("select");
+        let uids = conn.new_uids(0).await.expect("search");
+        let mut got = 0usize;
+        for chunk in uids.chunks(500) {
+            got += conn.fetch(chunk).await.expect("fetch").len();
+        }
+        conn.logout().await;
+        got as f64 / start.elapsed().as_secs_f64()
+    };
+    let before = store.count("inbound").await.expect("count") as usize;
     let desk = Arc::new(SharedDesk::new(Desk::new(
-        &settings,
+        settings,
         Templates::load(&root().join("templates")).expect("templates"),
     )));
     let clock: SharedClock = Arc::new(SystemClock);
@@ -313,28 +449,65 @@ async fn bench_imap(n: usize) {
         health: Arc::new(supportd::ops::health::Health::new()),
         metrics: Arc::new(supportd::ops::metrics::Metrics::new()),
     };
+    reset_peak();
+    let cpu0 = cpu_secs();
     let start = Instant::now();
     let task = tokio::spawn(lp.run(cancel.clone()));
     loop {
-        let got = store.count("inbound").await.expect("count") as usize;
+        let got = store.count("inbound").await.expect("count") as usize - before;
         if got >= n {
             break;
         }
-        if start.elapsed() > Duration::from_secs(600) {
-            println!("end to end:   gave up after 600 s with {got} of {n}");
+        if start.elapsed() > Duration::from_secs(900) {
+            println!("{label}: gave up after 900 s with {got} of {n}");
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let el = start.elapsed();
+    let cpu = cpu_secs() - cpu0;
     cancel.cancel();
     let _ = task.await;
+    let rate = n as f64 / el.as_secs_f64();
     println!(
-        "end to end:   {n} mails fetched over IMAP, processed and committed in {:.2} s = {:.0} mails/s; RSS {} MiB",
+        "{label}: {n} mails ({:.1} KB average) in {:.2} s = {rate:.0} mails/s; CPU {:.0} µs/mail; peak RSS {} MiB; raw IMAP fetch {raw_rate:.0} mails/s (ratio {:.0} %); {before} mails stored before",
+        bytes as f64 / n as f64 / 1024.0,
         el.as_secs_f64(),
-        n as f64 / el.as_secs_f64(),
-        rss_kib() / 1024
+        cpu * 1e6 / n as f64,
+        peak_mib(),
+        rate * 100.0 / raw_rate
     );
+}
+
+/// The realistic mix through the real mailbox loop, at 0 and then N stored mails.
+async fn bench_mix(n: usize) {
+    if !rig_up() {
+        println!("mix:          skipped (no mail rig on 127.0.0.1:14143)");
+        return;
+    }
+    let corpus = mix_corpus();
+    if corpus.is_empty() {
+        println!("mix:          skipped (no corpus)");
+        return;
+    }
+    let (_dir, run, support, settings, store) = fresh("mix").await;
+    println!(
+        "mix:          {} distinct corpus mails, repeated with fresh Message-IDs and senders",
+        corpus.len()
+    );
+    for round in 0..2 {
+        let mails: Vec<Vec<u8>> = (0..n)
+            .map(|i| personalise(&corpus[i % corpus.len()], round * n + i, run))
+            .collect();
+        run_loop(
+            &format!("mix round {}", round + 1),
+            &settings,
+            &store,
+            &support,
+            mails,
+        )
+        .await;
+    }
 }
 
 fn main() {
@@ -352,4 +525,5 @@ fn main() {
     rt.block_on(bench_store(&settings, n, 500));
     rt.block_on(bench_store_postgres(&settings, n, 500));
     rt.block_on(bench_imap(n));
+    rt.block_on(bench_mix(n));
 }
