@@ -502,14 +502,51 @@ const BULK_BODIES: &[&str] = &[
     "se désabonner",
 ];
 
-/// The last 600 characters of a mail's text, lower case (where mass mail says how to stop it).
+/// The last 600 characters of a mail's text (at most), lower case (where mass mail says how to
+/// stop it).
 fn mail_tail(mail: &InboundMail) -> String {
-    let n = mail.text.chars().count();
-    mail.text
-        .chars()
+    let t = &mail.text;
+    // 600 characters are at most 2,400 bytes: start there, on a character boundary.
+    let mut from = t.len().saturating_sub(2_400);
+    while !t.is_char_boundary(from) {
+        from += 1;
+    }
+    let tail = &t[from..];
+    let n = tail.chars().count();
+    tail.chars()
         .skip(n.saturating_sub(600))
         .collect::<String>()
         .to_lowercase()
+}
+
+/// One automaton per phrase list (built once): a text is searched once, whatever the list's
+/// length.
+static AUTO_BODIES_AC: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+    std::sync::LazyLock::new(|| automaton(AUTO_BODIES));
+static RECEIPT_BODIES_AC: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+    std::sync::LazyLock::new(|| automaton(RECEIPT_BODIES));
+static BULK_BODIES_AC: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+    std::sync::LazyLock::new(|| automaton(BULK_BODIES));
+
+fn automaton(phrases: &[&str]) -> aho_corasick::AhoCorasick {
+    aho_corasick::AhoCorasick::new(phrases).unwrap_or_else(|_| unreachable!("static phrases"))
+}
+
+/// The first phrase of `phrases` (in the list's order) that `text` contains, found with its
+/// automaton `ac` in one pass.
+fn first_of(
+    ac: &aho_corasick::AhoCorasick,
+    phrases: &[&'static str],
+    text: &str,
+) -> Option<&'static str> {
+    ac.find_overlapping_iter(text)
+        .map(|m| m.pattern().as_usize())
+        .min()
+        .and_then(|i| phrases.get(i).copied())
+}
+
+fn index_of(phrases: &[&str], p: &str) -> usize {
+    phrases.iter().position(|x| *x == p).unwrap_or(usize::MAX)
 }
 
 /// Headers mass senders and their platforms stamp.
@@ -802,13 +839,13 @@ fn machine_cues<'p>(mail: &InboundMail, new_text: &str) -> (Vec<Cue>, Option<&'p
     }
     let head = own_words(new_text);
     let mut declared = None;
-    if let Some(p) = AUTO_BODIES.iter().find(|p| head.contains(*p)) {
+    if let Some(p) = first_of(&AUTO_BODIES_AC, AUTO_BODIES, &head) {
         // "This is an automatic reply" opening a sentence of the sender's own words is the mail
         // speaking of itself and decides; inside a sentence ("the invoice says this is an
         // automatically generated message, but …") it is a person quoting.
         // Saying one is away ("I am out of the office until …") is what responders say, and
         // what people say before a question: a person's cues offset it.
-        let weight = match (SELF_DECLARATIONS.contains(p), opens_sentence(&head, p)) {
+        let weight = match (SELF_DECLARATIONS.contains(&p), opens_sentence(&head, p)) {
             (true, true) => DECIDES,
             (true, false) => 8,
             (false, _) => 6,
@@ -818,19 +855,29 @@ fn machine_cues<'p>(mail: &InboundMail, new_text: &str) -> (Vec<Cue>, Option<&'p
             Verdict::AutoReply,
             format!("the text says \"{p}\""),
         ));
-        declared = Some(*p);
-    } else if let Some(p) = RECEIPT_BODIES.iter().find(|p| head.contains(*p)) {
+        declared = Some(p);
+    } else if let Some(p) = first_of(&RECEIPT_BODIES_AC, RECEIPT_BODIES, &head) {
         c.push(cue(
             5,
             Verdict::AutoReply,
             format!("a receipt's text (\"{p}\")"),
         ));
-        declared = Some(*p);
+        declared = Some(p);
     }
-    if let Some(p) = BULK_BODIES
-        .iter()
-        .find(|p| head.contains(*p) || mail_tail(mail).contains(*p))
-    {
+    let tail = mail_tail(mail);
+    let bulk = match (
+        first_of(&BULK_BODIES_AC, BULK_BODIES, &head),
+        first_of(&BULK_BODIES_AC, BULK_BODIES, &tail),
+    ) {
+        // The earlier in the list, as one search over both would say.
+        (Some(a), Some(b)) => Some(if index_of(BULK_BODIES, a) <= index_of(BULK_BODIES, b) {
+            a
+        } else {
+            b
+        }),
+        (a, b) => a.or(b),
+    };
+    if let Some(p) = bulk {
         c.push(cue(
             5,
             Verdict::Bulk,

@@ -232,7 +232,15 @@ pub fn quoted_tags(text: &str, support: &EmailAddress, signer: &ReplySigner) -> 
     }
     let text = &text[..end];
     let mut out = Vec::new();
-    for c in SIGNED_ADDRESS.captures_iter(text) {
+    // Most mails carry neither: a byte search decides before any regex runs.
+    let signed = memchr::memmem::find(text.as_bytes(), b"+T").is_some()
+        || memchr::memmem::find(text.as_bytes(), b"+t").is_some();
+    let tagged = memchr::memmem::find(text.as_bytes(), b"[#T-").is_some();
+    if !signed && !tagged {
+        return out;
+    }
+    let none = "";
+    for c in SIGNED_ADDRESS.captures_iter(if signed { text } else { none }) {
         let ours = c[1].eq_ignore_ascii_case(support.local_part())
             && c[3].eq_ignore_ascii_case(support.domain());
         if let Some(t) = signer.verify(&c[2]).filter(|_| ours) {
@@ -241,7 +249,7 @@ pub fn quoted_tags(text: &str, support: &EmailAddress, signer: &ReplySigner) -> 
             }
         }
     }
-    for c in EXACT_TAG.captures_iter(text) {
+    for c in EXACT_TAG.captures_iter(if tagged { text } else { none }) {
         if let Some(t) = c[1].parse::<i64>().ok().filter(|n| *n > 0).map(TicketRef) {
             if !out.contains(&t) {
                 out.push(t);
