@@ -296,22 +296,12 @@ const RECEIPT_SUBJECTS: &[&str] = &[
     "お問い合わせを受け付けました",
 ];
 
-/// Bodies that declare themselves automatic (lower case, anywhere in the first 600 characters).
+/// What auto-responders say of their author — away, on holiday, reading mail rarely — and
+/// other machine wording that people also write (lower case, in the sender's own first 600
+/// characters). Weak: a person's cues offset it. (What a mail says of itself is in
+/// [`SELF_DECLARATIONS`].)
 const AUTO_BODIES: &[&str] = &[
-    "this is an automatic reply",
-    "this is an automated reply",
-    "this is an automatic message",
-    "this is an automated message",
-    "this is an automatically generated",
-    "this message was automatically generated",
-    "this email was automatically generated",
-    "this is an auto-generated",
-    "this is an auto reply",
-    "this is an auto-reply",
     "automatically generated message",
-    "please do not reply to this",
-    "do not reply to this email",
-    "do not reply to this message",
     "i am out of the office",
     "i am currently out of the office",
     "i'm out of the office",
@@ -327,8 +317,6 @@ const AUTO_BODIES: &[&str] = &[
     "reading mail only occasionally",
     "i am travelling until",
     "i am traveling until",
-    "this is an automated response",
-    "this is an automatic response",
     "estou de férias",
     "estoy de vacaciones",
     "je suis en congé",
@@ -341,21 +329,8 @@ const AUTO_BODIES: &[&str] = &[
     "я в отпуске",
     "в отпуске до",
     "вне офиса до",
-    "配信専用",
     "送信専用のため",
     "返信しないようお願い",
-    "本メールは送信専用",
-    "这是一封自动回复",
-    "這是一封自動回覆",
-    "本邮件为自动回复",
-    "此邮件为自动回复",
-    "本郵件為自動回覆",
-    "此郵件為自動回覆",
-    "此邮件由系统自动发送",
-    "本邮件由系统自动发送",
-    "此郵件由系統自動發送",
-    "系统自动发送，请勿回复",
-    "系统邮件，请勿回复",
     "请勿直接回复",
     "請勿直接回覆",
     "我正在休假",
@@ -368,11 +343,11 @@ const AUTO_BODIES: &[&str] = &[
     "estoy fuera de la oficina",
     "sono fuori ufficio",
     "ik ben afwezig",
-    "本メールは自動",
     "自動送信",
 ];
 
-/// The [`AUTO_BODIES`] by which a mail says what it is (not what its author does).
+/// What a mail says of itself ("This is an automatic reply", "此为系统邮件，请勿回复"): firm, and
+/// deciding when it opens a sentence of the sender's own words.
 const SELF_DECLARATIONS: &[&str] = &[
     "this is an automatic reply",
     "this is an automated reply",
@@ -523,6 +498,8 @@ fn mail_tail(mail: &InboundMail) -> String {
 /// length.
 static AUTO_BODIES_AC: std::sync::LazyLock<aho_corasick::AhoCorasick> =
     std::sync::LazyLock::new(|| automaton(AUTO_BODIES));
+static SELF_DECLARATIONS_AC: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+    std::sync::LazyLock::new(|| automaton(SELF_DECLARATIONS));
 static RECEIPT_BODIES_AC: std::sync::LazyLock<aho_corasick::AhoCorasick> =
     std::sync::LazyLock::new(|| automaton(RECEIPT_BODIES));
 static BULK_BODIES_AC: std::sync::LazyLock<aho_corasick::AhoCorasick> =
@@ -839,7 +816,9 @@ fn machine_cues<'p>(mail: &InboundMail, new_text: &str) -> (Vec<Cue>, Option<&'p
     }
     let head = own_words(new_text);
     let mut declared = None;
-    if let Some(p) = first_of(&AUTO_BODIES_AC, AUTO_BODIES, &head) {
+    let auto = first_of(&SELF_DECLARATIONS_AC, SELF_DECLARATIONS, &head)
+        .or_else(|| first_of(&AUTO_BODIES_AC, AUTO_BODIES, &head));
+    if let Some(p) = auto {
         // "This is an automatic reply" opening a sentence of the sender's own words is the mail
         // speaking of itself and decides; inside a sentence ("the invoice says this is an
         // automatically generated message, but …") it is a person quoting.
