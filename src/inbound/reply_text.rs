@@ -292,16 +292,23 @@ fn quote_start(lines: &[&str], header_lines: &mut Vec<usize>) -> Option<usize> {
         if t.is_empty() {
             continue;
         }
-        if ORIGINAL_MESSAGE.is_match(t)
-            || WROTE_DASHES.is_match(t)
-            || DATE_ADDRESS.is_match(t)
-            || (WROTE_DATED.is_match(t) && !quote_follows(lines, i + 1))
+        // Cheap looks at the line first: most lines have none of what the regexes need.
+        let ruled = t.starts_with(['-', '_', '=', '*']);
+        let at = t.contains('@');
+        let digit = t.chars().any(char::is_numeric);
+        let colon = t.contains(':') || t.contains('：');
+        if (ruled && (ORIGINAL_MESSAGE.is_match(t) || WROTE_DASHES.is_match(t)))
+            || (at && DATE_ADDRESS.is_match(t))
+            || (digit && WROTE_DATED.is_match(t) && !quote_follows(lines, i + 1))
         {
             return Some(i);
         }
         // A "wrote:" line directly above `>` quotes is removed with them, and text after the
         // quote (a sign-off) is kept; otherwise it starts the quoted history.
-        if WROTE_ZH.is_match(t) && !quote_follows(lines, i + 1) {
+        if (t.contains('写') || t.contains('寫'))
+            && WROTE_ZH.is_match(t)
+            && !quote_follows(lines, i + 1)
+        {
             return Some(i);
         }
         if is_rule(t) && header_block_follows(lines, i + 1) {
@@ -320,10 +327,10 @@ fn quote_start(lines: &[&str], header_lines: &mut Vec<usize>) -> Option<usize> {
             return Some(i);
         }
         // A header block that starts with its date (`Date:` / `Sent:` first).
-        if i > 0 && HEADER_DATE.is_match(t) && header_block_follows(lines, i + 1) {
+        if colon && i > 0 && HEADER_DATE.is_match(t) && header_block_follows(lines, i + 1) {
             return Some(i);
         }
-        if HEADER_FROM.is_match(t) && header_block_follows(lines, i + 1) && i > 0 {
+        if colon && i > 0 && HEADER_FROM.is_match(t) && header_block_follows(lines, i + 1) {
             return Some(i);
         }
         // "On …" may wrap: join up to three lines and look for "wrote:".
@@ -333,7 +340,7 @@ fn quote_start(lines: &[&str], header_lines: &mut Vec<usize>) -> Option<usize> {
             }
             return Some(i);
         }
-        if t.starts_with(|c: char| c.is_ascii_digit()) && !DATE_ADDRESS.is_match(t) {
+        if t.starts_with(|c: char| c.is_ascii_digit()) && !(at && DATE_ADDRESS.is_match(t)) {
             if let Some(next) = lines.get(i + 1) {
                 let joined = format!("{t}{}", next.trim());
                 if DATE_ADDRESS.is_match(&joined)
