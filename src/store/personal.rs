@@ -99,6 +99,45 @@ async fn tickets_of(tx: &mut Tx, addr: &str) -> Result<(Vec<i64>, Vec<i64>)> {
     Ok((requested, part))
 }
 
+/// Whether `text` names the address `addr` itself: not inside a longer address (`xa@b.c`,
+/// `a@b.cn` for `a@b.c`).
+fn names(text: &str, addr: &str) -> bool {
+    occurrences(text, addr).next().is_some()
+}
+
+/// `text` with every whole occurrence of `addr` replaced by `(erased)`.
+fn scrub(text: &str, addr: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for at in occurrences(text, addr) {
+        out.push_str(&text[last..at]);
+        out.push_str("(erased)");
+        last = at + addr.len();
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+/// Where `addr` stands whole in `text`: no address character just before or after it.
+fn occurrences<'a>(text: &'a str, addr: &'a str) -> impl Iterator<Item = usize> + 'a {
+    let local = |c: char| c.is_alphanumeric() || "._%+-".contains(c);
+    let domain = |c: char| c.is_alphanumeric() || ".-".contains(c);
+    text.match_indices(addr).map(|(i, _)| i).filter(move |&i| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + addr.len()..].chars().next();
+        // A trailing dot ends a sentence, not the domain.
+        let after_ok = match after {
+            Some('.') => !text[i + addr.len() + 1..]
+                .chars()
+                .next()
+                .is_some_and(domain),
+            Some(c) => !domain(c),
+            None => true,
+        };
+        !before.is_some_and(local) && after_ok
+    })
+}
+
 /// `(a, b, c)` for an IN list of ids (ids are numbers: no injection).
 fn id_list(ids: &[i64]) -> String {
     if ids.is_empty() {
@@ -152,7 +191,7 @@ impl Store {
         }
         let sql = messages_sql(
             &requested,
-            "id, ticket_id, direction, received_at, from_addr, to_addrs, subject, message_id, text",
+            "id, ticket_id, direction, received_at, from_addr, to_addrs, subject, message_id, text, cc_addrs, reply_to",
         );
         let messages = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(a)
@@ -160,6 +199,15 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?
             .iter()
+            // `LIKE` found candidates; the address itself decides (not `xa@b.c` for `a@b.c`).
+            .filter(|r| {
+                r.get::<Option<i64>, _>(1)
+                    .is_some_and(|t| requested.contains(&t))
+                    || r.get::<Option<String>, _>(4).as_deref() == Some(a)
+                    || r.get::<Option<String>, _>(10).as_deref() == Some(a)
+                    || names(&r.get::<String, _>(5), a)
+                    || names(&r.get::<String, _>(9), a)
+            })
             .map(|r| CustomerMessage {
                 row: r.get(0),
                 ticket: r.get::<Option<i64>, _>(1).map(|t| TicketRef(t).to_string()),
@@ -173,23 +221,35 @@ impl Store {
             })
             .collect();
         let scalar = |sql: String| sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
-        let events = scalar(format!(
-            "SELECT COUNT(*) FROM events WHERE ticket_id IN {} OR detail LIKE $1",
+        let events = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT ticket_id, detail FROM events WHERE ticket_id IN {} OR detail LIKE $1",
             id_list(&requested)
-        ))
+        )))
         .bind(&like)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .filter(|r| {
+            r.get::<Option<i64>, _>(0)
+                .is_some_and(|t| requested.contains(&t))
+                || names(&r.get::<String, _>(1), a)
+        })
+        .count() as i64;
         let surveys = scalar(format!(
             "SELECT COUNT(*) FROM surveys WHERE ticket_id IN {}",
             id_list(&requested)
         ))
         .fetch_one(&mut *tx)
         .await?;
-        let outgoing = scalar("SELECT COUNT(*) FROM outbox WHERE recipients LIKE $1".into())
-            .bind(&like)
-            .fetch_one(&mut *tx)
-            .await?;
+        let outgoing = sqlx::query_scalar::<_, String>(
+            "SELECT recipients FROM outbox WHERE recipients LIKE $1",
+        )
+        .bind(&like)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .filter(|r| names(r, a))
+        .count() as i64;
         let shared_mailbox_jobs = scalar(format!(
             "SELECT COUNT(*) FROM imap_jobs WHERE ticket_id IN {} AND kind = 'append'",
             id_list(&requested)
@@ -259,31 +319,40 @@ impl Store {
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
         let addressed: Vec<(i64, String, Option<i64>)> = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT id, message_id, ticket_id FROM messages
+            "SELECT id, message_id, ticket_id, to_addrs, cc_addrs FROM messages
              WHERE direction = 'out' AND (to_addrs LIKE $1 OR cc_addrs LIKE $1) AND {not_requested}"
         )))
         .bind(&like)
         .fetch_all(&mut *tx)
         .await?
         .iter()
+        .filter(|r| names(&r.get::<String, _>(3), a) || names(&r.get::<String, _>(4), a))
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
         out.messages += own.len() + addressed.len();
-        let events: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM events WHERE detail LIKE $1 AND {not_requested}"
+        let events: Vec<(i64, String)> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, detail FROM events WHERE detail LIKE $1 AND {not_requested}"
         )))
         .bind(&like)
-        .fetch_one(&mut *tx)
-        .await?;
-        out.events += events as usize;
-        let outgoing: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM outbox WHERE recipients LIKE $1 AND ticket_id NOT IN {}",
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .filter(|(_, d): &(i64, String)| names(d, a))
+        .collect();
+        out.events += events.len();
+        let outgoing: Vec<(i64, String, String)> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, recipient, recipients FROM outbox WHERE recipients LIKE $1 AND ticket_id NOT IN {}",
             id_list(&requested)
         )))
         .bind(&like)
-        .fetch_one(&mut *tx)
-        .await?;
-        out.outgoing += outgoing as usize;
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .filter(|(_, _, all): &(i64, String, String)| names(all, a))
+        .collect();
+        out.outgoing += outgoing.len();
         for (row, id, ticket) in own.iter().chain(addressed.iter()) {
             if let (Some(t), Some(id)) = (ticket, MessageId::parse(id)) {
                 plan_for(&mut plans, TicketRef(*t))
@@ -309,23 +378,26 @@ impl Store {
                     serde_json::json!({"by": by, "reason": reason, "role": "participant"}),
                 );
             }
-            sqlx::query(
-                "UPDATE events SET detail = REPLACE(detail, $1, '(erased)') WHERE detail LIKE $2",
-            )
-            .bind(a)
-            .bind(&like)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE outbox SET recipient = REPLACE(recipient, $1, '(erased)'),
-                        recipients = REPLACE(recipients, $1, '(erased)'),
-                        status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END
-                 WHERE recipients LIKE $2",
-            )
-            .bind(a)
-            .bind(&like)
-            .execute(&mut *tx)
-            .await?;
+            for (id, detail) in &events {
+                sqlx::query("UPDATE events SET detail = $1 WHERE id = $2")
+                    .bind(scrub(detail, a))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // Mail not yet sent that names the customer is not sent (its bytes name them).
+            for (id, one, all) in &outgoing {
+                sqlx::query(
+                    "UPDATE outbox SET recipient = $1, recipients = $2,
+                            status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END
+                     WHERE id = $3",
+                )
+                .bind(scrub(one, a))
+                .bind(scrub(all, a))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
             plans.push(Plan::with_event(
                 None,
                 EventKind::CustomerErased,
@@ -540,4 +612,25 @@ async fn drop_chunks(tx: &mut Tx, blob: &str) -> Result<()> {
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_address_itself_is_named_and_scrubbed() {
+        let a = "li@example.com";
+        assert!(names("li@example.com, x@y.z", a));
+        assert!(names("{\"from\":\"li@example.com\"}", a));
+        assert!(names("Li <li@example.com>", a));
+        assert!(names("write to li@example.com.", a));
+        assert!(!names("wangli@example.com", a));
+        assert!(!names("li@example.com.cn", a));
+        assert!(!names("li@example.community", a));
+        assert_eq!(
+            scrub("wangli@example.com, li@example.com, li@example.com.cn", a),
+            "wangli@example.com, (erased), li@example.com.cn"
+        );
+    }
 }
