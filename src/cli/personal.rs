@@ -13,8 +13,9 @@ pub(super) async fn run(cli: &Cli, command: &CustomerCommand) -> anyhow::Result<
     match command {
         CustomerCommand::Show { address: a, json } => {
             let a = address(a)?;
-            let (_, store) = cli.store().await?;
+            let (settings, store) = cli.store().await?;
             let d = store.customer_data(&a).await?;
+            let lang = settings.service.agent_language;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&d)?);
             } else {
@@ -30,8 +31,11 @@ pub(super) async fn run(cli: &Cli, command: &CustomerCommand) -> anyhow::Result<
                 );
                 for t in &d.tickets {
                     println!(
-                        "  {}  {:<11} {:<8} {}",
-                        t.ticket, t.role, t.status, t.subject
+                        "  {}  {:<11} {}  {}",
+                        t.ticket,
+                        t.role,
+                        crate::outbound::labels::name(lang, &t.status),
+                        t.subject
                     );
                 }
                 for m in &d.messages {
