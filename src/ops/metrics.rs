@@ -29,6 +29,7 @@ pub struct Metrics {
     tickets_created: Counter,
     unattributed: Family<Labels, Counter>,
     authority_refused: Family<Labels, Counter>,
+    acks_suppressed: Family<Labels, Counter>,
     mail_sent: Family<Labels, Counter>,
     send_failures: Family<Labels, Counter>,
     sla_warnings: Family<Labels, Counter>,
@@ -65,6 +66,7 @@ impl Metrics {
             tickets_created: Counter::default(),
             unattributed: Family::default(),
             authority_refused: Family::default(),
+            acks_suppressed: Family::default(),
             mail_sent: Family::default(),
             send_failures: Family::default(),
             sla_warnings: Family::default(),
@@ -106,6 +108,11 @@ impl Metrics {
             "agent_authority_refused",
             "Mails from an agent's address without an agent's authority, by reason (customer_address: sent to the customer's reply address; no_agent_address; no_proof: require_auth not met; revoked: a rotated card; exposed: a non-agent wrote to a card's address)",
             m.authority_refused.clone(),
+        );
+        registry.register(
+            "acks_suppressed",
+            "People's mails ticketed without an acknowledgement, by reason (possibly_automated: machine evidence short of deciding; no_reply_address; rate_limit: the per-address brake)",
+            m.acks_suppressed.clone(),
         );
         registry.register(
             "mail_sent",
@@ -224,6 +231,15 @@ impl Metrics {
                     .authority_refused
                     .get_or_create(&l("reason", "exposed".to_string()))
                     .inc(),
+                EventKind::AckSuppressed => {
+                    let reason = detail["reason"]
+                        .as_str()
+                        .unwrap_or("")
+                        .replace([' ', '-'], "_");
+                    self.acks_suppressed
+                        .get_or_create(&l("reason", reason))
+                        .inc()
+                }
                 EventKind::MailQuarantined => self
                     .unattributed
                     .get_or_create(&l("reason", "quarantined".to_string()))
@@ -299,6 +315,10 @@ mod tests {
                 EventKind::SlaBreached,
                 &serde_json::json!({"promise": "solution"}),
             ),
+            (
+                EventKind::AckSuppressed,
+                &serde_json::json!({"reason": "possibly automated"}),
+            ),
         ]);
         m.processed(0.002);
         m.set_state(2, 1.5, 7, &[("support".into(), 4.0)]);
@@ -308,6 +328,7 @@ mod tests {
             "supportd_messages_screened_total{verdict=\"human\"} 1",
             "supportd_tickets_created_total 1",
             "supportd_sla_breaches_total{promise=\"solution\"} 1",
+            "supportd_acks_suppressed_total{reason=\"possibly_automated\"} 1",
             "supportd_outbox_depth 2",
             "supportd_timers_running 7",
             "supportd_mailbox_last_poll_age_seconds{mailbox=\"support\"} 4.0",
