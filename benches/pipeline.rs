@@ -571,6 +571,10 @@ fn main() {
     }
     bench_classify();
     bench_decide(&settings);
+    if std::env::args().any(|a| a == "decide") {
+        // `-- decide`: the pure work only (pure stages, classify, decide), for profiling.
+        return;
+    }
     rt.block_on(bench_store(&settings, n, 1));
     rt.block_on(bench_store(&settings, n, 500));
     rt.block_on(bench_store_postgres(&settings, n, 500));

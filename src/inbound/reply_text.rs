@@ -160,7 +160,12 @@ pub fn extract_known(text: &str, known: &[&str]) -> NewText {
     let mut lines: Vec<&str> = Vec::new();
     for line in text.lines() {
         // "reply On Wed, … wrote:": the reply and the quote header share a line.
-        match SHARED_LINE.captures(line).and_then(|c| c.get(2)) {
+        let shared = if line.contains("wrote:") {
+            SHARED_LINE.captures(line).and_then(|c| c.get(2))
+        } else {
+            None
+        };
+        match shared {
             Some(header) => {
                 lines.push(line[..header.start()].trim_end_matches([' ', '-']));
                 lines.push(&line[header.start()..]);
@@ -240,14 +245,21 @@ pub fn extract_known(text: &str, known: &[&str]) -> NewText {
     let mut images = Vec::new();
     let kept: Vec<&str> = kept
         .into_iter()
-        .filter(|l| match IMAGE_LINE.captures(l) {
-            Some(c) => {
-                if let Some(cid) = c.get(1).and_then(|m| m.as_str().strip_prefix("cid:")) {
-                    images.push(cid.trim().to_string());
+        .filter(|l| {
+            match l
+                .trim_start()
+                .starts_with('[')
+                .then(|| IMAGE_LINE.captures(l))
+                .flatten()
+            {
+                Some(c) => {
+                    if let Some(cid) = c.get(1).and_then(|m| m.as_str().strip_prefix("cid:")) {
+                        images.push(cid.trim().to_string());
+                    }
+                    false
                 }
-                false
+                None => true,
             }
-            None => true,
         })
         .collect();
     let out = kept.join("\n");
