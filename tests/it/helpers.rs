@@ -471,6 +471,21 @@ pub async fn wait_for_mail(user: &str, n: usize, secs: u64) -> Vec<Vec<u8>> {
 pub use supportd::testing::lmtp_deliver;
 
 impl TestApp {
+    /// An agent marks ticket `t` solved now (the app's clock), as `supportd ticket solve` does.
+    pub async fn solve(&self, t: supportd::domain::TicketRef) {
+        supportd::cli::actions::perform(
+            &self.store,
+            &self.desk(),
+            t,
+            &supportd::cli::actions::Action::Solve {
+                by: "agent@example.test".into(),
+            },
+            self.clock.now(),
+        )
+        .await
+        .expect("solve");
+    }
+
     /// A new customer writes a plain mail to this app's support address through Postfix.
     /// Returns the customer's address and the mail's Message-ID.
     pub async fn mail_from_new_customer(&self, subject: &str, body: &str) -> (String, String) {

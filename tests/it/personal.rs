@@ -5,7 +5,6 @@
 //! Retention on a fake clock. SQLite and PostgreSQL.
 
 use crate::helpers::*;
-use supportd::cli::actions::{perform, Action};
 use supportd::clock::Clock;
 use supportd::domain::{EmailAddress, TicketRef};
 use supportd::store::Store;
@@ -381,34 +380,14 @@ async fn retention_erases_tickets_solved_long_ago() {
         .await;
     let ack = supportd::inbound::parse::parse(&wait_for_mail(&old_customer, 1, 60).await[0]);
     let old = supportd::inbound::thread::subject_tag(&ack.subject).expect("tag");
-    perform(
-        &app.store,
-        &app.desk(),
-        old,
-        &Action::Solve {
-            by: "lina@example.test".into(),
-        },
-        clock.now(),
-    )
-    .await
-    .expect("solve");
+    app.solve(old).await;
     clock.advance(std::time::Duration::from_secs(31 * 86_400));
     let (new_customer, _) = app
         .mail_from_new_customer("New qzvknew", "new qzvknewword")
         .await;
     let ack = supportd::inbound::parse::parse(&wait_for_mail(&new_customer, 1, 60).await[0]);
     let new = supportd::inbound::thread::subject_tag(&ack.subject).expect("tag");
-    perform(
-        &app.store,
-        &app.desk(),
-        new,
-        &Action::Solve {
-            by: "lina@example.test".into(),
-        },
-        clock.now(),
-    )
-    .await
-    .expect("solve");
+    app.solve(new).await;
     let worker = supportd::workers::retention::RetentionWorker {
         store: app.store.clone(),
         clock: clock.clone(),

@@ -169,8 +169,6 @@ async fn a_reply_to_a_solved_ticket_reopens_it_and_after_the_window_opens_a_link
 /// solved, no second ticket opens, nothing is sent; the read receipt is recorded as such.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_auto_reply_or_read_receipt_to_our_acknowledgement_never_reopens_a_solved_ticket() {
-    use supportd::cli::actions::{perform, Action};
-    use supportd::clock::{Clock, SystemClock};
     let mut app = spawn_app(AppOptions {
         extra: "[sla]\nsurvey = false\n".into(),
         ..Default::default()
@@ -181,17 +179,7 @@ async fn an_auto_reply_or_read_receipt_to_our_acknowledgement_never_reopens_a_so
         .await;
     let ack = supportd::inbound::parse::parse(&wait_for_mail(&customer, 1, 60).await[0]);
     let t = TicketRef::parse(&app.store.tickets(1).await.expect("tickets")[0].ticket).expect("ref");
-    perform(
-        &app.store,
-        &app.desk(),
-        t,
-        &Action::Solve {
-            by: "agent@example.test".into(),
-        },
-        SystemClock.now(),
-    )
-    .await
-    .expect("solve");
+    app.solve(t).await;
     let threaded = format!(
         "In-Reply-To: <{}>\r\nReferences: <{first}> <{}>\r\n",
         ack.message_id, ack.message_id

@@ -227,8 +227,6 @@ async fn the_signed_address_from_a_never_seen_sender_opens_a_linked_ticket() {
 /// An Exchange calendar reply to a solved ticket's mail is machine mail: recorded, no reopen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_calendar_reply_never_reopens_a_solved_ticket() {
-    use supportd::cli::actions::{perform, Action};
-    use supportd::clock::{Clock, SystemClock};
     let mut app = spawn_app(AppOptions {
         extra: "[sla]\nsurvey = false\n".into(),
         ..Default::default()
@@ -238,17 +236,7 @@ async fn a_calendar_reply_never_reopens_a_solved_ticket() {
         .mail_from_new_customer("Onboarding call", "Can we schedule a call?")
         .await;
     let (t, ack) = first_ticket(&customer).await;
-    perform(
-        &app.store,
-        &app.desk(),
-        t,
-        &Action::Solve {
-            by: "agent@example.test".into(),
-        },
-        SystemClock.now(),
-    )
-    .await
-    .expect("solve");
+    app.solve(t).await;
     let raw = format!(
         "From: {customer}\r\nTo: {support}\r\nSubject: Accepted: {subject}\r\nMessage-ID: <{id}@corp.example>\r\nIn-Reply-To: <{ack_id}>\r\nReferences: <{first}> <{ack_id}>\r\nThread-Topic: Onboarding call\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"cal\"\r\n\r\n--cal\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nAccepted. See you then.\r\n--cal\r\nContent-Type: text/calendar; charset=utf-8; method=REPLY\r\n\r\nBEGIN:VCALENDAR\r\nMETHOD:REPLY\r\nBEGIN:VEVENT\r\nATTENDEE;PARTSTAT=ACCEPTED:mailto:{customer}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n--cal--\r\n",
         support = app.support,
