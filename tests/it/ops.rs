@@ -58,11 +58,13 @@ async fn readiness_fails_and_names_a_mailbox_that_cannot_be_read() {
     })
     .await;
     let addr = app.http.expect("listener");
-    // The broken mailbox fails at once and retries; the daemon is up, but not ready.
+    // The broken mailbox fails at once and retries; the daemon is up, but not ready. (Before
+    // its first attempt it is not ready either, without an error yet: wait for the error.)
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let body = loop {
         let (status, body) = http_get(addr, "/readyz").await;
-        if status == 503 || std::time::Instant::now() > deadline {
+        let failed = body.contains("127.0.0.1:1");
+        if (status == 503 && failed) || std::time::Instant::now() > deadline {
             assert_eq!(status, 503, "{body}");
             break body;
         }
