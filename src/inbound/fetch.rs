@@ -308,17 +308,7 @@ impl ImapConn {
                     timed(self.session.uid_mv(&set, folder)).await?;
                 } else {
                     timed(self.session.uid_copy(&set, folder)).await?;
-                    timed(async {
-                        let s = self
-                            .session
-                            .uid_store(&set, "+FLAGS.SILENT (\\Seen \\Deleted)")
-                            .await?;
-                        let _: Vec<_> = s.try_collect().await?;
-                        let e = self.session.uid_expunge(&set).await?;
-                        let _: Vec<_> = e.try_collect().await?;
-                        Ok::<_, async_imap::error::Error>(())
-                    })
-                    .await?;
+                    self.flag_and_expunge(&set, "\\Seen \\Deleted").await?;
                 }
             }
             _ => {
@@ -399,21 +389,26 @@ impl ImapConn {
             if uids.is_empty() {
                 continue;
             }
-            let set = uid_set(&uids);
-            timed(async {
-                let s = self
-                    .session
-                    .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
-                    .await?;
-                let _: Vec<_> = s.try_collect().await?;
-                let e = self.session.uid_expunge(&set).await?;
-                let _: Vec<_> = e.try_collect().await?;
-                Ok::<_, async_imap::error::Error>(())
-            })
-            .await?;
+            self.flag_and_expunge(&uid_set(&uids), "\\Deleted").await?;
             gone += uids.len();
         }
         Ok(gone)
+    }
+
+    /// Adds `flags` (which include `\Deleted`) to the messages of the UID `set` in the selected
+    /// folder, then expunges just those (RFC 4315 UID EXPUNGE).
+    async fn flag_and_expunge(&mut self, set: &str, flags: &str) -> Result<()> {
+        timed(async {
+            let s = self
+                .session
+                .uid_store(set, format!("+FLAGS.SILENT ({flags})"))
+                .await?;
+            let _: Vec<_> = s.try_collect().await?;
+            let e = self.session.uid_expunge(set).await?;
+            let _: Vec<_> = e.try_collect().await?;
+            Ok::<_, async_imap::error::Error>(())
+        })
+        .await
     }
 
     /// Creates a folder if it does not exist (used for the move target).

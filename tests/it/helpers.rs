@@ -377,6 +377,34 @@ pub fn customer_mail(
     .into_bytes()
 }
 
+/// `from`'s reply to `mail` (`Re:` its subject), threaded on it: In-Reply-To names it,
+/// References the `earlier` Message-IDs and it.
+pub fn reply_mail(
+    from: &str,
+    to: &str,
+    mail: &supportd::domain::InboundMail,
+    body: &str,
+    earlier: &[&str],
+) -> Vec<u8> {
+    let id = mail.message_id.as_str();
+    let references: Vec<String> = earlier
+        .iter()
+        .chain([&id])
+        .map(|r| format!("<{r}>"))
+        .collect();
+    customer_mail(
+        from,
+        to,
+        &format!("Re: {}", mail.subject),
+        body,
+        &format!("{}@customer.example", unique("re")),
+        &format!(
+            "In-Reply-To: <{id}>\r\nReferences: {}\r\n",
+            references.join(" ")
+        ),
+    )
+}
+
 /// Submits raw bytes through the rig's submission port, logged in as `from` (as an agent's mail
 /// client does through the organisation's own server).
 pub async fn submit_raw(from: &str, to: &str, raw: &[u8]) {
