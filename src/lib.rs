@@ -17,6 +17,7 @@ pub mod domain;
 pub mod inbound;
 pub mod ops;
 pub mod outbound;
+pub mod report;
 pub mod store;
 pub mod testing;
 pub mod ticket;

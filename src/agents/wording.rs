@@ -4,38 +4,21 @@
 
 use crate::config::{ForbiddenPhrase, WordingSettings};
 
-/// The procedures' forbidden phrases and their approved alternatives.
-pub const BUILTIN_FORBIDDEN: &[(&str, &str)] = &[
-    ("不清楚", "我为您确认后回复"),
-    ("不知道", "我为您确认后回复"),
-    ("不歸我管", "我幫您聯繫相關部門處理"),
-    ("不归我管", "我帮您联系相关部门处理"),
-    ("这不是我们的问题", "我们一起看看怎样为您解决"),
-    ("這不是我們的問題", "我們一起看看怎樣為您解決"),
-    ("没办法", "我们会尽力为您协调解决"),
-    ("沒辦法", "我們會盡力為您協調解決"),
-    ("你自己看", "我为您详细说明"),
-    ("不可能", "我们会认真为您核实"),
-    (
-        "i don't know",
-        "let me check that for you and get back to you",
-    ),
-    (
-        "i do not know",
-        "let me check that for you and get back to you",
-    ),
-    (
-        "not my problem",
-        "I will make sure the right team handles this",
-    ),
-    (
-        "not our problem",
-        "I will make sure the right team handles this",
-    ),
-    ("calm down", "I understand how frustrating this is"),
-    ("there's nothing we can do", "here is what we can do"),
-    ("there is nothing we can do", "here is what we can do"),
-];
+/// The procedures' forbidden phrases and their approved alternatives (`forbidden.toml`,
+/// embedded; the same schema as `[[wording.forbidden]]`).
+pub fn builtin_forbidden() -> &'static [ForbiddenPhrase] {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        forbidden: Vec<ForbiddenPhrase>,
+    }
+    static LIST: std::sync::LazyLock<Vec<ForbiddenPhrase>> = std::sync::LazyLock::new(|| {
+        toml::from_str::<File>(include_str!("forbidden.toml"))
+            .map(|f| f.forbidden)
+            .unwrap_or_default()
+    });
+    &LIST
+}
 
 /// The forbidden phrases in force: the built-in list (unless `wording.builtin = false`) and the
 /// site's own.
@@ -48,10 +31,7 @@ impl Wording {
     pub fn new(wording: &WordingSettings) -> Wording {
         let mut forbidden: Vec<ForbiddenPhrase> = Vec::new();
         if wording.builtin {
-            forbidden.extend(BUILTIN_FORBIDDEN.iter().map(|(p, i)| ForbiddenPhrase {
-                phrase: p.to_string(),
-                instead: i.to_string(),
-            }));
+            forbidden.extend(builtin_forbidden().iter().cloned());
         }
         forbidden.extend(wording.forbidden.iter().cloned());
         Wording { forbidden }
@@ -160,6 +140,18 @@ pub fn check_templates(
 mod tests {
     use super::*;
     use crate::testing::StageFixture;
+
+    #[test]
+    fn the_built_in_list_is_data_with_the_config_schema() {
+        let list = builtin_forbidden();
+        assert_eq!(list.len(), 17);
+        assert!(list
+            .iter()
+            .any(|f| f.phrase == "不清楚" && f.instead == "我为您确认后回复"));
+        assert!(list
+            .iter()
+            .all(|f| !f.phrase.is_empty() && !f.instead.is_empty()));
+    }
 
     #[test]
     fn the_shipped_templates_contain_no_forbidden_wording_and_a_bad_one_is_named() {

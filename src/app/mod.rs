@@ -9,6 +9,7 @@
 //! mail in hand (their transactions commit or roll back whole) and is bounded by
 //! `service.shutdown_timeout_secs`; a reload that fails changes nothing.
 
+pub mod cluster;
 pub mod context;
 pub mod instance;
 pub mod signals;
@@ -182,11 +183,39 @@ impl Application {
         }
     }
 
+    /// The monthly report worker, when `[report] mail` is on and someone is to receive it (a
+    /// WARN otherwise: nobody would get the report).
+    pub fn report_worker(&self) -> Option<crate::workers::report::ReportWorker> {
+        if !self.settings.report.mail {
+            return None;
+        }
+        let recipients = self.settings.report_recipients();
+        if recipients.is_empty() {
+            tracing::warn!("the monthly report is not mailed: no [report] to and no agent with role = \"supervisor\"");
+            return None;
+        }
+        Some(crate::workers::report::ReportWorker {
+            store: self.store.clone(),
+            desk: self.desk.clone(),
+            clock: self.clock.clone(),
+            settings: self.settings.report.clone(),
+            recipients,
+            tz: self.settings.sla_policy().calendar.timezone(),
+            wake: Arc::new(Notify::new()),
+            outbox_wake: self.outbox_wake.clone(),
+            health: self.health.clone(),
+            retry_at: 0,
+        })
+    }
+
     /// Runs until `cancel` fires; then waits up to the shutdown timeout for work in hand.
     pub async fn run_until_stopped(mut self, cancel: CancellationToken) {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(self.outbox_worker().run(cancel.clone()));
         tasks.spawn(self.timer_worker().run(cancel.clone()));
+        if let Some(w) = self.report_worker() {
+            tasks.spawn(w.run(cancel.clone()));
+        }
         if let Some(days) = self.settings.retention.erase_solved_after_days {
             tasks.spawn(
                 crate::workers::retention::RetentionWorker {
@@ -250,6 +279,19 @@ impl Application {
                 }
             }
         }
+        // Several daemons on PostgreSQL share the mailboxes under leases; SQLite runs one.
+        let cluster = (self.store.backend() == crate::store::Backend::Postgres).then(|| {
+            Arc::new(cluster::Cluster::new(
+                self.store.clone(),
+                self.outbox_wake.clone(),
+                self.holder.clone(),
+                i64::from(self.settings.database.lease_secs) * 1000,
+                loops.len(),
+            ))
+        });
+        if let Some(c) = &cluster {
+            tasks.spawn(c.clone().heartbeat(cancel.clone()));
+        }
         for (name, mb, role) in loops {
             self.health.register_mailbox(&name);
             let l = MailboxLoop {
@@ -264,6 +306,7 @@ impl Application {
                 health: self.health.clone(),
                 metrics: self.metrics.clone(),
                 role,
+                cluster: cluster.clone(),
             };
             tasks.spawn(l.run(cancel.clone()));
         }

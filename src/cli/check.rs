@@ -77,6 +77,26 @@ pub(super) async fn run(config: &Path) -> anyhow::Result<ExitCode> {
         },
         Err(e) => report(false, format!("smtp: {e}")),
     }
+    if settings.report.mail {
+        let to = settings.report_recipients();
+        if to.is_empty() {
+            println!("WARN report: the monthly report is not mailed: no [report] to and no agent with role = \"supervisor\"");
+        } else {
+            match crate::report::charts::load_font(settings.report.font.as_deref()) {
+                Ok(font) => report(
+                    true,
+                    format!(
+                        "report: mailed on day {} at {:02}:00 to {} (charts drawn with {})",
+                        settings.report.day,
+                        settings.report.hour,
+                        to.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", "),
+                        font.display()
+                    ),
+                ),
+                Err(e) => println!("WARN report: {e}; the report goes without charts"),
+            }
+        }
+    }
     match settings.http.address() {
         Some(a) => report(
             true,

@@ -4,9 +4,11 @@
 
 pub mod actions;
 mod check;
+mod classify;
 pub mod files;
 pub mod inspect;
 mod personal;
+mod status;
 mod views;
 
 use crate::agents::wording::Wording;
@@ -94,14 +96,38 @@ pub enum Command {
         #[command(subcommand)]
         command: CustomerCommand,
     },
-    /// The monthly figures: tickets by category, resolution, promises kept, breaches by category,
-    /// satisfaction, first-contact resolution, classification corrections.
+    /// The monthly service report: key figures against targets (satisfaction, resolution,
+    /// first-contact resolution, each promise), volume by day and category, complaints by
+    /// severity, breaches, survey scores, per-agent figures, the month before for comparison.
     Report {
         /// The month (`2026-11`; default: this month), in the calendar's time zone.
         #[arg(long)]
         month: Option<String>,
+        /// Same as `--format json`.
         #[arg(long)]
         json: bool,
+        /// `text` (default), `json`, or `html` (self-contained, charts inline as SVG).
+        #[arg(long, value_parser = ["text", "json", "html"])]
+        format: Option<String>,
+        /// Write to this file instead of standard output.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// Queue the report (HTML with charts, and plain text) to the supervisors now, through
+        /// the outbox: the running daemon sends it within a minute.
+        #[arg(long)]
+        mail: bool,
+    },
+    /// Which daemon fetches which mailbox (leases, several daemons on PostgreSQL), the daemons
+    /// alive, the outbox, the next promise due.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The classifier: `classify train` (rebuild the model with this site's corrections),
+    /// `classify eval FILE|DIR` (measure it on labelled mail).
+    Classify {
+        #[command(subcommand)]
+        command: ClassifyCommand,
     },
     /// The approved templates: `templates check`.
     Templates {
@@ -119,6 +145,35 @@ pub enum TemplatesCommand {
         /// Templates directory (default: the config's, or ./templates).
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClassifyCommand {
+    /// Rebuild the model from the shipped corpus plus every classification an agent corrected
+    /// here (`#category`/`#priority` commands, `ticket correct`), and write it where the daemon
+    /// loads it (`<state_dir>/classify-model.bin`; `systemctl reload supportd` picks it up).
+    Train {
+        /// Only the shipped corpus, no config or database (how the shipped model is built).
+        #[arg(long)]
+        shipped: bool,
+        /// Write the model here instead.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// How many corpus mails one correction counts as.
+        #[arg(long, default_value_t = 5.0)]
+        correction_weight: f32,
+    },
+    /// Measure the classifier (the configured one with `--config`, else the shipped one) on a
+    /// labelled TOML file or a directory of them: accuracy per field, precision and recall per
+    /// category, the confusion matrix.
+    Eval {
+        path: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// List every mail it got wrong.
+        #[arg(long)]
+        misses: bool,
     },
 }
 
@@ -570,24 +625,82 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Report { month, json } => {
+        Command::Report {
+            month,
+            json,
+            format,
+            output,
+            mail,
+        } => {
             let (settings, store) = cli.store().await?;
-            let cal = settings.sla_policy().calendar.clone();
+            let tz = settings.sla_policy().calendar.timezone();
             let now = SystemClock.now();
-            let (from, to, label) = views::month_bounds(&cal, month.as_deref(), now)?;
-            let busy = busy(&format!("computing the report for {label}"));
-            let r = store.report(from, to, now).await?;
+            let month = match month {
+                Some(m) => crate::report::Month::parse(m)
+                    .with_context(|| format!("--month {m:?}: expected YYYY-MM"))?,
+                None => crate::report::Month::containing(now, tz),
+            };
+            if *mail {
+                let desk = crate::app::context::Desk::new(
+                    &settings,
+                    crate::outbound::templates::Templates::load(&settings.service.templates_dir)?,
+                );
+                let to = settings.report_recipients();
+                let id = crate::workers::report::queue_report(
+                    &store,
+                    &desk,
+                    &settings.report,
+                    &to,
+                    tz,
+                    month,
+                    now,
+                    false,
+                )
+                .await?;
+                let to = to.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ");
+                if let Some(id) = id {
+                    println!("report {month} queued to {to} (Message-ID <{id}>); the running daemon sends it within a minute", id = id.as_str());
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let busy = busy(&format!("computing the report for {month}"));
+            let r =
+                crate::report::monthly(&store, month, tz, &settings.report.targets, now).await?;
+            let format = format
+                .as_deref()
+                .unwrap_or(if *json { "json" } else { "text" });
+            let out = match format {
+                "json" => serde_json::to_string_pretty(&r)? + "\n",
+                "html" => {
+                    let _ = crate::report::charts::load_font(settings.report.font.as_deref());
+                    crate::report::html::render(
+                        &r,
+                        settings.service.agent_language,
+                        crate::report::html::ChartsAs::InlineSvg,
+                        &settings.service.support_name,
+                    )
+                }
+                _ => crate::report::text::render(&r),
+            };
             busy.finish_and_clear();
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            } else {
-                print!("{}", views::show_report(&r, &label));
+            match output {
+                Some(path) => {
+                    std::fs::write(path, out)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    println!("report {month} written to {}", path.display());
+                }
+                None => print!("{out}"),
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Templates {
             command: TemplatesCommand::Check { dir },
         } => templates_check(&cli, dir.as_deref()),
+        Command::Classify { command } => classify::run(&cli, command).await,
+        Command::Status { json } => {
+            let (settings, store) = cli.store().await?;
+            status::run(&settings, &store, *json).await
+        }
     }
 }
 

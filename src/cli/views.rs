@@ -4,9 +4,8 @@
 use crate::domain::Language;
 use crate::outbound::labels::{class_name, name};
 use crate::outbound::templates::duration_text;
-use crate::store::{Report, TicketDetail, TicketSummary, Unattributed};
+use crate::store::{TicketDetail, TicketSummary, Unattributed};
 use crate::ticket::calendar::Calendar;
-use anyhow::Context;
 
 /// `s` padded with spaces to `width` display columns (a Chinese character takes two).
 fn pad(s: &str, width: usize) -> String {
@@ -199,99 +198,6 @@ pub(super) fn show_ticket(d: &TicketDetail, cal: &Calendar, now: i64, lang: Lang
     out
 }
 
-/// `[from, to)` of a month (`2026-11`, default the current one) in the calendar's zone.
-pub(super) fn month_bounds(
-    cal: &Calendar,
-    month: Option<&str>,
-    now: i64,
-) -> anyhow::Result<(i64, i64, String)> {
-    use chrono::{Datelike, NaiveDate, TimeZone};
-    let tz = cal.timezone();
-    let (y, m) = match month {
-        Some(s) => {
-            let d = NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d")
-                .with_context(|| format!("--month {s:?}: expected YYYY-MM"))?;
-            (d.year(), d.month())
-        }
-        None => {
-            let d = chrono::DateTime::from_timestamp_millis(now)
-                .context("clock out of range")?
-                .with_timezone(&tz);
-            (d.year(), d.month())
-        }
-    };
-    let start = |y: i32, m: u32| -> anyhow::Result<i64> {
-        let d = NaiveDate::from_ymd_opt(y, m, 1).context("bad month")?;
-        Ok(tz
-            .from_local_datetime(&d.and_hms_opt(0, 0, 0).context("midnight")?)
-            .earliest()
-            .context("no such local time")?
-            .timestamp_millis())
-    };
-    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-    Ok((
-        start(y, m)?,
-        start(ny, nm)?,
-        format!("{y}-{m:02} ({})", tz.name()),
-    ))
-}
-
-pub(super) fn show_report(r: &Report, label: &str) -> String {
-    let pct = |a: i64, b: i64| {
-        if b == 0 {
-            "  n/a".to_string()
-        } else {
-            format!("{:5.1} %", a as f64 * 100.0 / b as f64)
-        }
-    };
-    let mut out = format!(
-        "supportd report {label}\n\ntickets created  {}\n",
-        r.tickets_created
-    );
-    for (c, n) in &r.by_category {
-        out.push_str(&format!("  {c:<14} {n}\n"));
-    }
-    out.push_str(&format!(
-        "\nresolution                {}  ({} of {} solved; target ≥ 95 %)\n",
-        pct(r.solved, r.tickets_created),
-        r.solved,
-        r.tickets_created
-    ));
-    out.push_str(&format!(
-        "first-contact resolution  {}  ({} of {} solved in the month with one reply, never reopened; target ≥ 90 %)\n",
-        pct(r.first_contact, r.solved_in_period),
-        r.first_contact,
-        r.solved_in_period
-    ));
-    out.push_str(&format!(
-        "satisfaction              {}  ({} of {} surveys scored 4-5 overall; target ≥ 90 %)\n",
-        pct(r.satisfied, r.surveys),
-        r.satisfied,
-        r.surveys
-    ));
-    out.push_str(&format!(
-        "classification corrected  {}  ({} of {} tickets)\n",
-        pct(r.corrected, r.tickets_created),
-        r.corrected,
-        r.tickets_created
-    ));
-    out.push_str("\npromises kept (started in the month, settled or overdue by now)\n");
-    for (kind, kept, all) in &r.promises {
-        out.push_str(&format!(
-            "  {kind:<19} {}  ({kept} of {all})\n",
-            pct(*kept, *all)
-        ));
-    }
-    out.push_str("\nbreaches by promise and category\n");
-    if r.breaches.is_empty() {
-        out.push_str("  none\n");
-    }
-    for (kind, category, n) in &r.breaches {
-        out.push_str(&format!("  {kind:<19} {category:<14} {n}\n"));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,19 +210,5 @@ mod tests {
         assert_eq!(parse_duration("1.5h"), Some(5_400_000));
         assert_eq!(parse_duration("4"), None);
         assert_eq!(parse_duration("4 weeks"), None);
-    }
-
-    #[test]
-    fn a_month_is_bounded_in_the_calendar_s_zone() {
-        let settings = crate::ticket::calendar::CalendarSettings {
-            timezone: "Asia/Shanghai".into(),
-            ..Default::default()
-        };
-        let cal = Calendar::new(&settings).expect("calendar");
-        let (from, to, label) = month_bounds(&cal, Some("2026-12"), 0).expect("month");
-        assert_eq!(cal.show(from), "2026-12-01 00:00 Asia/Shanghai");
-        assert_eq!(cal.show(to), "2027-01-01 00:00 Asia/Shanghai");
-        assert!(label.starts_with("2026-12"));
-        assert!(month_bounds(&cal, Some("2026-13"), 0).is_err());
     }
 }

@@ -115,6 +115,8 @@ pub struct Settings {
     pub wording: WordingSettings,
     #[serde(default)]
     pub retention: RetentionSettings,
+    #[serde(default)]
+    pub report: ReportSettings,
     /// The classification rules, compiled once when the config was validated.
     #[serde(skip)]
     compiled_classifier: Option<Arc<Classifier>>,
@@ -131,6 +133,51 @@ pub struct RetentionSettings {
     /// Erase tickets solved longer ago than this many days (1–36500).
     #[serde(default)]
     pub erase_solved_after_days: Option<u32>,
+}
+
+/// `[report]`: the monthly service report mailed to the supervisors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSettings {
+    /// Mail the previous month's report on `day` at `hour` (the calendar's zone).
+    pub mail: bool,
+    /// Day of the month, 1–28.
+    pub day: u32,
+    /// Hour, 0–23.
+    pub hour: u32,
+    /// Recipients; empty: every agent with `role = "supervisor"`.
+    pub to: Vec<EmailAddress>,
+    /// A font with Chinese glyphs for the charts (default: the first found of
+    /// `report::charts::FONT_CANDIDATES`).
+    pub font: Option<PathBuf>,
+    pub targets: crate::report::Targets,
+}
+
+impl Default for ReportSettings {
+    fn default() -> ReportSettings {
+        ReportSettings {
+            mail: true,
+            day: 1,
+            hour: 8,
+            to: Vec::new(),
+            font: None,
+            targets: crate::report::Targets::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Who receives the monthly report: `[report] to`, else the supervisors.
+    pub fn report_recipients(&self) -> Vec<EmailAddress> {
+        if !self.report.to.is_empty() {
+            return self.report.to.clone();
+        }
+        self.agents
+            .iter()
+            .filter(|a| a.role == crate::domain::Role::Supervisor)
+            .map(|a| a.address.clone())
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -183,6 +230,15 @@ pub struct DatabaseSettings {
     pub url: Option<Secret>,
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// PostgreSQL, several daemons: how long a mailbox lease lasts without renewal (renewed
+    /// every quarter of it): a dead daemon's mailboxes are taken over within about this plus a
+    /// quarter. 4–300.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u32,
+}
+
+fn default_lease_secs() -> u32 {
+    20
 }
 
 impl Default for DatabaseSettings {
@@ -190,6 +246,7 @@ impl Default for DatabaseSettings {
         DatabaseSettings {
             url: None,
             max_connections: default_max_connections(),
+            lease_secs: default_lease_secs(),
         }
     }
 }
@@ -755,6 +812,31 @@ impl Settings {
         if self.outbox.batch_size == 0 {
             problems.push("outbox.batch_size: must be at least 1".into());
         }
+        if !(1..=28).contains(&self.report.day) {
+            problems.push(format!(
+                "report.day: must be 1-28 (every month has it), not {}",
+                self.report.day
+            ));
+        }
+        if self.report.hour > 23 {
+            problems.push(format!(
+                "report.hour: must be 0-23, not {}",
+                self.report.hour
+            ));
+        }
+        let t = &self.report.targets;
+        for (key, v) in [
+            ("satisfaction", t.satisfaction),
+            ("resolution", t.resolution),
+            ("first_contact_resolution", t.first_contact_resolution),
+            ("promises", t.promises),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                problems.push(format!(
+                    "report.targets.{key}: a ratio from 0 to 1 (0.9 = 90 %), not {v}"
+                ));
+            }
+        }
         if let Some(d) = &self.service.message_id_domain {
             if d.is_empty() || d.contains(|c: char| c.is_whitespace() || c == '@' || c == '>') {
                 problems.push(format!("service.message_id_domain: not a domain: {d:?}"));
@@ -780,9 +862,21 @@ impl Settings {
         if self.database.max_connections == 0 {
             problems.push("database.max_connections: must be at least 1".into());
         }
-        match Classifier::new(&self.classify) {
-            Ok(c) => self.compiled_classifier = Some(Arc::new(c)),
-            Err(p) => problems.extend(p),
+        if !(4..=300).contains(&self.database.lease_secs) {
+            problems.push(format!(
+                "database.lease_secs: must be 4-300 seconds, not {}",
+                self.database.lease_secs
+            ));
+        }
+        let model = crate::inbound::classify::ModelSource::resolve(
+            self.classify.model.as_deref(),
+            &self.service.state_dir,
+        )
+        .load();
+        match (Classifier::new(&self.classify), model) {
+            (Ok(c), Ok(m)) => self.compiled_classifier = Some(Arc::new(c.with_model(m))),
+            (Err(p), _) => problems.extend(p),
+            (_, Err(p)) => problems.push(p),
         }
         match Calendar::new(&self.calendar) {
             Ok(cal) => match SlaPolicy::new(&self.sla, cal) {

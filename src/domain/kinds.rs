@@ -124,12 +124,15 @@ named! {
         ParticipantAdded = "participant_added",
         /// A customer's personal data on this ticket was erased (by whom, why; never what).
         CustomerErased = "customer_erased",
+        /// The monthly service report was queued for the supervisors (month, Message-ID).
+        ReportQueued = "report_queued",
     }
 }
 
 named! {
     /// What a mail supportd writes is: to customers (`ack`, `survey`, `followup`, `reply`), to
-    /// agents (`notice`), or a ticket's card in the shared mailbox (`card`, never sent).
+    /// agents (`notice`), or a ticket's card in the shared mailbox (`card`, never sent); the
+    /// monthly service report to the supervisors (`report`, on no ticket).
     MailKind {
         Ack = "ack",
         Survey = "survey",
@@ -137,6 +140,7 @@ named! {
         Reply = "reply",
         Notice = "notice",
         Card = "card",
+        Report = "report",
     }
 }
 
@@ -146,7 +150,11 @@ impl MailKind {
     pub fn is_automatic(self) -> bool {
         matches!(
             self,
-            MailKind::Ack | MailKind::Survey | MailKind::Followup | MailKind::Notice
+            MailKind::Ack
+                | MailKind::Survey
+                | MailKind::Followup
+                | MailKind::Notice
+                | MailKind::Report
         )
     }
 

@@ -11,6 +11,7 @@ pub mod kinds;
 pub mod mail;
 pub mod plan;
 pub mod promise;
+pub mod report;
 pub mod thread;
 pub mod ticket;
 

@@ -71,7 +71,8 @@ pub struct EventDraft {
 /// A mail to queue, finished to the byte.
 #[derive(Debug, Clone)]
 pub struct OutboxDraft {
-    pub ticket: TicketRef,
+    /// `None`: mail about no ticket (the monthly report).
+    pub ticket: Option<TicketRef>,
     pub kind: MailKind,
     pub message_id: MessageId,
     pub recipients: Vec<EmailAddress>,

@@ -454,7 +454,7 @@ pub fn record(facts: &mut IntakeFacts, a: &Analysis, uid: u32, d: &Decided, now:
         }
     }
     for o in &d.plan.outbox {
-        facts.outbound.insert(o.message_id.clone(), Some(o.ticket));
+        facts.outbound.insert(o.message_id.clone(), o.ticket);
         if o.kind == MailKind::Ack {
             if let Some(r) = o.recipients.first() {
                 *facts.acks_last_hour.entry(r.clone()).or_default() += 1;

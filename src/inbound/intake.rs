@@ -47,6 +47,8 @@ pub struct Batch<'a> {
     pub uidvalidity: u32,
     pub role: FolderRole,
     pub mails: &'a [(u32, Vec<u8>)],
+    /// Several daemons: the mailbox's lease, checked in the commit (fencing).
+    pub fence: Option<&'a crate::store::leases::Lease>,
 }
 
 impl<'a> Batch<'a> {
@@ -57,6 +59,7 @@ impl<'a> Batch<'a> {
             uidvalidity,
             role: FolderRole::Inbox,
             mails,
+            fence: None,
         }
     }
 }
@@ -105,6 +108,7 @@ pub async fn store_analyzed(
             }
             Ok(done)
         }
+        Err(e @ StoreError::LeaseLost(..)) => Err(e),
         Err(e) if batch.mails.len() > 1 => {
             warn!(error = %e, mails = batch.mails.len(), imap.mailbox = batch.mailbox, "group commit failed; storing the batch one mail at a time");
             let mut done = Vec::new();
@@ -163,6 +167,17 @@ async fn commit(
 ) -> Result<Vec<Processed>, StoreError> {
     let last = batch.mails.iter().map(|(u, _)| *u).max().unwrap_or(0);
     let mut tx = store.begin().await?;
+    if let Some(lease) = batch.fence {
+        // First, so the lease row stays locked until the commit: no takeover slips in.
+        // Lease times are wall-clock time (see `app::cluster`).
+        store
+            .fence(
+                &mut tx,
+                lease,
+                crate::clock::Clock::now(&crate::clock::SystemClock),
+            )
+            .await?;
+    }
     let mut facts = store
         .intake_facts(
             &mut tx,

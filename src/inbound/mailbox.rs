@@ -15,6 +15,7 @@ use crate::inbound::fetch::{self, FetchError};
 use crate::inbound::intake::{self, Batch, Processed};
 use crate::ops::health::Health;
 use crate::ops::metrics::Metrics;
+use crate::store::leases::Lease;
 use crate::store::{Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +79,8 @@ pub struct MailboxLoop {
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
     pub role: FolderRole,
+    /// Several daemons on PostgreSQL: the mailbox is fetched only under its lease.
+    pub cluster: Option<Arc<crate::app::cluster::Cluster>>,
 }
 
 /// A fetched batch being processed and committed.
@@ -123,41 +126,63 @@ impl MailboxLoop {
         let span = info_span!("mailbox", imap.mailbox = %self.name);
         self.health.register_mailbox(&self.name);
         async {
-            // Failed attempts in a row since the last good connection.
-            let mut failures = 0u32;
-            // Database errors in a row.
-            let mut store_failures = 0u32;
+            let key = checkpoint_key(&self.name, &self.settings.folder);
             while !cancel.is_cancelled() {
-                self.health.beat(&self.task());
-                match self.session(&cancel, &mut failures, &mut store_failures).await {
-                    Ok(()) => break,
-                    Err(IngestError::Store(e)) => {
-                        // The database failed (disk full, I/O, connection): the batch was not
-                        // committed, so nothing was flagged; it is fetched again. Back off
-                        // without hammering the database, at most 5 s.
-                        store_failures += 1;
-                        let wait = crate::workers::error_backoff(store_failures);
-                        warn!(error = %e, retry_in = ?wait, "database error while storing mail; nothing was flagged, fetching again");
-                        self.health.mailbox_failed(&self.name, &e.to_string());
-                        self.health.storage_failed(&self.task(), &e.to_string());
-                        self.health.waiting(&self.task(), wait);
-                        tokio::select! {
-                            _ = cancel.cancelled() => break,
-                            _ = tokio::time::sleep(wait) => {}
+                // Several daemons: fetch only under the mailbox's lease.
+                let (lease, session_cancel, keeper) = match &self.cluster {
+                    None => (None, cancel.child_token(), None),
+                    Some(cluster) => match cluster.acquire(&key).await {
+                        Ok(Some(lease)) => {
+                            info!(
+                                epoch = lease.epoch,
+                                "mailbox lease taken: this daemon fetches it"
+                            );
+                            self.health.standby(&self.name, None);
+                            let session_cancel = cancel.child_token();
+                            let keeper = {
+                                let (c, l, sc, stop) = (
+                                    cluster.clone(),
+                                    lease.clone(),
+                                    session_cancel.clone(),
+                                    cancel.clone(),
+                                );
+                                tokio::spawn(async move { c.keep(&l, &sc, &stop).await })
+                            };
+                            (Some(lease), session_cancel, Some(keeper))
                         }
-                    }
-                    Err(e) => {
-                        let wait = reconnect_delay(failures);
-                        failures += 1;
-                        warn!(error = %e, retry_in = ?wait, "IMAP session ended; reconnecting");
-                        self.health.mailbox_failed(&self.name, &e.to_string());
-                        self.metrics.imap_reconnect(&self.name);
-                        self.health.waiting(&self.task(), wait);
-                        tokio::select! {
-                            _ = cancel.cancelled() => break,
-                            _ = tokio::time::sleep(wait) => {}
+                        Ok(None) => {
+                            let holder = cluster
+                                .holder_of(&key)
+                                .await
+                                .unwrap_or_else(|| "another daemon".into());
+                            self.health.standby(&self.name, Some(&holder));
+                            let wait = cluster.retry_in();
+                            self.health.waiting(&self.task(), wait);
+                            tokio::select! {
+                                _ = cancel.cancelled() => break,
+                                _ = tokio::time::sleep(wait) => {}
+                            }
+                            continue;
                         }
-                    }
+                        Err(e) => {
+                            warn!(error = %e, "cannot read the mailbox lease; trying again");
+                            self.health.mailbox_failed(&self.name, &e.to_string());
+                            self.health.waiting(&self.task(), cluster.tick());
+                            tokio::select! {
+                                _ = cancel.cancelled() => break,
+                                _ = tokio::time::sleep(cluster.tick()) => {}
+                            }
+                            continue;
+                        }
+                    },
+                };
+                self.sessions(&session_cancel, lease.as_ref()).await;
+                if let Some(k) = keeper {
+                    session_cancel.cancel();
+                    let _ = k.await;
+                }
+                if self.cluster.is_none() {
+                    break;
                 }
             }
             self.health.retire(&self.task());
@@ -167,9 +192,60 @@ impl MailboxLoop {
         .await
     }
 
+    /// IMAP sessions, reconnecting with backoff on any error, until `cancel` (shutdown, or the
+    /// lease was lost or given back).
+    async fn sessions(&self, cancel: &CancellationToken, lease: Option<&Lease>) {
+        // Failed attempts in a row since the last good connection.
+        let mut failures = 0u32;
+        // Database errors in a row.
+        let mut store_failures = 0u32;
+        while !cancel.is_cancelled() {
+            self.health.beat(&self.task());
+            match self
+                .session(cancel, lease, &mut failures, &mut store_failures)
+                .await
+            {
+                Ok(()) => break,
+                Err(IngestError::Store(StoreError::LeaseLost(..))) => {
+                    warn!("a batch was not committed: the mailbox's lease went to another daemon; it fetches the mail now");
+                    cancel.cancel();
+                    break;
+                }
+                Err(IngestError::Store(e)) => {
+                    // The database failed (disk full, I/O, connection): the batch was not
+                    // committed, so nothing was flagged; it is fetched again. Back off
+                    // without hammering the database, at most 5 s.
+                    store_failures += 1;
+                    let wait = crate::workers::error_backoff(store_failures);
+                    warn!(error = %e, retry_in = ?wait, "database error while storing mail; nothing was flagged, fetching again");
+                    self.health.mailbox_failed(&self.name, &e.to_string());
+                    self.health.storage_failed(&self.task(), &e.to_string());
+                    self.health.waiting(&self.task(), wait);
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+                Err(e) => {
+                    let wait = reconnect_delay(failures);
+                    failures += 1;
+                    warn!(error = %e, retry_in = ?wait, "IMAP session ended; reconnecting");
+                    self.health.mailbox_failed(&self.name, &e.to_string());
+                    self.metrics.imap_reconnect(&self.name);
+                    self.health.waiting(&self.task(), wait);
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+
     async fn session(
         &self,
         cancel: &CancellationToken,
+        lease: Option<&Lease>,
         failures: &mut u32,
         store_failures: &mut u32,
     ) -> Result<(), IngestError> {
@@ -250,6 +326,7 @@ impl MailboxLoop {
                     );
                     let uidvalidity = sel.uidvalidity;
                     let role = self.role;
+                    let fence = lease.cloned();
                     tokio::spawn(async move {
                         let started = std::time::Instant::now();
                         let desk = desk.get();
@@ -270,6 +347,7 @@ impl MailboxLoop {
                             uidvalidity,
                             role,
                             mails: &fetched,
+                            fence: fence.as_ref(),
                         };
                         intake::store_analyzed(&store, &desk, batch, &analyzed, started, now).await
                     })

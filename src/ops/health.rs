@@ -24,6 +24,8 @@ struct MailboxState {
     first_attempt_done: bool,
     last_poll: Option<Instant>,
     last_error: Option<String>,
+    /// Several daemons: another daemon holds this mailbox's lease (its holder).
+    standby: Option<String>,
 }
 
 #[derive(Debug)]
@@ -41,6 +43,8 @@ pub struct Health {
 #[derive(Debug, Clone, Serialize)]
 pub struct MailboxReport {
     pub mailbox: String,
+    /// Another daemon holds it (several daemons): this one stands by.
+    pub standby: Option<String>,
     /// Seconds since the last successful poll (`None`: never yet).
     pub last_poll_age_secs: Option<f64>,
     pub last_error: Option<String>,
@@ -148,6 +152,26 @@ impl Health {
         s.last_error = None;
     }
 
+    /// Several daemons: `holder` (another daemon) holds this mailbox, or (`None`) this one
+    /// does now.
+    pub fn standby(&self, mailbox: &str, holder: Option<&str>) {
+        let mut m = lock(&self.mailboxes);
+        let s = m.entry(mailbox.to_string()).or_default();
+        s.first_attempt_done = true;
+        s.standby = holder.map(str::to_string);
+        if holder.is_some() {
+            s.last_error = None;
+        }
+    }
+
+    /// How many mailboxes this daemon fetches (holds, when there are leases).
+    pub fn held(&self) -> usize {
+        lock(&self.mailboxes)
+            .values()
+            .filter(|s| s.standby.is_none())
+            .count()
+    }
+
     /// A mailbox's session failed; it will retry.
     pub fn mailbox_failed(&self, mailbox: &str, error: &str) {
         let mut m = lock(&self.mailboxes);
@@ -168,6 +192,7 @@ impl Health {
             .iter()
             .map(|(name, s)| MailboxReport {
                 mailbox: name.clone(),
+                standby: s.standby.clone(),
                 last_poll_age_secs: s.last_poll.map(|t| now.duration_since(t).as_secs_f64()),
                 last_error: s.last_error.clone(),
             })

@@ -157,11 +157,14 @@ async fn readyz(State(s): State<Arc<HttpState>>) -> Response {
         .map(|m| {
             // Read recently, and not failing since: a server that went away makes the daemon
             // unready as soon as the session notices, not when the last read grows stale.
-            let fresh = m.last_poll_age_secs.is_some_and(|a| a <= stale) && m.last_error.is_none();
+            // Standing by for another daemon's mailbox is fine: that daemon reads it.
+            let fresh = m.standby.is_some()
+                || (m.last_poll_age_secs.is_some_and(|a| a <= stale) && m.last_error.is_none());
             ok &= fresh;
             json!({
                 "mailbox": m.mailbox,
                 "ok": fresh,
+                "held_by": m.standby,
                 "last_poll_age_secs": m.last_poll_age_secs,
                 "last_error": m.last_error,
             })
@@ -190,6 +193,7 @@ async fn readyz(State(s): State<Arc<HttpState>>) -> Response {
             "status": if ok { "ready" } else { "not ready" },
             "database": database,
             "mailboxes": mailboxes,
+            "mailboxes_held": s.health.held(),
             "outbox": outbox,
         }),
     )

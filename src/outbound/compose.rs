@@ -350,7 +350,7 @@ impl Desk {
         let mut recipients: Vec<EmailAddress> = letter.to.iter().map(|(_, a)| a.clone()).collect();
         recipients.extend(letter.cc.iter().cloned());
         Ok(OutboxDraft {
-            ticket,
+            ticket: Some(ticket),
             kind: letter.kind,
             message_id: f.message_id,
             recipients,

@@ -41,6 +41,19 @@ const NAMES: &[(&str, &str, &str, &str)] = &[
         "customer unsatisfied",
     ),
     ("agent", "客服升级", "客服升級", "escalated by an agent"),
+    // The monthly report's key figures and the survey's dimensions.
+    ("satisfaction", "满意度", "滿意度", "satisfaction"),
+    ("resolution", "解决率", "解決率", "resolution"),
+    (
+        "first_contact_resolution",
+        "一次解决率",
+        "一次解決率",
+        "first-contact resolution",
+    ),
+    ("speed", "响应速度", "回應速度", "response speed"),
+    ("solving", "问题解决", "問題解決", "problem solving"),
+    ("attitude", "服务态度", "服務態度", "attitude"),
+    ("overall", "总体评价", "總體評價", "overall"),
     // Ticket status.
     ("open", "处理中", "處理中", "open"),
     (

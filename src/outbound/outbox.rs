@@ -223,7 +223,10 @@ impl OutboxWorker {
     async fn sent(&self, mail: &ClaimedMail, now: Millis) -> Result<(), crate::store::StoreError> {
         let mut tx = self.store.begin().await?;
         if self.store.mark_sent(&mut tx, mail, now).await? {
-            let mut plan = lifecycle::mail_sent(TicketRef(mail.ticket_id), mail.kind);
+            let mut plan = match mail.ticket_id {
+                Some(t) => lifecycle::mail_sent(TicketRef(t), mail.kind),
+                None => Plan::default(),
+            };
             plan.event(
                 EventKind::MailSent,
                 serde_json::json!({"message_id": mail.message_id, "attempts": mail.attempts + 1}),
@@ -247,7 +250,7 @@ impl OutboxWorker {
         let mut tx = self.store.begin().await?;
         self.store.mark_failed(&mut tx, mail, error).await?;
         let plan = Plan::with_event(
-            Some(TicketRef(mail.ticket_id)),
+            mail.ticket_id.map(TicketRef),
             EventKind::OutboxFailed,
             serde_json::json!({"message_id": mail.message_id, "error": error, "attempts": mail.attempts + 1}),
         );

@@ -21,11 +21,13 @@ pub type Tx = sqlx::Transaction<'static, Any>;
 
 pub mod accepted;
 pub mod facts;
+pub mod leases;
 pub mod mailbox;
 mod meta;
 pub mod outbox;
 pub mod personal;
 pub mod read;
+pub mod report;
 mod rows;
 pub mod timers;
 pub mod writer;
@@ -33,8 +35,7 @@ pub mod writer;
 pub use mailbox::{ImapJobRow, ImapLocation};
 pub use outbox::{ClaimedMail, OutboxState};
 pub use read::{
-    RawMessage, Report, TicketDetail, TicketFilter, TicketOrder, TicketSummary, TimerRow,
-    Unattributed,
+    RawMessage, TicketDetail, TicketFilter, TicketOrder, TicketSummary, TimerRow, Unattributed,
 };
 pub use writer::{MessageRow, Record};
 
@@ -66,6 +67,10 @@ pub enum StoreError {
     /// A timer step was already taken (by another scheduler): roll back, nothing to do.
     #[error("timer {0} was already fired")]
     StaleTimer(i64),
+    /// This daemon no longer holds the mailbox's lease (another daemon took it over): the batch
+    /// is rolled back and the mailbox left alone.
+    #[error("lease on mailbox {0} lost (epoch {1}): another daemon holds it")]
+    LeaseLost(String, i64),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -173,7 +178,18 @@ impl Store {
                 })
             })
         } else {
-            opts
+            // A daemon frozen inside a transaction (SIGSTOP, a stalled VM) must not hold its
+            // locks — a mailbox lease's row among them — for ever: PostgreSQL ends such a
+            // transaction after 15 s idle, and the woken daemon's commit fails (README "High
+            // availability").
+            opts.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    sqlx::raw_sql("SET idle_in_transaction_session_timeout = 15000")
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+            })
         };
         let pool = opts
             .connect(url)

@@ -10,7 +10,8 @@ use sqlx::Row;
 #[derive(Debug, Clone)]
 pub struct ClaimedMail {
     pub id: i64,
-    pub ticket_id: i64,
+    /// `None`: mail about no ticket (the monthly report).
+    pub ticket_id: Option<i64>,
     /// `ack`, `survey`, `notice`, …
     pub kind: MailKind,
     pub message_id: String,

@@ -1,5 +1,5 @@
-//! Read-only views over the tables: the agents' ticket list and one ticket's detail, the monthly
-//! figures, and the small counts ops and tests look at. No writes.
+//! Read-only views over the tables: the agents' ticket list and one ticket's detail, and the
+//! small counts ops and tests look at. No writes. (The monthly figures: `report`.)
 
 use super::{class_from_row, Result, Store};
 use crate::domain::{Millis, TicketClass, TicketRef};
@@ -79,30 +79,6 @@ pub struct TicketDetail {
     pub events: Vec<(Millis, String, serde_json::Value)>,
     /// (at, direction, from, subject, verdict) oldest first.
     pub messages: Vec<(Millis, String, Option<String>, String, String)>,
-}
-
-/// The monthly figures (`supportd report`).
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Report {
-    pub from: Millis,
-    pub to: Millis,
-    pub tickets_created: i64,
-    pub by_category: Vec<(String, i64)>,
-    /// Tickets created in the period and solved by now.
-    pub solved: i64,
-    /// Promises started in the period and settled by now (kept, breached, or overdue): kept on
-    /// time / all, by promise kind.
-    pub promises: Vec<(String, i64, i64)>,
-    /// Breaches in the period by promise and category.
-    pub breaches: Vec<(String, String, i64)>,
-    pub surveys: i64,
-    /// Surveys with an overall score of 4 or 5.
-    pub satisfied: i64,
-    /// Tickets solved in the period / of them solved with at most one agent reply and no reopen.
-    pub solved_in_period: i64,
-    pub first_contact: i64,
-    /// Tickets created in the period whose classification an agent corrected.
-    pub corrected: i64,
 }
 
 /// A timer whose promise is still open: running, or breached and not yet kept.
@@ -379,76 +355,37 @@ impl Store {
         }))
     }
 
-    /// The figures of `[from, to)`, as of `now` (promises still running and not yet due are not
-    /// counted).
-    pub async fn report(&self, from: Millis, to: Millis, now: Millis) -> Result<Report> {
-        let mut r = Report {
-            from,
-            to,
-            ..Default::default()
-        };
-        for row in sqlx::query(
-            "SELECT category, COUNT(*), SUM(CASE WHEN status = 'solved' THEN 1 ELSE 0 END)
-             FROM tickets WHERE created_at >= $1 AND created_at < $2 GROUP BY category ORDER BY category",
+    /// Tickets whose classification an agent corrected, as labelled mail for training: the
+    /// ticket's class as it stands now (the corrections applied) and the subject and new text
+    /// of its first inbound mail. Erased tickets (no text left) are left out.
+    /// (ticket, from, subject, text, category, severity, urgent), oldest first.
+    #[allow(clippy::type_complexity)]
+    pub async fn corrected_mails(
+        &self,
+    ) -> Result<Vec<(i64, String, String, String, String, Option<String>, bool)>> {
+        Ok(sqlx::query(
+            "SELECT t.id, COALESCE(m.from_addr, ''), m.subject, m.reply_text, t.category, t.severity, t.urgent
+             FROM tickets t
+             JOIN messages m ON m.id = (SELECT MIN(x.id) FROM messages x WHERE x.ticket_id = t.id AND x.direction = 'in')
+             WHERE t.id IN (SELECT ticket_id FROM classification_corrections) AND t.erased_at IS NULL
+             ORDER BY t.id",
         )
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await?
-        {
-            let n: i64 = row.get(1);
-            r.tickets_created += n;
-            r.solved += row.get::<Option<i64>, _>(2).unwrap_or(0);
-            r.by_category.push((row.get(0), n));
-        }
-        for row in sqlx::query(
-            "SELECT kind, SUM(CASE WHEN met_at IS NOT NULL AND met_at <= due_at THEN 1 ELSE 0 END), COUNT(*)
-             FROM timers WHERE started_at >= $1 AND started_at < $2 AND state <> 'cancelled'
-                AND (state <> 'running' OR due_at <= $3)
-             GROUP BY kind ORDER BY kind",
-        )
-        .bind(from)
-        .bind(to)
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?
-        {
-            r.promises
-                .push((row.get(0), row.get::<Option<i64>, _>(1).unwrap_or(0), row.get(2)));
-        }
-        r.breaches = sqlx::query(
-            "SELECT x.kind, t.category, COUNT(*) FROM timers x JOIN tickets t ON t.id = x.ticket_id
-             WHERE x.state = 'breached' AND x.breached_at >= $1 AND x.breached_at < $2
-             GROUP BY x.kind, t.category ORDER BY x.kind, t.category",
-        )
-        .bind(from)
-        .bind(to)
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|x| (x.get(0), x.get(1), x.get(2)))
-        .collect();
-        let row = sqlx::query(
-            "SELECT COUNT(*), SUM(CASE WHEN overall >= 4 THEN 1 ELSE 0 END) FROM surveys WHERE at >= $1 AND at < $2",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_one(&self.pool)
-        .await?;
-        r.surveys = row.get(0);
-        r.satisfied = row.get::<Option<i64>, _>(1).unwrap_or(0);
-        let row = sqlx::query(
-            "SELECT COUNT(*), SUM(CASE WHEN agent_replies <= 1 AND reopens = 0 THEN 1 ELSE 0 END)
-             FROM tickets WHERE solved_at >= $1 AND solved_at < $2",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_one(&self.pool)
-        .await?;
-        r.solved_in_period = row.get(0);
-        r.first_contact = row.get::<Option<i64>, _>(1).unwrap_or(0);
-        r.corrected = self.correction_rate(from, to).await?.0;
-        Ok(r)
+        .map(|r| {
+            (
+                r.get::<i64, _>(0),
+                r.get::<String, _>(1),
+                r.get::<String, _>(2),
+                r.get::<String, _>(3),
+                r.get::<String, _>(4),
+                r.get::<Option<String>, _>(5),
+                r.get::<i64, _>(6) != 0,
+            )
+        })
+        .filter(|x| !x.3.trim().is_empty() || !x.2.trim().is_empty())
+        .collect())
     }
 
     /// Counts rows of a table (tests and `check`). Only fixed table names are accepted.

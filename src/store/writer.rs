@@ -455,7 +455,7 @@ impl Store {
             let (raw, blob, chunks) = raw_columns(&o.raw);
             buf.messages.push(vec![
                 i(row),
-                i(o.ticket.0),
+                V::I(o.ticket.map(|t| t.0)),
                 s("out"),
                 s(o.message_id.as_str()),
                 V::S(None),
@@ -483,7 +483,7 @@ impl Store {
             ]);
             buf.chunks.extend(chunks);
             buf.outbox.push(vec![
-                i(o.ticket.0),
+                V::I(o.ticket.map(|t| t.0)),
                 i(row),
                 s(o.kind.as_str()),
                 s(o.message_id.as_str()),
@@ -626,6 +626,45 @@ impl Store {
         .execute(&mut **tx)
         .await?;
         Ok(())
+    }
+
+    /// Claims the mailing of `month`'s report (`YYYY-MM`) inside `tx`: true when this
+    /// transaction is the first to claim it. Across restarts and several daemons, only one
+    /// claim of a month ever commits (the month is the table's key), so the report is queued
+    /// once; the caller queues it in the same transaction.
+    pub async fn claim_report_month(
+        &self,
+        tx: &mut Tx,
+        month: &str,
+        message_id: &str,
+        recipients: &str,
+        now: Millis,
+    ) -> Result<bool> {
+        Ok(sqlx::query(
+            "INSERT INTO monthly_reports (month, message_id, recipients, queued_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (month) DO NOTHING",
+        )
+        .bind(month)
+        .bind(message_id)
+        .bind(recipients)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// The months whose report was queued: (month, queued at, Message-ID), newest first.
+    pub async fn reports_mailed(&self, limit: u32) -> Result<Vec<(String, Millis, String)>> {
+        Ok(sqlx::query(
+            "SELECT month, queued_at, message_id FROM monthly_reports ORDER BY month DESC LIMIT $1",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
     }
 }
 

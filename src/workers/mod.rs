@@ -3,6 +3,7 @@
 //! that reports to the health registry and ends early on a wake-up or on shutdown.
 
 pub mod mailbox_jobs;
+pub mod report;
 pub mod retention;
 pub mod timers;
 

@@ -19,6 +19,7 @@ mod ops;
 mod personal;
 mod promises;
 mod reply_corpus;
+mod report;
 mod screening;
 mod screening_blind;
 mod threading;

@@ -250,18 +250,23 @@ async fn the_promises_of_a_complaint(db: Db) {
     // The month's figures.
     let r = app
         .store
-        .report(created - 1, clock.now() + 1, clock.now())
+        .month_rows(created - 1, clock.now() + 1, clock.now())
         .await
         .expect("report");
-    assert_eq!(r.tickets_created, 1);
+    assert_eq!(r.created.iter().map(|x| x.2).sum::<i64>(), 1);
     let kept = |k: &str| r.promises.iter().find(|p| p.0 == k).map(|p| (p.1, p.2));
     assert_eq!(kept("ack"), Some((1, 1)));
     assert_eq!(kept("solution"), Some((0, 1)));
     assert_eq!(
-        r.breaches,
-        [("solution".to_string(), "complaint".to_string(), 1)]
+        r.breaches
+            .iter()
+            .map(|b| (b.0.as_str(), b.1.as_str(), b.3))
+            .collect::<Vec<_>>(),
+        [("solution", "complaint", 1)]
     );
-    assert_eq!((r.surveys, r.satisfied), (1, 1));
+    assert_eq!(r.scores.len(), 1);
+    assert_eq!(r.scores[0].1, 1);
+    assert!(r.scores[0].0[3] >= Some(4));
     assert_eq!((r.solved_in_period, r.first_contact), (1, 1));
 }
 
