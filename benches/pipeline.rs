@@ -652,7 +652,7 @@ async fn bench_report(n: usize) {
         best * 1000.0
     );
     let t = Instant::now();
-    let text = supportd::report::text::render(&r);
+    let text = supportd::report::text::render(&r, supportd::domain::Language::ZhHans);
     let json = serde_json::to_string(&r).expect("json");
     println!(
         "report:       text {} B + JSON {} B rendered in {:.1} ms",

@@ -121,6 +121,13 @@ impl Application {
         let desk = Arc::new(SharedDesk::new(
             Desk::new(&settings, templates).with_agent_addresses_since(since),
         ));
+        info!(
+            model = ?crate::inbound::classify::ModelSource::resolve(
+                settings.classify.model.as_deref(),
+                &settings.service.state_dir
+            ),
+            "classification model in use"
+        );
         Ok(Application {
             settings,
             store,
@@ -458,6 +465,13 @@ impl Reloader {
         }
         let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         let restart = current.restart_needed(&new);
+        tracing::info!(
+            model = ?crate::inbound::classify::ModelSource::resolve(
+                new.classify.model.as_deref(),
+                &new.service.state_dir
+            ),
+            "classification model in use"
+        );
         self.desk.replace(
             Desk::new(&new, templates).with_agent_addresses_since(self.agent_addresses_since),
         );

@@ -62,7 +62,7 @@ pub(super) async fn run(cli: &Cli, command: &ClassifyCommand) -> anyhow::Result<
                 );
             }
             if !*shipped {
-                println!("the daemon loads it at start and on reload (systemctl reload supportd)");
+                println!("the daemon loads it at start and on reload (systemctl reload supportd, or SIGHUP); its log then names the model");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -680,7 +680,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                         &settings.service.support_name,
                     )
                 }
-                _ => crate::report::text::render(&r),
+                _ => crate::report::text::render(&r, settings.service.agent_language),
             };
             busy.finish_and_clear();
             match output {

@@ -36,7 +36,22 @@ pub(super) async fn run(
     let leases = store.leases().await?;
     let daemons = store.daemons().await?;
     let outbox = store.outbox_state(now).await?;
-    let next_timer = store.next_timer_at().await?;
+    let next_timer = store.next_promise_due().await?;
+    // Every mailbox loop the daemons run: each configured mailbox, and the queue's Sent folder
+    // when it is watched.
+    let mut keys: Vec<String> = settings
+        .mailboxes
+        .iter()
+        .map(|(name, mb)| crate::inbound::mailbox::checkpoint_key(name, &mb.folder))
+        .collect();
+    if let Some((name, q)) = settings.queue_mailbox() {
+        if q.watch_sent {
+            keys.push(crate::inbound::mailbox::checkpoint_key(
+                &format!("{name}-sent"),
+                &q.sent,
+            ));
+        }
+    }
     if json {
         println!(
             "{}",
@@ -48,13 +63,16 @@ pub(super) async fn run(
                     "holder": d.holder, "host": d.host, "pid": d.pid, "started_at": d.started_at,
                     "heartbeat_at": d.heartbeat_at, "alive": d.heartbeat_at > now - ttl,
                 })).collect::<Vec<_>>(),
-                "mailboxes": leases.iter().map(|l| serde_json::json!({
-                    "mailbox": l.mailbox, "holder": l.holder, "epoch": l.epoch,
-                    "acquired_at": l.acquired_at, "renewed_at": l.renewed_at,
-                    "expires_at": l.expires_at, "held": l.expires_at > now,
-                })).collect::<Vec<_>>(),
+                "mailboxes": keys.iter().map(|k| match leases.iter().find(|l| &l.mailbox == k) {
+                    Some(l) => serde_json::json!({
+                        "mailbox": k, "holder": l.holder, "epoch": l.epoch,
+                        "acquired_at": l.acquired_at, "renewed_at": l.renewed_at,
+                        "expires_at": l.expires_at, "held": l.expires_at > now,
+                    }),
+                    None => serde_json::json!({"mailbox": k, "holder": null, "held": false}),
+                }).collect::<Vec<_>>(),
                 "outbox": {"depth": outbox.depth, "oldest_ms": outbox.oldest_ms, "oldest_due_ms": outbox.oldest_due_ms},
-                "next_timer_at": next_timer,
+                "next_promise_due": next_timer,
             }))?
         );
         return Ok(ExitCode::SUCCESS);
@@ -83,9 +101,8 @@ pub(super) async fn run(
         );
     }
     println!("\nmailboxes");
-    for (name, mb) in &settings.mailboxes {
-        let key = crate::inbound::mailbox::checkpoint_key(name, &mb.folder);
-        match leases.iter().find(|l| l.mailbox == key) {
+    for key in &keys {
+        match leases.iter().find(|l| &l.mailbox == key) {
             Some(l) if l.expires_at > now => println!(
                 "  {key:<28} {:<28} epoch {:<4} since {}  renewed {} ago",
                 short(&l.holder),
@@ -99,7 +116,10 @@ pub(super) async fn run(
                 ago(now - l.expires_at),
                 settings.database.lease_secs / 4 + 1
             ),
-            None => println!("  {key:<28} no lease (SQLite, or not started yet)"),
+            None if store.backend() == crate::store::Backend::Sqlite => {
+                println!("  {key:<28} SQLite: the one daemon fetches it (no leases)")
+            }
+            None => println!("  {key:<28} no lease yet (no daemon has started)"),
         }
     }
     println!(

@@ -285,7 +285,7 @@ fn kpis<DB: DrawingBackend>(
     c.configure_mesh()
         .disable_y_mesh()
         .light_line_style(WHITE)
-        .x_desc("%")
+        .x_label_formatter(&|x| format!("{x:.0} %"))
         .y_labels(k.len().max(1) * 2 + 1)
         .y_label_formatter(&|y| band_label(&labels, *y, true))
         .label_style((FAMILY, 13))
@@ -355,7 +355,8 @@ fn daily<DB: DrawingBackend>(
         .margin(12)
         .x_label_area_size(28)
         .y_label_area_size(44)
-        .build_cartesian_2d(-0.5f64..days.len() as f64 - 0.5, 0f64..max * 1.1)
+        // Head room above the bars for the legend.
+        .build_cartesian_2d(-0.5f64..days.len() as f64 - 0.5, 0f64..max * 1.7)
         .map_err(draw_error)?;
     c.configure_mesh()
         .disable_x_mesh()
@@ -474,7 +475,7 @@ fn surveys<DB: DrawingBackend>(
     c.configure_mesh()
         .disable_y_mesh()
         .light_line_style(WHITE)
-        .x_desc("%")
+        .x_label_formatter(&|x| format!("{x:.0} %"))
         .y_labels(9)
         .y_label_formatter(&|y| band_label(&labels, *y, true))
         .label_style((FAMILY, 13))

@@ -90,7 +90,7 @@ pub fn draft(
         ChartsAs::InlineSvg
     };
     let page = html::render(r, l.language, how, l.support_name);
-    let text = super::text::render(r);
+    let text = super::text::render(r, l.language);
     let subject = subject(r, l.language, l.support_name);
     let message_id = new_message_id(l.message_id_domain);
     let mut related = MultiPart::related().singlepart(SinglePart::html(page));

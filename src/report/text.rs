@@ -1,11 +1,22 @@
-//! The monthly report for a terminal (`supportd report`): the same figures as the HTML and the
-//! JSON, as aligned text with a met/missed mark per key figure and the month before beside it.
+//! The monthly report for a terminal (`supportd report`) and the mailed report's plain-text
+//! part: the same figures as the HTML and the JSON, as aligned text with a met/missed mark per
+//! key figure and the month before beside it; figure, category and promise names in `lang`.
 
 use super::figures::{MonthlyReport, CATEGORIES, DIMENSIONS};
 use super::html::{hours, percent};
+use crate::domain::Language;
+use crate::outbound::labels::name;
 use std::fmt::Write;
 
-pub fn render(r: &MonthlyReport) -> String {
+/// A figure's name: `promise_ack` → the promise's name.
+fn figure(lang: Language, code: &str) -> String {
+    match code.strip_prefix("promise_") {
+        Some(p) => name(lang, p),
+        None => name(lang, code),
+    }
+}
+
+pub fn render(r: &MonthlyReport, lang: Language) -> String {
     let m = &r.month;
     let p = &r.previous;
     let mut out = String::new();
@@ -32,7 +43,7 @@ pub fn render(r: &MonthlyReport) -> String {
         let _ = writeln!(
             out,
             "  {:<25} {:>10}  ≥{:>3.0} %  {:<8} {:>10} {}   ({} of {})",
-            k.code,
+            figure(lang, &k.code),
             percent(&k.rate),
             k.target * 100.0,
             mark,
@@ -55,7 +66,13 @@ pub fn render(r: &MonthlyReport) -> String {
                 .map(|x| x.1)
                 .unwrap_or(0)
         };
-        let _ = writeln!(out, "  {c:<14} {:>6}  (before: {})", n(m), n(p));
+        let _ = writeln!(
+            out,
+            "  {:<14} {:>6}  (before: {})",
+            name(lang, c),
+            n(m),
+            n(p)
+        );
     }
     let _ = writeln!(
         out,
@@ -70,7 +87,7 @@ pub fn render(r: &MonthlyReport) -> String {
         let _ = writeln!(
             out,
             "  {:<19} {:>8}  ({} of {})",
-            x.promise,
+            name(lang, &x.promise),
             percent(&x.kept),
             x.kept.numerator,
             x.kept.denominator
@@ -84,7 +101,10 @@ pub fn render(r: &MonthlyReport) -> String {
         let _ = writeln!(
             out,
             "  {:<19} {:<14} {:<8} {}",
-            b.promise, b.category, b.priority, b.count
+            name(lang, &b.promise),
+            name(lang, &b.category),
+            name(lang, &b.priority),
+            b.count
         );
     }
     let s = &m.surveys;
@@ -105,7 +125,8 @@ pub fn render(r: &MonthlyReport) -> String {
         let dist = &s.distribution[k];
         let _ = writeln!(
             out,
-            "  {d:<10} {:>5} {:>5} {:>5} {:>5} {:>5}   {}",
+            "  {:<10} {:>5} {:>5} {:>5} {:>5} {:>5}   {}",
+            name(lang, d),
             dist[0],
             dist[1],
             dist[2],

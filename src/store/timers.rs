@@ -72,6 +72,17 @@ impl Store {
     }
 
     /// When the next running timer falls due.
+    /// The earliest due time of a running promise (what ops call "the next promise due"; the
+    /// timer worker wakes at [`Store::next_timer_at`], which counts warnings too).
+    pub async fn next_promise_due(&self) -> Result<Option<Millis>> {
+        Ok(
+            sqlx::query("SELECT MIN(due_at) FROM timers WHERE state = 'running'")
+                .fetch_one(&self.pool)
+                .await?
+                .get::<Option<i64>, _>(0),
+        )
+    }
+
     pub async fn next_timer_at(&self) -> Result<Option<Millis>> {
         Ok(
             sqlx::query("SELECT MIN(next_at) FROM timers WHERE state = 'running'")

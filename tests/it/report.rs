@@ -387,7 +387,7 @@ async fn figures_of_a_scripted_month(db: Db) {
     assert_eq!(r.previous.tickets_created, 1);
     assert_eq!(r.previous.by_category[3], ("suggestion".to_string(), 1));
     // The renderings carry the same figures.
-    let text = supportd::report::text::render(&r);
+    let text = supportd::report::text::render(&r, supportd::domain::Language::En);
     assert!(text.contains("resolution"), "{text}");
     assert!(text.contains("60.0 %") && text.contains("MISSED"), "{text}");
     let json = serde_json::to_value(&r).expect("json");
@@ -566,7 +566,7 @@ fn an_empty_month_renders_sensibly() {
         previous: empty,
         targets: Targets::default(),
     };
-    let text = supportd::report::text::render(&r);
+    let text = supportd::report::text::render(&r, supportd::domain::Language::En);
     assert!(text.contains("n/a") && !text.contains("NaN"), "{text}");
     let page = supportd::report::html::render(
         &r,
