@@ -5,6 +5,25 @@ use std::io::{Error, ErrorKind, Result};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedReadHalf;
 
+/// A fresh, empty PostgreSQL database for a test (`$SUPPORTD_TEST_PG`, default the tests'
+/// server on 127.0.0.1:5432 with trust auth), named `<prefix>_<random>`; returns its URL.
+/// Panics when the server does not answer (tests only).
+pub async fn fresh_postgres_database(prefix: &str) -> String {
+    use sqlx::Connection;
+    let admin = std::env::var("SUPPORTD_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let n: u64 = rand::random();
+    let name = format!("{prefix}_{:010x}", n & 0xff_ffff_ffff);
+    let mut conn = sqlx::PgConnection::connect(&format!("{admin}/postgres"))
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432 (start it: deploy/dev/postgres-up)");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    format!("{admin}/{name}")
+}
+
 /// The rig's LMTP port.
 pub const LMTP_PORT: u16 = 10024;
 /// The rig's mail domain.

@@ -28,18 +28,7 @@ fn root() -> PathBuf {
 }
 
 async fn fresh_database() -> String {
-    use sqlx::Connection;
-    let admin = std::env::var("SUPPORTD_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let name = unique("supportd_ha").replace('-', "_");
-    let mut conn = sqlx::PgConnection::connect(&format!("{admin}/postgres"))
-        .await
-        .expect("PostgreSQL on 127.0.0.1:5432 (deploy/dev/postgres-up)");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .expect("create database");
-    format!("{admin}/{name}")
+    supportd::testing::fresh_postgres_database("supportd_ha").await
 }
 
 struct Daemon {

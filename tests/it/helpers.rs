@@ -71,20 +71,7 @@ pub enum Db {
 pub async fn fresh_database(db: Db, dir: &std::path::Path) -> String {
     match db {
         Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("supportd.db").display()),
-        Db::Postgres => {
-            use sqlx::Connection;
-            let admin = std::env::var("SUPPORTD_TEST_PG")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-            let name = unique("supportd_test").replace('-', "_");
-            let mut conn = sqlx::PgConnection::connect(&format!("{admin}/postgres"))
-                .await
-                .expect("PostgreSQL on 127.0.0.1:5432 (start it: pg_ctlcluster 15 main start)");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut conn)
-                .await
-                .expect("create test database");
-            format!("{admin}/{name}")
-        }
+        Db::Postgres => supportd::testing::fresh_postgres_database("supportd_test").await,
     }
 }
 
