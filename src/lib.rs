@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod inbound;
+pub mod oauth;
 pub mod ops;
 pub mod outbound;
 pub mod report;

@@ -328,6 +328,7 @@ impl Application {
                 clock: self.clock.clone(),
                 mailbox_stale: Duration::from_secs(self.settings.http.mailbox_stale_secs),
                 outbox_stuck: Duration::from_secs(self.settings.http.outbox_stuck_secs),
+                oauth: self.settings.oauth_sources.clone(),
             });
             side.spawn(http::serve(listener, state, cancel.clone()));
             info!(address = ?addr, "serving /metrics, /healthz, /readyz");

@@ -49,11 +49,32 @@ pub(super) async fn run(config: &Path) -> anyhow::Result<ExitCode> {
         }
         Err(e) => report(false, e.to_string()),
     }
+    for (name, src) in &settings.oauth_sources {
+        let g = src.grant();
+        match src.access_token().await {
+            Ok(_) => report(
+                true,
+                format!(
+                    "oauth.{name}: refresh token in {} gives an access token ({})",
+                    g.refresh_token_file.display(),
+                    g.token_url
+                ),
+            ),
+            Err(e) => report(false, format!("oauth.{name}: {e}")),
+        }
+    }
     for (name, mb) in &settings.mailboxes {
         match crate::inbound::fetch::connect(mb).await {
             Ok(mut conn) => match conn.select(&mb.folder).await {
                 Ok(sel) => {
-                    report(true, format!("mailboxes.{name}: IMAP {}:{} login as {}, folder {:?} (UIDVALIDITY {})", mb.host, mb.port, mb.user, mb.folder, sel.uidvalidity));
+                    let how = match &mb.oauth {
+                        Some(g) => format!(
+                            " with {} (oauth.{g})",
+                            mb.auth.unwrap_or_default().mechanism()
+                        ),
+                        None => String::new(),
+                    };
+                    report(true, format!("mailboxes.{name}: IMAP {}:{} login as {}{how}, folder {:?} (UIDVALIDITY {})", mb.host, mb.port, mb.user, mb.folder, sel.uidvalidity));
                     conn.logout().await;
                 }
                 Err(e) => report(false, format!("mailboxes.{name}: {e}")),
@@ -66,8 +87,14 @@ pub(super) async fn run(config: &Path) -> anyhow::Result<ExitCode> {
             Ok(()) => report(
                 true,
                 format!(
-                    "smtp: {}:{} answers EHLO",
-                    settings.smtp.host, settings.smtp.port
+                    "smtp: {}:{} answers EHLO{}",
+                    settings.smtp.host,
+                    settings.smtp.port,
+                    match (&settings.smtp.oauth, &settings.smtp.user) {
+                        (Some(g), Some(u)) => format!(" and takes XOAUTH2 as {u} (oauth.{g})"),
+                        (None, Some(u)) => format!(" and takes the password of {u}"),
+                        _ => String::new(),
+                    }
                 ),
             ),
             Err(e) => report(

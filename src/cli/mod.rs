@@ -7,6 +7,7 @@ mod check;
 mod classify;
 pub mod files;
 pub mod inspect;
+mod oauth;
 mod personal;
 mod status;
 mod views;
@@ -129,6 +130,12 @@ pub enum Command {
         #[command(subcommand)]
         command: ClassifyCommand,
     },
+    /// OAuth 2.0 grants for Microsoft 365 / Gmail mailboxes: `oauth authorize` (the first
+    /// sign-in, which saves the refresh token), `oauth status`.
+    Oauth {
+        #[command(subcommand)]
+        command: OauthCommand,
+    },
     /// The approved templates: `templates check`.
     Templates {
         #[command(subcommand)]
@@ -145,6 +152,34 @@ pub enum TemplatesCommand {
         /// Templates directory (default: the config's, or ./templates).
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OauthCommand {
+    /// Sign in once as the mailbox's account and save the refresh token where the grant's
+    /// `refresh_token_file` says. The running daemon picks it up at its next login.
+    Authorize {
+        /// The grant (`[oauth.NAME]`); or name it by its user with --mailbox / --smtp.
+        grant: Option<String>,
+        /// The grant that this mailbox logs in with; its IMAP login is tried afterwards.
+        #[arg(long, conflicts_with_all = ["grant", "smtp"])]
+        mailbox: Option<String>,
+        /// The grant that [smtp] logs in with.
+        #[arg(long, conflicts_with = "grant")]
+        smtp: bool,
+        /// `device` (a URL and a code, sign in on any device: Microsoft 365's default) or
+        /// `browser` (a loopback redirect with PKCE: Google's, whose device flow refuses mail).
+        #[arg(long, value_enum)]
+        flow: Option<crate::oauth::authorize::Flow>,
+        /// How long to wait for the sign-in, in seconds.
+        #[arg(long, default_value_t = 900)]
+        timeout_secs: u64,
+    },
+    /// Each grant: its refresh token file, whether it gives an access token now, and who uses it.
+    Status {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -697,6 +732,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             command: TemplatesCommand::Check { dir },
         } => templates_check(&cli, dir.as_deref()),
         Command::Classify { command } => classify::run(&cli, command).await,
+        Command::Oauth { command } => oauth::run(&cli, command).await,
         Command::Status { json } => {
             let (settings, store) = cli.store().await?;
             status::run(&settings, &store, *json).await

@@ -117,6 +117,12 @@ pub struct Settings {
     pub retention: RetentionSettings,
     #[serde(default)]
     pub report: ReportSettings,
+    /// `[oauth.NAME]`: OAuth 2.0 grants that mailboxes and `[smtp]` log in with (`oauth = "NAME"`).
+    #[serde(default)]
+    pub oauth: BTreeMap<String, crate::oauth::GrantSettings>,
+    /// The grants' token sources, one per grant, shared by all that use it.
+    #[serde(skip)]
+    pub oauth_sources: BTreeMap<String, Arc<crate::oauth::TokenSource>>,
     /// The classification rules, compiled once when the config was validated.
     #[serde(skip)]
     compiled_classifier: Option<Arc<Classifier>>,
@@ -254,10 +260,25 @@ impl Default for DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MailboxSettings {
+    /// IMAP server; default: the `oauth` grant's provider's (Microsoft 365, Google).
+    #[serde(default)]
     pub host: String,
+    /// Default 993 with `tls = "tls"`, else 143.
+    #[serde(default)]
     pub port: u16,
+    #[serde(default = "default_tls")]
     pub tls: TlsMode,
     pub user: String,
+    /// `password` (default), or `xoauth2` / `oauthbearer` with the grant named by `oauth`
+    /// (default `xoauth2` when `oauth` is set).
+    #[serde(default)]
+    pub auth: Option<crate::oauth::AuthMethod>,
+    /// The `[oauth.NAME]` grant this mailbox logs in with.
+    #[serde(default)]
+    pub oauth: Option<String>,
+    /// The grant's token source (set when the config is validated).
+    #[serde(skip)]
+    pub token: Option<Arc<crate::oauth::TokenSource>>,
     #[serde(default)]
     pub password: Secret,
     /// A file holding the password; relative paths are looked up in `$CREDENTIALS_DIRECTORY`
@@ -282,11 +303,25 @@ pub struct MailboxSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpSettings {
+    /// SMTP relay; default: the `oauth` grant's provider's (Microsoft 365, Google).
+    #[serde(default)]
     pub host: String,
+    /// Default 465 with `tls = "tls"`, 587 with `starttls`, else 25.
+    #[serde(default)]
     pub port: u16,
+    #[serde(default = "default_smtp_tls")]
     pub tls: TlsMode,
     #[serde(default)]
     pub user: Option<String>,
+    /// `password` (default) or `xoauth2` with the grant named by `oauth` (default when `oauth`
+    /// is set). (The SMTP client offers no OAUTHBEARER; Microsoft 365 and Gmail take XOAUTH2.)
+    #[serde(default)]
+    pub auth: Option<crate::oauth::AuthMethod>,
+    /// The `[oauth.NAME]` grant the relay logs in with.
+    #[serde(default)]
+    pub oauth: Option<String>,
+    #[serde(skip)]
+    pub token: Option<Arc<crate::oauth::TokenSource>>,
     #[serde(default)]
     pub password: Secret,
     #[serde(default)]
@@ -644,6 +679,14 @@ fn default_shutdown_secs() -> u64 {
 fn default_max_connections() -> u32 {
     4
 }
+fn default_tls() -> TlsMode {
+    TlsMode::Tls
+}
+
+fn default_smtp_tls() -> TlsMode {
+    TlsMode::Starttls
+}
+
 fn default_folder() -> String {
     "INBOX".into()
 }
@@ -760,17 +803,54 @@ impl Settings {
                 self.service.max_mail_mb
             ));
         }
+        for (name, g) in &self.oauth {
+            let grant = g.resolve(name, &self.service.state_dir, &mut problems);
+            self.oauth_sources
+                .insert(name.clone(), crate::oauth::TokenSource::new(grant));
+        }
+        let sources = self.oauth_sources.clone();
         for (name, mb) in self.mailboxes.iter_mut() {
             let key = format!("mailboxes.{name}");
-            check_host(&format!("{key}.host"), &mb.host, &mut problems);
+            let preset = oauth_use(
+                &key,
+                &mut mb.auth,
+                &mb.oauth,
+                &mut mb.token,
+                &sources,
+                false,
+                &mut problems,
+            )
+            .and_then(|p| p.imap());
+            if mb.host.trim().is_empty() {
+                match preset {
+                    Some(p) => {
+                        mb.host = p.host.to_string();
+                        mb.port = p.port;
+                        mb.tls = p.tls;
+                    }
+                    None => problems.push(format!(
+                        "{key}.host: required (or oauth = a grant with provider = \"microsoft365\" | \"google\")"
+                    )),
+                }
+            } else {
+                check_host(&format!("{key}.host"), &mb.host, &mut problems);
+            }
             if mb.port == 0 {
-                problems.push(format!("{key}.port: must be 1-65535"));
+                mb.port = if mb.tls == TlsMode::Tls { 993 } else { 143 };
             }
             if mb.user.trim().is_empty() {
                 problems.push(format!("{key}.user: must not be empty"));
             }
             resolve_secret(&key, &mut mb.password, &mb.password_file, &mut problems);
-            if mb.password.is_empty() {
+            if mb.token.is_some() {
+                if !mb.password.is_empty() {
+                    problems.push(format!(
+                        "{key}.password: not used with auth = \"{}\"; remove it",
+                        mb.auth.unwrap_or_default().mechanism().to_lowercase()
+                    ));
+                }
+            } else if mb.password.is_empty() && mb.auth == Some(crate::oauth::AuthMethod::Password)
+            {
                 problems.push(format!(
                     "{key}.password: required (set it, password_file, or SUPPORTD__MAILBOXES__{}__PASSWORD)",
                     name.to_uppercase()
@@ -791,17 +871,54 @@ impl Settings {
                 problems.push(format!("{key}.poll_interval_secs: must be 1-3600"));
             }
         }
-        check_host("smtp.host", &self.smtp.host, &mut problems);
-        if self.smtp.port == 0 {
-            problems.push("smtp.port: must be 1-65535".into());
+        let smtp = &mut self.smtp;
+        let preset = oauth_use(
+            "smtp",
+            &mut smtp.auth,
+            &smtp.oauth,
+            &mut smtp.token,
+            &sources,
+            true,
+            &mut problems,
+        )
+        .and_then(|p| p.smtp());
+        if smtp.host.trim().is_empty() {
+            match preset {
+                Some(p) => {
+                    smtp.host = p.host.to_string();
+                    smtp.port = p.port;
+                    smtp.tls = p.tls;
+                }
+                None => problems.push(
+                    "smtp.host: required (or oauth = a grant with provider = \"microsoft365\" | \"google\")".into(),
+                ),
+            }
+        } else {
+            check_host("smtp.host", &smtp.host, &mut problems);
+        }
+        if smtp.port == 0 {
+            smtp.port = match smtp.tls {
+                TlsMode::Tls => 465,
+                TlsMode::Starttls => 587,
+                TlsMode::None => 25,
+            };
         }
         resolve_secret(
             "smtp",
-            &mut self.smtp.password,
-            &self.smtp.password_file,
+            &mut smtp.password,
+            &smtp.password_file,
             &mut problems,
         );
-        if self.smtp.user.is_some() && self.smtp.password.is_empty() {
+        if smtp.token.is_some() {
+            if smtp.user.as_deref().is_none_or(|u| u.trim().is_empty()) {
+                problems.push(
+                    "smtp.user: required with OAuth (the account the grant belongs to)".into(),
+                );
+            }
+            if !smtp.password.is_empty() {
+                problems.push("smtp.password: not used with auth = \"xoauth2\"; remove it".into());
+            }
+        } else if smtp.user.is_some() && smtp.password.is_empty() {
             problems.push("smtp.password: required when smtp.user is set".into());
         }
         if self.outbox.retry_base_secs == 0
@@ -1102,6 +1219,66 @@ impl Settings {
     }
 }
 
+/// Resolves `auth`/`oauth` of a mailbox or `[smtp]`: the method (default `xoauth2` when a grant
+/// is named, else `password`) and the grant's token source. Returns the grant's provider, whose
+/// servers are the default.
+fn oauth_use(
+    key: &str,
+    auth: &mut Option<crate::oauth::AuthMethod>,
+    oauth: &Option<String>,
+    token: &mut Option<Arc<crate::oauth::TokenSource>>,
+    sources: &BTreeMap<String, Arc<crate::oauth::TokenSource>>,
+    smtp: bool,
+    problems: &mut Vec<String>,
+) -> Option<crate::oauth::Provider> {
+    use crate::oauth::AuthMethod;
+    let method = auth.unwrap_or(if oauth.is_some() {
+        AuthMethod::Xoauth2
+    } else {
+        AuthMethod::Password
+    });
+    *auth = Some(method);
+    if smtp && method == AuthMethod::Oauthbearer {
+        problems.push(format!(
+            "{key}.auth: \"oauthbearer\" is not offered by the SMTP client; use \"xoauth2\" (Microsoft 365 and Gmail take it)"
+        ));
+    }
+    match (method, oauth) {
+        (AuthMethod::Password, Some(g)) => {
+            problems.push(format!(
+                "{key}.oauth: {g:?} is set but auth = \"password\"; use auth = \"xoauth2\" or \"oauthbearer\", or remove oauth"
+            ));
+            None
+        }
+        (AuthMethod::Password, None) => None,
+        (m, None) => {
+            problems.push(format!(
+                "{key}.oauth: required with auth = \"{}\": the name of an [oauth.NAME] grant",
+                m.mechanism().to_lowercase()
+            ));
+            None
+        }
+        (_, Some(g)) => match sources.get(g) {
+            Some(src) => {
+                *token = Some(src.clone());
+                Some(src.grant().provider)
+            }
+            None => {
+                let have: Vec<&str> = sources.keys().map(String::as_str).collect();
+                problems.push(format!(
+                    "{key}.oauth: no grant [oauth.{g}] (configured: {})",
+                    if have.is_empty() {
+                        "none".to_string()
+                    } else {
+                        have.join(", ")
+                    }
+                ));
+                None
+            }
+        },
+    }
+}
+
 fn check_host(key: &str, host: &str, problems: &mut Vec<String>) {
     if host.trim().is_empty() || host.contains(char::is_whitespace) {
         problems.push(format!("{key}: not a host name: {host:?}"));
@@ -1211,7 +1388,6 @@ role = "boss"
             "mailboxes.support.tls",
             "mailboxes.support.poll_interval_secs",
             "mailboxes.support.move_to",
-            "smtp.port",
             "smtp.prot",
             "threading.reply_secret",
             "threading.reopen_within_days",
@@ -1220,7 +1396,7 @@ role = "boss"
         ] {
             assert!(keys.contains(&key), "{key} missing from {problems:#?}");
         }
-        assert_eq!(problems.len(), 11, "{problems:#?}");
+        assert_eq!(problems.len(), 10, "{problems:#?}");
         // Plain words and the file's line.
         assert!(problems.contains(
             &"mailboxes.support.tls (line 8): \"maybe\" is not one of none | starttls | tls"
@@ -1242,15 +1418,76 @@ role = "boss"
     }
 
     #[test]
-    fn a_bad_config_names_every_key_at_fault() {
-        let bad = GOOD
-            .replace("port = 14143", "port = 0")
-            .replace("password = \"pw\"", "after = \"move\"");
-        let err = load_str(&bad).expect_err("invalid").to_string();
+    fn ports_default_by_tls_and_an_oauth_preset_fills_the_servers() {
+        let s = load_str(&GOOD.replace("port = 14143", "port = 0")).expect("valid");
+        assert_eq!(s.mailboxes["support"].port, 143, "tls = none: 143");
+        let m365 = r#"
+[service]
+support_address = "support@contoso.com"
+[oauth.m365]
+provider = "microsoft365"
+tenant = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+[mailboxes.support]
+user = "support@contoso.com"
+oauth = "m365"
+[smtp]
+user = "support@contoso.com"
+oauth = "m365"
+[threading]
+reply_secret = "0123456789abcdef0123"
+"#;
+        let s = Settings::from_toml(m365, "m365.toml").expect("valid");
+        let mb = &s.mailboxes["support"];
+        assert_eq!(
+            (mb.host.as_str(), mb.port, mb.tls),
+            ("outlook.office365.com", 993, TlsMode::Tls)
+        );
+        assert_eq!(mb.auth, Some(crate::oauth::AuthMethod::Xoauth2));
+        assert_eq!(
+            (s.smtp.host.as_str(), s.smtp.port, s.smtp.tls),
+            ("smtp.office365.com", 587, TlsMode::Starttls)
+        );
+        // One token source for the grant, shared by the mailbox and the relay.
+        assert!(Arc::ptr_eq(
+            mb.token.as_ref().expect("mailbox token"),
+            s.smtp.token.as_ref().expect("smtp token")
+        ));
+        assert!(format!("{s:?}").contains("TokenSource"));
+
+        let bad = m365
+            .replace(
+                "oauth = \"m365\"\n[smtp]",
+                "oauth = \"m356\"\npassword = \"x\"\n[smtp]",
+            )
+            .replace(
+                "user = \"support@contoso.com\"\noauth = \"m365\"\n[threading]",
+                "auth = \"oauthbearer\"\noauth = \"m365\"\n[threading]",
+            );
+        let err = Settings::from_toml(&bad, "bad.toml")
+            .expect_err("invalid")
+            .to_string();
         assert!(
-            err.contains("mailboxes.support.port (line 6): must be 1-65535"),
+            err.contains(
+                "mailboxes.support.oauth (line 10): no grant [oauth.m356] (configured: m365)"
+            ),
             "{err}"
         );
+        assert!(err.contains("mailboxes.support.host"), "{err}");
+        assert!(
+            err.contains("smtp.auth (line 13): \"oauthbearer\" is not offered"),
+            "{err}"
+        );
+        assert!(
+            err.contains("smtp.user (line 12): required with OAuth"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bad_config_names_every_key_at_fault() {
+        let bad = GOOD.replace("password = \"pw\"", "after = \"move\"");
+        let err = load_str(&bad).expect_err("invalid").to_string();
         assert!(
             err.contains("mailboxes.support.password (line 4): required"),
             "{err}"

@@ -46,6 +46,8 @@ pub enum FetchError {
     Timeout(Duration),
     #[error("IMAP error: {0}")]
     Imap(#[from] async_imap::error::Error),
+    #[error("{0}")]
+    OAuth(#[from] crate::oauth::OAuthError),
 }
 
 pub type Result<T> = std::result::Result<T, FetchError>;
@@ -159,19 +161,22 @@ pub async fn connect(s: &MailboxSettings) -> Result<ImapConn> {
         })
         .await?;
     }
-    let mut session = match timed(async {
-        Ok::<_, FetchError>(client.login(&s.user, s.password.expose()).await)
-    })
-    .await?
-    {
-        Ok(session) => session,
-        Err((e, _)) => {
-            return Err(FetchError::Login {
-                user: s.user.clone(),
-                host: s.host.clone(),
-                reason: e.to_string(),
-            })
-        }
+    let mut session = match &s.token {
+        None => match timed(async {
+            Ok::<_, FetchError>(client.login(&s.user, s.password.expose()).await)
+        })
+        .await?
+        {
+            Ok(session) => session,
+            Err((e, _)) => {
+                return Err(FetchError::Login {
+                    user: s.user.clone(),
+                    host: s.host.clone(),
+                    reason: e.to_string(),
+                })
+            }
+        },
+        Some(src) => bearer_login(client, s, src).await?,
     };
     let caps = timed(session.capabilities()).await?;
     Ok(ImapConn {
@@ -179,6 +184,46 @@ pub async fn connect(s: &MailboxSettings) -> Result<ImapConn> {
         move_supported: caps.has_str("MOVE"),
         session,
     })
+}
+
+/// `AUTHENTICATE XOAUTH2|OAUTHBEARER` with the grant's access token; when the server refuses
+/// it, the token is refreshed and tried once more on the same connection.
+async fn bearer_login(
+    client: async_imap::Client<Box<dyn ImapStream>>,
+    s: &MailboxSettings,
+    src: &crate::oauth::TokenSource,
+) -> Result<Session> {
+    let method = s.auth.unwrap_or(crate::oauth::AuthMethod::Xoauth2);
+    let mut client = client;
+    let mut retried = false;
+    loop {
+        let token = src.access_token().await?;
+        let auth = crate::oauth::sasl::BearerAuthenticator::new(method, &s.user, token.expose());
+        let said = auth.error.clone();
+        let attempt = timed(async {
+            Ok::<_, FetchError>(client.authenticate(method.mechanism(), auth).await)
+        })
+        .await?;
+        match attempt {
+            Ok(session) => return Ok(session),
+            Err((e, back)) => {
+                if !retried && src.rejected(&token).await {
+                    retried = true;
+                    client = back;
+                    continue;
+                }
+                let server = said.lock().ok().and_then(|g| g.clone());
+                return Err(FetchError::Login {
+                    user: s.user.clone(),
+                    host: s.host.clone(),
+                    reason: match server {
+                        Some(json) => format!("{e} ({} refused: {json})", method.mechanism()),
+                        None => format!("{e} ({})", method.mechanism()),
+                    },
+                });
+            }
+        }
+    }
 }
 
 impl ImapConn {

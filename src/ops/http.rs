@@ -29,6 +29,8 @@ pub struct HttpState {
     pub clock: SharedClock,
     pub mailbox_stale: Duration,
     pub outbox_stuck: Duration,
+    /// The OAuth 2.0 grants in use: a revoked or failing one makes the daemon unready.
+    pub oauth: std::collections::BTreeMap<String, Arc<crate::oauth::TokenSource>>,
 }
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -187,6 +189,18 @@ async fn readyz(State(s): State<Arc<HttpState>>) -> Response {
             json!({"ok": false, "error": "cannot read the outbox"})
         }
     };
+    let oauth: serde_json::Map<String, serde_json::Value> = s
+        .oauth
+        .iter()
+        .map(|(name, src)| {
+            let st = src.status();
+            ok &= st.is_ok();
+            let mut v = json!(st);
+            v["ok"] = json!(st.is_ok());
+            v["refreshes"] = json!(src.refreshes());
+            (name.clone(), v)
+        })
+        .collect();
     json_response(
         ok,
         json!({
@@ -195,6 +209,7 @@ async fn readyz(State(s): State<Arc<HttpState>>) -> Response {
             "mailboxes": mailboxes,
             "mailboxes_held": s.health.held(),
             "outbox": outbox,
+            "oauth": oauth,
         }),
     )
 }

@@ -17,7 +17,7 @@ use crate::store::{ClaimedMail, Record, Store};
 use crate::ticket::lifecycle;
 use crate::workers::{self, Step, Worker};
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use rand::Rng;
 use std::sync::Arc;
@@ -40,10 +40,31 @@ pub enum SendError {
     Permanent(String),
 }
 
-pub type Mailer = AsyncSmtpTransport<Tokio1Executor>;
+type Transport = AsyncSmtpTransport<Tokio1Executor>;
 
-/// Builds the SMTP transport from config.
-pub fn mailer(s: &SmtpSettings) -> Result<Mailer, SendError> {
+/// The SMTP edge: a pooled transport with the relay's password, or, with OAuth 2.0, one built
+/// for the grant's current access token (rebuilt when the token changes; the pool's connections
+/// stay logged in with the token they were opened with).
+#[derive(Clone)]
+pub struct Mailer {
+    settings: Arc<SmtpSettings>,
+    fixed: Option<Transport>,
+    oauth: Arc<tokio::sync::Mutex<Option<(crate::config::Secret, Transport)>>>,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer")
+            .field("host", &self.settings.host)
+            .field("oauth", &self.settings.oauth)
+            .finish()
+    }
+}
+
+fn transport(
+    s: &SmtpSettings,
+    credentials: Option<(Credentials, bool)>,
+) -> Result<Transport, SendError> {
     let setup = |reason: String| SendError::Setup {
         host: s.host.clone(),
         port: s.port,
@@ -59,25 +80,96 @@ pub fn mailer(s: &SmtpSettings) -> Result<Mailer, SendError> {
     let mut builder = builder
         .port(s.port)
         .timeout(Some(Duration::from_secs(s.timeout_secs)));
-    if let Some(user) = &s.user {
-        builder = builder.credentials(Credentials::new(
-            user.clone(),
-            s.password.expose().to_string(),
-        ));
+    if let Some((c, oauth)) = credentials {
+        builder = builder.credentials(c);
+        if oauth {
+            builder = builder.authentication(vec![Mechanism::Xoauth2]);
+        }
     }
     Ok(builder.build())
 }
 
+/// Builds the SMTP edge from config.
+pub fn mailer(s: &SmtpSettings) -> Result<Mailer, SendError> {
+    let fixed = match (&s.token, &s.user) {
+        (Some(_), _) => None,
+        (None, Some(user)) => Some(transport(
+            s,
+            Some((
+                Credentials::new(user.clone(), s.password.expose().to_string()),
+                false,
+            )),
+        )?),
+        (None, None) => Some(transport(s, None)?),
+    };
+    if s.token.is_some() {
+        // Check the settings now, not at the first mail.
+        transport(s, None)?;
+    }
+    Ok(Mailer {
+        settings: Arc::new(s.clone()),
+        fixed,
+        oauth: Default::default(),
+    })
+}
+
+/// SMTP replies that mean the credentials were refused (RFC 4954 §6: 530, 534, 535, 538; 454
+/// is a temporary authentication failure), or lettre's refusal of the server's XOAUTH2 error
+/// challenge (the server sends its JSON error as a 334 challenge).
+fn auth_refused(e: &lettre::transport::smtp::Error) -> bool {
+    match e.status().map(u16::from) {
+        Some(530 | 534 | 535 | 538 | 454) => true,
+        _ => e.is_client() && e.to_string().contains("challenge"),
+    }
+}
+
+impl Mailer {
+    /// The transport to send with now, and the access token it logs in with (OAuth).
+    async fn transport(&self) -> Result<(Transport, Option<crate::config::Secret>), SendError> {
+        if let Some(t) = &self.fixed {
+            return Ok((t.clone(), None));
+        }
+        let (Some(src), Some(user)) = (&self.settings.token, &self.settings.user) else {
+            return Err(SendError::Transient(
+                "SMTP OAuth2 settings incomplete".into(),
+            ));
+        };
+        // The grant failing is our side's problem, never the recipient's: the mail waits.
+        let token = src
+            .access_token()
+            .await
+            .map_err(|e| SendError::Transient(e.to_string()))?;
+        let mut cur = self.oauth.lock().await;
+        if let Some((t, tr)) = cur.as_ref() {
+            if *t == token {
+                return Ok((tr.clone(), Some(token)));
+            }
+        }
+        let tr = transport(
+            &self.settings,
+            Some((
+                Credentials::new(user.clone(), token.expose().to_string()),
+                true,
+            )),
+        )?;
+        *cur = Some((token.clone(), tr.clone()));
+        Ok((tr, Some(token)))
+    }
+}
+
 /// Checks that the SMTP server answers EHLO (and accepts our credentials).
 pub async fn check(m: &Mailer) -> Result<(), String> {
-    match m.test_connection().await {
+    let (t, _) = m.transport().await.map_err(|e| e.to_string())?;
+    match t.test_connection().await {
         Ok(true) => Ok(()),
         Ok(false) => Err("server did not accept the connection".into()),
         Err(e) => Err(e.to_string()),
     }
 }
 
-/// Sends one claimed mail.
+/// Sends one claimed mail. With OAuth 2.0, a refused access token is refreshed and the mail
+/// sent once more; refused credentials are a transient failure (the mail waits for the grant to
+/// be fixed rather than fail for good).
 pub async fn send_one(m: &Mailer, mail: &ClaimedMail) -> Result<(), SendError> {
     let from = mail.envelope_from.parse().map_err(|e| {
         SendError::Permanent(format!("bad envelope sender {}: {e}", mail.envelope_from))
@@ -91,10 +183,25 @@ pub async fn send_one(m: &Mailer, mail: &ClaimedMail) -> Result<(), SendError> {
     }
     let envelope =
         Envelope::new(Some(from), to).map_err(|e| SendError::Permanent(e.to_string()))?;
-    match m.send_raw(&envelope, &mail.raw).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-        Err(e) => Err(SendError::Transient(e.to_string())),
+    let mut retried = false;
+    loop {
+        let (t, token) = m.transport().await?;
+        match t.send_raw(&envelope, &mail.raw).await {
+            Ok(_) => return Ok(()),
+            Err(e) if auth_refused(&e) => {
+                if let (Some(token), Some(src), false) = (&token, &m.settings.token, retried) {
+                    if src.rejected(token).await {
+                        retried = true;
+                        continue;
+                    }
+                }
+                return Err(SendError::Transient(format!(
+                    "the SMTP server refused our credentials: {e}"
+                )));
+            }
+            Err(e) if e.is_permanent() => return Err(SendError::Permanent(e.to_string())),
+            Err(e) => return Err(SendError::Transient(e.to_string())),
+        }
     }
 }
 

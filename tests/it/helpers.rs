@@ -27,7 +27,12 @@ fn port_open(port: u16) -> bool {
 pub fn rig() {
     static START: Once = Once::new();
     START.call_once(|| {
-        if port_open(IMAP_PORT) && port_open(SMTP_PORT) {
+        let rig_dir =
+            std::env::var("SUPPORTD_RIG_DIR").unwrap_or_else(|_| "/tmp/supportd-rig".into());
+        // A rig started by an older script lacks the OAuth passdb: `start` reloads it.
+        let current = std::fs::read_to_string(format!("{rig_dir}/dovecot/dovecot.conf"))
+            .is_ok_and(|c| c.contains("driver = oauth2"));
+        if current && port_open(IMAP_PORT) && port_open(SMTP_PORT) {
             return;
         }
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/dev/mailrig");
@@ -115,6 +120,12 @@ pub struct AppOptions {
     /// `report.mail`: off in tests unless one is about it (a test run on the 1st of a month
     /// would otherwise find the report among a supervisor's mail).
     pub report_mail: bool,
+    /// The support mailbox's login lines instead of `password = "test"` (OAuth tests).
+    pub mailbox_auth: Option<String>,
+    /// The `[smtp]` section's body instead of the rig's open relay port (OAuth tests).
+    pub smtp: Option<String>,
+    /// The support address (default: a fresh one).
+    pub support: Option<String>,
 }
 
 impl Default for AppOptions {
@@ -130,6 +141,9 @@ impl Default for AppOptions {
             internal_domains: "[]",
             max_message_mb: 25,
             report_mail: false,
+            mailbox_auth: None,
+            smtp: None,
+            support: None,
         }
     }
 }
@@ -147,7 +161,10 @@ pub struct TestConfig {
 pub async fn write_config(opts: &AppOptions) -> TestConfig {
     rig();
     let dir = tempfile::tempdir().expect("tempdir");
-    let support = address(&unique("support"));
+    let support = opts
+        .support
+        .clone()
+        .unwrap_or_else(|| address(&unique("support")));
     let url = fresh_database(opts.db, dir.path()).await;
     let move_to = if opts.after == "move" {
         "move_to = \"Archive\"\n"
@@ -177,15 +194,13 @@ host = "127.0.0.1"
 port = {IMAP_PORT}
 tls = "none"
 user = "{support}"
-password = "test"
+{mailbox_auth}
 after = "{after}"
 batch_size = {batch}
 {move_to}poll_interval_secs = 5
 
 [smtp]
-host = "127.0.0.1"
-port = {SMTP_PORT}
-tls = "none"
+{smtp}
 
 [outbox]
 retry_base_secs = 1
@@ -218,6 +233,14 @@ mail = {report_mail}
         internal = opts.internal_domains,
         max_mb = opts.max_message_mb,
         report_mail = opts.report_mail,
+        mailbox_auth = opts
+            .mailbox_auth
+            .clone()
+            .unwrap_or_else(|| "password = \"test\"".into()),
+        smtp = opts
+            .smtp
+            .clone()
+            .unwrap_or_else(|| format!("host = \"127.0.0.1\"\nport = {SMTP_PORT}\ntls = \"none\"")),
     );
     let path = dir.path().join("supportd.toml");
     std::fs::write(&path, toml).expect("write config");
@@ -451,6 +474,9 @@ fn mailbox_settings(user: &str) -> MailboxSettings {
         user: user.into(),
         password: Secret::new("test"),
         password_file: None,
+        auth: None,
+        oauth: None,
+        token: None,
         folder: "INBOX".into(),
         after: AfterProcessing::Seen,
         move_to: None,

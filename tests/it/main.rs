@@ -15,6 +15,8 @@ mod helpers;
 mod ingest;
 mod intake;
 mod mime_corpus;
+mod oauth;
+mod oauth_server;
 mod ops;
 mod personal;
 mod promises;
