@@ -99,6 +99,7 @@ async fn metrics(State(s): State<Arc<HttpState>>) -> Response {
         );
     }
     s.metrics.set_storage_errors(&s.health.storage());
+    s.metrics.set_oauth(&s.oauth);
     (
         StatusCode::OK,
         [(

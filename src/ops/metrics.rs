@@ -43,6 +43,8 @@ pub struct Metrics {
     outbox_oldest: Gauge<f64, AtomicU64>,
     timers_running: Gauge,
     mailbox_poll_age: Family<Labels, Gauge<f64, AtomicU64>>,
+    oauth_grant_ok: Family<Labels, Gauge>,
+    oauth_refreshes: Family<Labels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -82,6 +84,8 @@ impl Metrics {
             outbox_oldest: Gauge::default(),
             timers_running: Gauge::default(),
             mailbox_poll_age: Family::default(),
+            oauth_grant_ok: Family::default(),
+            oauth_refreshes: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -179,7 +183,36 @@ impl Metrics {
             "Seconds since each mailbox was last read successfully",
             m.mailbox_poll_age.clone(),
         );
+        registry.register(
+            "oauth_grant_ok",
+            "1 while an OAuth 2.0 grant gives access tokens (or has not been needed yet), 0 while it is revoked, unauthorised or its token endpoint fails, by grant",
+            m.oauth_grant_ok.clone(),
+        );
+        registry.register(
+            "oauth_refreshes",
+            "Access-token refreshes asked of the token endpoint, by grant",
+            m.oauth_refreshes.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Sets the OAuth gauges from the grants' state (scrape time).
+    pub fn set_oauth(
+        &self,
+        grants: &std::collections::BTreeMap<String, std::sync::Arc<crate::oauth::TokenSource>>,
+    ) {
+        for (name, src) in grants {
+            self.oauth_grant_ok
+                .get_or_create(&l("grant", name.as_str()))
+                .set(i64::from(src.status().is_ok()));
+            let c = self
+                .oauth_refreshes
+                .get_or_create(&l("grant", name.as_str()));
+            let n = src.refreshes();
+            if n > c.get() {
+                c.inc_by(n - c.get());
+            }
+        }
     }
 
     pub fn fetched(&self, mailbox: &str, n: u64) {

@@ -163,6 +163,11 @@ async fn a_mailbox_and_smtp_on_oauth_work_through_expiry_rotation_and_revocation
     }
     assert_eq!(r["oauth"]["desk"]["state"], "revoked", "{r}");
     assert_eq!(r["status"], "not ready", "{r}");
+    let (_, metrics) = http_get(app.http.expect("http"), "/metrics").await;
+    assert!(
+        metrics.contains("supportd_oauth_grant_ok{grant=\"desk\"} 0"),
+        "{metrics}"
+    );
     let reason = r["mailboxes"]
         .as_array()
         .and_then(|a| a.iter().find(|m| m["mailbox"] == "support"))

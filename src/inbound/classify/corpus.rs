@@ -139,6 +139,8 @@ pub fn shipped() -> Vec<LabelledMail> {
         ("corpus/saas.toml", include_str!("corpus/saas.toml")),
         ("corpus/services.toml", include_str!("corpus/services.toml")),
         ("corpus/urgency.toml", include_str!("corpus/urgency.toml")),
+        ("corpus/major.toml", include_str!("corpus/major.toml")),
+        ("corpus/urgency2.toml", include_str!("corpus/urgency2.toml")),
     ];
     FILES
         .iter()

@@ -234,8 +234,16 @@ fn extract_with(
             f.add(i, || name);
         }
     }
-    for r in rules {
+    for (k, r) in rules.iter().enumerate() {
         f.add(fnv(NS_RULE, &[r.as_bytes()]), || format!("rule:{r}"));
+        // Pairs of rules that fired together: a deadline *and* a failure, a threat *and* a loss —
+        // what a linear model over single features cannot weigh on its own.
+        for q in &rules[k + 1..] {
+            let (a, b) = if r <= q { (r, q) } else { (q, r) };
+            f.add(fnv(NS_RULE, &[a.as_bytes(), b"&", b.as_bytes()]), || {
+                format!("rule:{a}&{b}")
+            });
+        }
     }
     f.indices.sort_unstable();
     f.indices.dedup();
