@@ -1260,6 +1260,13 @@ fn oauth_use(
         }
         (_, Some(g)) => match sources.get(g) {
             Some(src) => {
+                if method == AuthMethod::Oauthbearer
+                    && src.grant().provider == crate::oauth::Provider::Microsoft365
+                {
+                    problems.push(format!(
+                        "{key}.auth: Microsoft 365 offers XOAUTH2, not OAUTHBEARER; use auth = \"xoauth2\" (the default)"
+                    ));
+                }
                 *token = Some(src.clone());
                 Some(src.grant().provider)
             }
@@ -1285,6 +1292,29 @@ fn check_host(key: &str, host: &str, problems: &mut Vec<String>) {
     }
 }
 
+/// Where a credential file named in the config is: an absolute path as is; a relative name in
+/// systemd's `$CREDENTIALS_DIRECTORY` (the service), else in `/etc/supportd/credentials` (where
+/// the README puts them: `check` and `oauth authorize` run by hand find them too), else relative
+/// to the working directory.
+pub fn credential_path(file: &Path) -> PathBuf {
+    if file.is_relative() {
+        if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+            let p = Path::new(&dir).join(file);
+            if p.exists() {
+                return p;
+            }
+        }
+        let p = Path::new(CREDENTIALS_DIR).join(file);
+        if p.exists() {
+            return p;
+        }
+    }
+    file.to_path_buf()
+}
+
+/// Where the README and the package put credential files.
+pub const CREDENTIALS_DIR: &str = "/etc/supportd/credentials";
+
 fn resolve_secret(
     key: &str,
     secret: &mut Secret,
@@ -1298,12 +1328,7 @@ fn resolve_secret(
         ));
         return;
     }
-    let path = match std::env::var_os("CREDENTIALS_DIRECTORY") {
-        Some(dir) if file.is_relative() && Path::new(&dir).join(file).exists() => {
-            Path::new(&dir).join(file)
-        }
-        _ => file.clone(),
-    };
+    let path = credential_path(file);
     match std::fs::read_to_string(&path) {
         Ok(s) => *secret = Secret::new(s.trim_end_matches(['\r', '\n'])),
         Err(e) => problems.push(format!(

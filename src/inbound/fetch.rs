@@ -121,8 +121,15 @@ async fn wrap_tls(host: &str, tcp: TcpStream) -> Result<Box<dyn ImapStream>> {
     Ok(Box::new(stream))
 }
 
-/// Connects and logs in. Never logs the password.
+/// Connects and logs in. Never logs the password or token.
+///
+/// With OAuth the access token is had first: a grant that is revoked or not yet authorised
+/// fails here without a connection to the server.
 pub async fn connect(s: &MailboxSettings) -> Result<ImapConn> {
+    let first_token = match &s.token {
+        Some(src) => Some(src.access_token().await?),
+        None => None,
+    };
     let tcp = timed(async {
         TcpStream::connect((s.host.as_str(), s.port))
             .await
@@ -176,7 +183,7 @@ pub async fn connect(s: &MailboxSettings) -> Result<ImapConn> {
                 })
             }
         },
-        Some(src) => bearer_login(client, s, src).await?,
+        Some(src) => bearer_login(client, s, src, first_token).await?,
     };
     let caps = timed(session.capabilities()).await?;
     Ok(ImapConn {
@@ -192,12 +199,17 @@ async fn bearer_login(
     client: async_imap::Client<Box<dyn ImapStream>>,
     s: &MailboxSettings,
     src: &crate::oauth::TokenSource,
+    first_token: Option<crate::config::Secret>,
 ) -> Result<Session> {
     let method = s.auth.unwrap_or(crate::oauth::AuthMethod::Xoauth2);
     let mut client = client;
     let mut retried = false;
+    let mut first_token = first_token;
     loop {
-        let token = src.access_token().await?;
+        let token = match first_token.take() {
+            Some(t) => t,
+            None => src.access_token().await?,
+        };
         let auth = crate::oauth::sasl::BearerAuthenticator::new(method, &s.user, token.expose());
         let said = auth.error.clone();
         let attempt = timed(async {

@@ -227,7 +227,20 @@ impl MailboxLoop {
                     }
                 }
                 Err(e) => {
-                    let wait = reconnect_delay(failures);
+                    use crate::oauth::OAuthError as O;
+                    // A grant that needs a person (a new sign-in, a fixed client) is looked at
+                    // every 20 s, without connecting to the server meanwhile.
+                    let needs_person = matches!(
+                        &e,
+                        IngestError::Fetch(FetchError::OAuth(
+                            O::Revoked { .. } | O::NotAuthorized { .. } | O::ClientRefused { .. }
+                        ))
+                    );
+                    let wait = if needs_person {
+                        Duration::from_secs(20)
+                    } else {
+                        reconnect_delay(failures)
+                    };
                     failures += 1;
                     warn!(error = %e, retry_in = ?wait, "IMAP session ended; reconnecting");
                     self.health.mailbox_failed(&self.name, &e.to_string());

@@ -10,7 +10,9 @@
 //!   opens the URL on their own machine and pastes the address the browser ends on (which fails
 //!   to load) back here. Google's way: its device flow does not allow the Gmail scope.
 
-use super::token::{error_chain, http_client, oauth_client, save_refresh_token, tokens_of};
+use super::token::{
+    error_chain, http_client, lock_grant, oauth_client, save_refresh_token, tokens_of,
+};
 use super::{Grant, Provider};
 use oauth2::{
     AuthUrl, AuthorizationCode, CsrfToken, DeviceAuthorizationUrl, PkceCodeChallenge, RedirectUrl,
@@ -79,17 +81,24 @@ fn token_error<RE: std::error::Error + 'static, T: oauth2::ErrorResponse + 'stat
     match e {
         RequestTokenError::ServerResponse(r) => AuthorizeError::Refused(r.to_string()),
         RequestTokenError::Request(e) => AuthorizeError::Failed(error_chain(&e)),
+        // Never the body: a 2xx answer that fails to parse holds tokens.
         RequestTokenError::Parse(e, body) => AuthorizeError::Failed(format!(
-            "unreadable answer ({e}): {}",
-            String::from_utf8_lossy(&body[..body.len().min(300)])
+            "unreadable answer from the provider ({} bytes): {}",
+            body.len(),
+            e.path()
         )),
         RequestTokenError::Other(s) => AuthorizeError::Failed(s),
     }
 }
 
-fn finish(g: &Grant, r: &oauth2::basic::BasicTokenResponse) -> Result<Authorized, AuthorizeError> {
+async fn finish(
+    g: &Grant,
+    r: &oauth2::basic::BasicTokenResponse,
+) -> Result<Authorized, AuthorizeError> {
     let t = tokens_of(r);
     let refresh = t.refresh.ok_or(AuthorizeError::NoRefreshToken)?;
+    // Wait for a daemon's refresh in progress, so it cannot write its rotated token over ours.
+    let _lock = lock_grant(&g.refresh_token_file).await;
     save_refresh_token(&g.refresh_token_file, &refresh).map_err(|source| AuthorizeError::Save {
         file: g.refresh_token_file.display().to_string(),
         source,
@@ -156,7 +165,7 @@ async fn device(
         .request_async(&http, tokio::time::sleep, Some(timeout))
         .await
         .map_err(token_error)?;
-    finish(g, &r)
+    finish(g, &r).await
 }
 
 /// The `code` and `state` of a redirect's query (`/?code=…&state=…` or a pasted full URL).
@@ -236,10 +245,14 @@ async fn browser(
                 accepted = listener.accept() => {
                     let (mut sock, _) = accepted?;
                     let mut buf = vec![0u8; 8192];
-                    let n = sock.read(&mut buf).await?;
+                    // A browser's idle or speculative connection must not hold up the next one.
+                    let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await else {
+                        continue;
+                    };
                     let head = String::from_utf8_lossy(&buf[..n]).into_owned();
                     let target = head.split_whitespace().nth(1).unwrap_or("").to_string();
-                    let Some(found) = redirect_params(&target) else {
+                    // Only the provider's redirect carries our state (or an error): ignore the rest.
+                    let Some(found) = redirect_params(&target).filter(|(_, st, err)| st.is_some() || err.is_some()) else {
                         let _ = sock.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
                         continue;
                     };
@@ -276,7 +289,7 @@ async fn browser(
         .request_async(&http)
         .await
         .map_err(token_error)?;
-    finish(g, &r)
+    finish(g, &r).await
 }
 
 #[cfg(test)]

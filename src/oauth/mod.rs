@@ -199,7 +199,14 @@ impl GrantSettings {
                 }
             }
         }
+        // A single-tenant registration (what the README's walkthrough makes) is refused at the
+        // `organizations` and `common` endpoints (AADSTS50194), so the tenant is required.
         let tenant = self.tenant.as_deref().unwrap_or("organizations");
+        if self.tenant.is_none() && self.provider == Provider::Microsoft365 {
+            problems.push(format!(
+                "{key}.tenant: required with provider = \"microsoft365\": the directory (tenant) id or a verified domain (contoso.onmicrosoft.com); \"organizations\" only for a multi-tenant app"
+            ));
+        }
         if self.tenant.is_some() && self.provider != Provider::Microsoft365 {
             problems.push(format!(
                 "{key}.tenant: only for provider = \"microsoft365\""
@@ -283,14 +290,9 @@ impl GrantSettings {
     }
 }
 
-/// Reads a one-line credential file, relative paths from `$CREDENTIALS_DIRECTORY` first.
+/// Reads a one-line credential file (found as [`crate::config::credential_path`] says).
 pub fn read_credential(file: &Path) -> Result<String, String> {
-    let path = match std::env::var_os("CREDENTIALS_DIRECTORY") {
-        Some(dir) if file.is_relative() && Path::new(&dir).join(file).exists() => {
-            Path::new(&dir).join(file)
-        }
-        _ => file.to_path_buf(),
-    };
+    let path = crate::config::credential_path(file);
     std::fs::read_to_string(&path)
         .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
         .map_err(|e| format!("cannot read {}: {e}", path.display()))
@@ -342,6 +344,10 @@ mod tests {
         );
         assert!(all.contains("oauth.m.token_url: required"), "{all}");
         assert!(all.contains("oauth.m.tenant: only for provider"), "{all}");
+        let (_, p) = grant("provider = \"microsoft365\"\nclient_id = \"a\"");
+        assert!(p
+            .join("\n")
+            .contains("oauth.m.tenant: required with provider"));
         let (_, p) = grant("client_id = \"a\"\ntoken_url = \"ftp://x\"");
         assert!(p
             .join("\n")

@@ -27,6 +27,8 @@ pub enum OAuthError {
     NotAuthorized { grant: String, file: String },
     #[error("OAuth2 grant {grant:?} was refused by the provider ({reason}): the refresh token is revoked or expired; run `supportd oauth authorize {grant}`")]
     Revoked { grant: String, reason: String },
+    #[error("OAuth2 grant {grant:?}: the provider refused the client ({reason}): check oauth.{grant}.client_id and the client secret (an expired secret is renewed in the app registration), then restart")]
+    ClientRefused { grant: String, reason: String },
     #[error(
         "OAuth2 token endpoint of grant {grant:?} failed: {reason} (next try in {retry_in:?})"
     )]
@@ -53,15 +55,27 @@ pub enum GrantStatus {
     Revoked {
         reason: String,
     },
+    /// The provider refused the client itself (id or secret).
+    ClientRefused {
+        reason: String,
+    },
+    /// The token endpoint fails, but the access token held is still valid.
+    Degraded {
+        reason: String,
+        expires_in_secs: u64,
+    },
     Failing {
         reason: String,
     },
 }
 
 impl GrantStatus {
-    /// Whether the grant works (or has not been needed yet).
+    /// Whether the grant works (or has not been needed yet, or still has a valid token).
     pub fn is_ok(&self) -> bool {
-        matches!(self, GrantStatus::Unused | GrantStatus::Ok { .. })
+        matches!(
+            self,
+            GrantStatus::Unused | GrantStatus::Ok { .. } | GrantStatus::Degraded { .. }
+        )
     }
 }
 
@@ -83,6 +97,9 @@ struct State {
     last_failure: Option<String>,
     /// When an authentication failure last forced a refresh.
     forced_at: Option<Instant>,
+    /// A rotated refresh token that could not be saved, and the one it replaced: used while the
+    /// file still holds the old one.
+    unsaved: Option<(Secret, Secret)>,
 }
 
 /// The access tokens of one grant, shared by everything that logs in with it.
@@ -168,7 +185,11 @@ pub fn save_refresh_token(path: &std::path::Path, token: &Secret) -> std::io::Re
             }
         }
     }
-    let tmp = path.with_extension("tmp");
+    let tmp = path.with_extension(format!(
+        "tmp.{}.{:x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -185,6 +206,12 @@ pub fn save_refresh_token(path: &std::path::Path, token: &Secret) -> std::io::Re
         inherit_owner(&tmp, dir);
     }
     std::fs::rename(&tmp, path)?;
+    // The rename itself survives a crash only once the directory is synced.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
     Ok(())
 }
 
@@ -232,6 +259,19 @@ impl TokenSource {
             (GrantStatus::Ok { .. }, Some(expires)) => GrantStatus::Ok {
                 expires_in_secs: expires.saturating_duration_since(Instant::now()).as_secs(),
             },
+            (GrantStatus::Degraded { reason, .. }, Some(expires)) => {
+                let left = expires.saturating_duration_since(Instant::now()).as_secs();
+                if left == 0 {
+                    GrantStatus::Failing {
+                        reason: reason.clone(),
+                    }
+                } else {
+                    GrantStatus::Degraded {
+                        reason: reason.clone(),
+                        expires_in_secs: left,
+                    }
+                }
+            }
             (other, _) => other.clone(),
         }
     }
@@ -256,8 +296,18 @@ impl TokenSource {
             }
         }
         let file = self.grant.refresh_token_file.display().to_string();
+        // Every process that refreshes (the daemon, `check`, `oauth status`, `oauth authorize`)
+        // holds the grant's lock from reading the file to saving a rotated token, so none sends
+        // a token another has just rotated away, and a new grant is never overwritten.
+        let _lock = lock_grant(&self.grant.refresh_token_file).await;
         let refresh = match std::fs::read_to_string(&self.grant.refresh_token_file) {
-            Ok(s) if !s.trim().is_empty() => Secret::new(s.trim()),
+            Ok(s) if !s.trim().is_empty() => {
+                let on_file = Secret::new(s.trim());
+                match &st.unsaved {
+                    Some((old, new)) if *old == on_file => new.clone(),
+                    _ => on_file,
+                }
+            }
             _ => {
                 self.set_status(GrantStatus::NotAuthorized { file: file.clone() }, None);
                 return Err(OAuthError::NotAuthorized {
@@ -268,9 +318,10 @@ impl TokenSource {
         };
         if st.refused.as_ref() == Some(&refresh) {
             let reason = st.last_failure.clone().unwrap_or_default();
-            return Err(OAuthError::Revoked {
-                grant: self.grant.name.clone(),
-                reason,
+            let grant = self.grant.name.clone();
+            return Err(match self.status() {
+                GrantStatus::ClientRefused { .. } => OAuthError::ClientRefused { grant, reason },
+                _ => OAuthError::Revoked { grant, reason },
             });
         }
         if st.refused.is_some() {
@@ -318,16 +369,45 @@ impl TokenSource {
                 st.last_failure = None;
                 info!(oauth.grant = %self.grant.name, expires_in_secs = t.expires_in.as_secs(), "OAuth2 access token refreshed");
                 if let Some(new) = t.refresh.filter(|n| *n != refresh) {
-                    match save_refresh_token(&self.grant.refresh_token_file, &new) {
-                        Ok(()) => {
-                            info!(oauth.grant = %self.grant.name, file = %file, "the provider rotated the refresh token; the new one is saved")
-                        }
-                        Err(e) => {
-                            error!(oauth.grant = %self.grant.name, file = %file, error = %e, "the provider rotated the refresh token but it cannot be saved: the grant will fail after a restart; make the file writable")
+                    let on_file = std::fs::read_to_string(&self.grant.refresh_token_file)
+                        .map(|s| Secret::new(s.trim()))
+                        .ok();
+                    let replaced = st.unsaved.as_ref().map(|(old, _)| old.clone());
+                    if on_file.is_some() && on_file != Some(refresh.clone()) && on_file != replaced
+                    {
+                        // A new grant was written meanwhile (outside the lock): keep it.
+                        warn!(oauth.grant = %self.grant.name, file = %file, "the refresh token file changed during a refresh; keeping the file's");
+                    } else {
+                        match save_refresh_token(&self.grant.refresh_token_file, &new) {
+                            Ok(()) => {
+                                st.unsaved = None;
+                                info!(oauth.grant = %self.grant.name, file = %file, "the provider rotated the refresh token; the new one is saved")
+                            }
+                            Err(e) => {
+                                error!(oauth.grant = %self.grant.name, file = %file, error = %e, "the provider rotated the refresh token but it cannot be saved: it is kept in memory, and the grant fails after a restart; make the file writable");
+                                let old = on_file.unwrap_or_else(|| refresh.clone());
+                                st.unsaved = Some((old, new));
+                            }
                         }
                     }
                 }
                 Ok(t.access)
+            }
+            Err(ClientRefused(reason)) => {
+                error!(oauth.grant = %self.grant.name, %reason, "the provider refused the client (id or secret): mail on this grant stops until the client settings are fixed");
+                st.refused = Some(refresh);
+                st.access = None;
+                st.last_failure = Some(reason.clone());
+                self.set_status(
+                    GrantStatus::ClientRefused {
+                        reason: reason.clone(),
+                    },
+                    None,
+                );
+                Err(OAuthError::ClientRefused {
+                    grant: self.grant.name.clone(),
+                    reason,
+                })
             }
             Err(Refused(reason)) => {
                 error!(oauth.grant = %self.grant.name, file = %file, %reason, "the provider refused the refresh token (revoked or expired): mail on this grant stops until `supportd oauth authorize {}`", self.grant.name);
@@ -351,15 +431,22 @@ impl TokenSource {
                 st.next_try = Some(Instant::now() + wait);
                 st.last_failure = Some(reason.clone());
                 warn!(oauth.grant = %self.grant.name, %reason, retry_in = ?wait, "OAuth2 token endpoint failed");
+                if let Some(h) = st.access.as_ref().filter(|h| Instant::now() < h.expires) {
+                    self.set_status(
+                        GrantStatus::Degraded {
+                            reason: reason.clone(),
+                            expires_in_secs: 0,
+                        },
+                        Some(h.expires),
+                    );
+                    return Ok(h.token.clone());
+                }
                 self.set_status(
                     GrantStatus::Failing {
                         reason: reason.clone(),
                     },
                     None,
                 );
-                if let Some(h) = st.access.as_ref().filter(|h| Instant::now() < h.expires) {
-                    return Ok(h.token.clone());
-                }
                 Err(OAuthError::Unavailable {
                     grant: self.grant.name.clone(),
                     reason,
@@ -408,16 +495,27 @@ impl TokenSource {
                     None => e.error().to_string(),
                 };
                 match e.error() {
-                    BasicErrorResponseType::InvalidGrant
-                    | BasicErrorResponseType::InvalidClient
-                    | BasicErrorResponseType::UnauthorizedClient => Err(Refused(reason)),
+                    BasicErrorResponseType::InvalidGrant => Err(Refused(reason)),
+                    BasicErrorResponseType::InvalidClient
+                    | BasicErrorResponseType::UnauthorizedClient => Err(ClientRefused(reason)),
+                    // Microsoft: MFA, conditional access or consent now demand a person.
+                    BasicErrorResponseType::Extension(x)
+                        if matches!(
+                            x.as_str(),
+                            "interaction_required" | "consent_required" | "login_required"
+                        ) =>
+                    {
+                        Err(Refused(reason))
+                    }
                     _ => Err(Failed(reason)),
                 }
             }
             Err(RequestTokenError::Request(e)) => Err(Failed(error_chain(&e))),
+            // Never the body: a 2xx answer that fails to parse holds tokens.
             Err(RequestTokenError::Parse(e, body)) => Err(Failed(format!(
-                "unreadable answer ({e}): {}",
-                String::from_utf8_lossy(&body[..body.len().min(200)])
+                "unreadable answer from the token endpoint ({} bytes): {}",
+                body.len(),
+                e.path()
             ))),
             Err(RequestTokenError::Other(e)) => Err(Failed(e)),
         }
@@ -438,9 +536,41 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 
 enum Failure {
     Refused(String),
+    ClientRefused(String),
     Failed(String),
 }
-use Failure::{Failed, Refused};
+use Failure::{ClientRefused, Failed, Refused};
+
+/// Takes the grant's lock (`FILE.lock`, an advisory `flock` shared by every supportd process),
+/// waiting up to 30 s; `None` when the lock file cannot be made (a read-only place: the grant
+/// goes on without it).
+pub(crate) async fn lock_grant(file: &std::path::Path) -> Option<std::fs::File> {
+    let path = file.with_extension("lock");
+    // No folder yet means no grant yet: nothing to protect, and a folder made here by root
+    // would be one the service's user cannot write.
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+    if !dir.exists() {
+        return None;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .ok()?;
+    #[cfg(unix)]
+    inherit_owner(&path, dir);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match f.try_lock() {
+            Ok(()) => return Some(f),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(_) => return None,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -465,7 +595,11 @@ mod tests {
             let mode = std::fs::metadata(&p).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        assert!(!p.with_extension("tmp").exists());
+        let left: Vec<_> = std::fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
     }
 
     #[cfg(unix)]

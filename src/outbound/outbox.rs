@@ -38,6 +38,11 @@ pub enum SendError {
     Transient(String),
     #[error("{0}")]
     Permanent(String),
+    /// Our own credentials failed (an OAuth grant revoked or its provider down, a refused
+    /// password): the recipient is not at fault, so the mail waits — never given up — and is
+    /// sent once the credentials work again.
+    #[error("{0}")]
+    Credentials(String),
 }
 
 type Transport = AsyncSmtpTransport<Tokio1Executor>;
@@ -138,7 +143,7 @@ impl Mailer {
         let token = src
             .access_token()
             .await
-            .map_err(|e| SendError::Transient(e.to_string()))?;
+            .map_err(|e| SendError::Credentials(e.to_string()))?;
         let mut cur = self.oauth.lock().await;
         if let Some((t, tr)) = cur.as_ref() {
             if *t == token {
@@ -195,7 +200,7 @@ pub async fn send_one(m: &Mailer, mail: &ClaimedMail) -> Result<(), SendError> {
                         continue;
                     }
                 }
-                return Err(SendError::Transient(format!(
+                return Err(SendError::Credentials(format!(
                     "the SMTP server refused our credentials: {e}"
                 )));
             }
@@ -231,6 +236,11 @@ pub struct OutboxWorker {
 
 const LEASE_MS: Millis = 5 * 60_000;
 
+/// How soon mail waiting for our credentials is tried again: `retry_base_secs`, 5 s to 60 s.
+fn credentials_retry(base_ms: Millis) -> Millis {
+    base_ms.clamp(5_000, 60_000)
+}
+
 /// The worker's name in health reports.
 const TASK: &str = "outbox";
 
@@ -246,6 +256,8 @@ impl OutboxWorker {
             return Ok(Step::Idle);
         }
         let n = claimed.len();
+        // Once our credentials fail, the rest of the batch waits without another login each.
+        let mut credentials_down: Option<String> = None;
         for mut mail in claimed {
             let span = tracing::info_span!(
                 "outbox",
@@ -260,6 +272,11 @@ impl OutboxWorker {
                     info!(message_id = %mail.message_id, "mail accepted before a restart; recording it as sent");
                     self.record_sent(&mail, self.clock.now()).await?;
                     self.metrics.mail_sent(mail.kind.as_str());
+                    return Ok(());
+                }
+                if let Some(why) = &credentials_down {
+                    let next = self.clock.now() + credentials_retry(self.retry_base_ms);
+                    self.store.mark_retry(&mail, why, next).await?;
                     return Ok(());
                 }
                 self.store.load_raw(&mut mail).await?;
@@ -278,6 +295,16 @@ impl OutboxWorker {
                         info!(message_id = %mail.message_id, kind = %mail.kind, "mail sent");
                         self.record_sent(&mail, now).await?;
                         self.metrics.mail_sent(mail.kind.as_str());
+                        Ok(())
+                    }
+                    Err(SendError::Credentials(e)) => {
+                        // Not the recipient's fault: retried every minute however long it
+                        // takes, never given up (the grant's state is in /readyz and the log).
+                        let next = now + credentials_retry(self.retry_base_ms);
+                        warn!(error = %e, retry_at = %crate::clock::rfc3339(next), "send waits: our SMTP credentials do not work");
+                        self.store.mark_retry(&mail, &e, next).await?;
+                        self.metrics.send_failure("credentials");
+                        credentials_down = Some(e);
                         Ok(())
                     }
                     Err(SendError::Transient(e)) if now < mail.give_up_at => {

@@ -17,7 +17,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-pub const PORT: u16 = 14180;
+/// The port the rig's Dovecot asks (`SUPPORTD_RIG_OAUTH_PORT`, as `deploy/dev/mailrig` reads it).
+fn port() -> u16 {
+    std::env::var("SUPPORTD_RIG_OAUTH_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(14180)
+}
 
 #[derive(Clone)]
 pub struct Client {
@@ -100,10 +106,13 @@ pub fn oauth_server() -> &'static OAuthServer {
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(("127.0.0.1", PORT))
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port()))
                     .await
                     .unwrap_or_else(|e| {
-                        panic!("the test token server cannot listen on 127.0.0.1:{PORT}: {e}")
+                        panic!(
+                            "the test token server cannot listen on 127.0.0.1:{}: {e}",
+                            port()
+                        )
                     });
                 tx.send(()).expect("started");
                 let app = Router::new()
@@ -119,7 +128,7 @@ pub fn oauth_server() -> &'static OAuthServer {
             .expect("token server starts");
         OAuthServer {
             state,
-            base: format!("http://127.0.0.1:{PORT}"),
+            base: format!("http://127.0.0.1:{}", port()),
         }
     })
 }
@@ -417,7 +426,7 @@ async fn devicecode(
     Json(serde_json::json!({
         "device_code": device_code,
         "user_code": user_code,
-        "verification_uri": format!("http://127.0.0.1:{PORT}/device"),
+        "verification_uri": format!("http://127.0.0.1:{}/device", port()),
         "expires_in": 900,
         "interval": 1,
     }))
