@@ -562,6 +562,40 @@ async fn bench_mix(n: usize) {
         )
         .await;
     }
+    // Where the bytes go (SQLite): the file per mail taken in, and the raw mails' share.
+    let row: (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size()),
+                (SELECT COUNT(*) FROM messages WHERE direction = 'in'),
+                (SELECT COALESCE(SUM(LENGTH(raw)), 0) FROM messages) + (SELECT COALESCE(SUM(LENGTH(bytes)), 0) FROM raw_chunks),
+                (SELECT COALESCE(SUM(LENGTH(text) + LENGTH(reply_text)), 0) FROM messages)",
+    )
+    .fetch_one(store.pool())
+    .await
+    .expect("sizes");
+    let (file, inbound, raw, text) = row;
+    // The raw mails as they were (before compression), read back through the store.
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT message_id FROM messages WHERE message_id IS NOT NULL")
+            .fetch_all(store.pool())
+            .await
+            .expect("ids");
+    let mut original = 0usize;
+    for id in &ids {
+        original += store
+            .raw_by_message_id(id)
+            .await
+            .expect("raw")
+            .map_or(0, |r| r.len());
+    }
+    let per = |b: i64| b as f64 / inbound.max(1) as f64 / 1024.0;
+    println!(
+        "mix storage:  {:.1} KB per mail taken in (SQLite file {} MiB for {inbound} mails and their acknowledgements): raw mails {:.1} KB stored as {:.1} KB (zstd), text columns {:.1} KB",
+        per(file),
+        file / (1024 * 1024),
+        per(original as i64),
+        per(raw),
+        per(text)
+    );
 }
 
 /// `-- report [N]`: the monthly report of a month of N tickets (default 100,000) on SQLite, with

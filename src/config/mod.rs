@@ -1146,6 +1146,22 @@ impl Settings {
             format!("{:?}", self.mailboxes),
             format!("{:?}", new.mailboxes),
         );
+        // Compared, never printed: the client secret is part of it.
+        let grants = |s: &Settings| {
+            s.oauth_sources
+                .iter()
+                .map(|(k, v)| {
+                    let g = v.grant();
+                    format!(
+                        "{k}{:?}{}",
+                        g,
+                        g.client_secret.as_ref().map_or("", |c| c.expose())
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("|")
+        };
+        differ("oauth (grants)", grants(self), grants(new));
         differ(
             "smtp",
             format!("{:?}", self.smtp),

@@ -71,6 +71,9 @@ pub enum StoreError {
     /// is rolled back and the mailbox left alone.
     #[error("lease on mailbox {0} lost (epoch {1}): another daemon holds it")]
     LeaseLost(String, i64),
+    /// Stored bytes that do not read back (a compressed mail that does not decompress).
+    #[error("corrupt data in the database: {0}")]
+    Corrupt(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

@@ -17,7 +17,7 @@
 //! written parents first; a timer step another scheduler already took is
 //! [`StoreError::StaleTimer`](super::StoreError::StaleTimer) and the caller rolls back.
 
-use super::rows::{i, os, raw_columns, s, write_chunks, Rows, V};
+use super::rows::{i, os, raw_columns, s, write_chunks, Chunks, Rows, V};
 use super::{Backend, ImapLocation, Result, Store, StoreError, Tx};
 use crate::domain::{
     EmailAddress, InboundMail, Millis, Plan, Severity, Status, TicketClass, TicketState, TimerEnd,
@@ -139,7 +139,7 @@ struct Buffers<'a> {
     surveys: Rows<'a>,
     corrections: Rows<'a>,
     /// Raw mails above 1 MiB, by chunk name, written as chunks.
-    chunks: Vec<(String, &'a [u8])>,
+    chunks: Vec<Chunks<'a>>,
 }
 
 impl<'a> Buffers<'a> {
@@ -209,7 +209,7 @@ impl<'a> Buffers<'a> {
     /// Sends everything collected, parents first.
     async fn flush(&mut self, tx: &mut Tx, b: Backend) -> Result<()> {
         for (blob, raw) in self.chunks.drain(..) {
-            write_chunks(tx, &blob, raw).await?;
+            write_chunks(tx, &blob, &raw).await?;
         }
         self.tickets.flush(tx, b).await?;
         self.messages.flush(tx, b).await?;
@@ -669,11 +669,7 @@ impl Store {
 }
 
 /// A message row's values.
-fn message_row<'a>(
-    id: i64,
-    m: &MessageRow<'a>,
-    now: Millis,
-) -> (Vec<V<'a>>, Option<(String, &'a [u8])>) {
+fn message_row<'a>(id: i64, m: &MessageRow<'a>, now: Millis) -> (Vec<V<'a>>, Option<Chunks<'a>>) {
     let mail = m.mail;
     let (raw, blob, chunks) = raw_columns(m.raw);
     let row = vec![
