@@ -46,8 +46,12 @@ pub enum AuthorizeError {
     Setup { grant: String, what: String },
     #[error("the provider refused: {0}")]
     Refused(String),
-    #[error("the token endpoint failed: {0}")]
+    #[error(
+        "the provider could not be reached or failed: {0} (check network access, or HTTPS_PROXY)"
+    )]
     Failed(String),
+    #[error("no sign-in within {0:?}")]
+    TimedOut(Duration),
     #[error("no refresh token in the provider's answer (for Microsoft add the scope offline_access; for Google the consent screen must be shown again: revoke the app's access and retry)")]
     NoRefreshToken,
     #[error("cannot save the refresh token to {file}: {source}")]
@@ -273,7 +277,7 @@ async fn browser(
         }
     })
     .await
-    .map_err(|_| AuthorizeError::Failed(format!("no sign-in within {timeout:?}")))??;
+    .map_err(|_| AuthorizeError::TimedOut(timeout))??;
     if let Some(e) = error {
         return Err(AuthorizeError::Refused(e));
     }

@@ -30,7 +30,7 @@ pub enum OAuthError {
     #[error("OAuth2 grant {grant:?}: the provider refused the client ({reason}): check oauth.{grant}.client_id and the client secret (an expired secret is renewed in the app registration), then restart")]
     ClientRefused { grant: String, reason: String },
     #[error(
-        "OAuth2 token endpoint of grant {grant:?} failed: {reason} (next try in {retry_in:?})"
+        "OAuth2 token endpoint of grant {grant:?} failed: {reason} (tried again in {}s; check network access, or HTTPS_PROXY)", retry_in.as_secs().max(1)
     )]
     Unavailable {
         grant: String,
