@@ -821,20 +821,14 @@ impl Settings {
                 &mut problems,
             )
             .and_then(|p| p.imap());
-            if mb.host.trim().is_empty() {
-                match preset {
-                    Some(p) => {
-                        mb.host = p.host.to_string();
-                        mb.port = p.port;
-                        mb.tls = p.tls;
-                    }
-                    None => problems.push(format!(
-                        "{key}.host: required (or oauth = a grant with provider = \"microsoft365\" | \"google\")"
-                    )),
-                }
-            } else {
-                check_host(&format!("{key}.host"), &mb.host, &mut problems);
-            }
+            server_or_preset(
+                &key,
+                &mut mb.host,
+                &mut mb.port,
+                &mut mb.tls,
+                preset,
+                &mut problems,
+            );
             if mb.port == 0 {
                 mb.port = if mb.tls == TlsMode::Tls { 993 } else { 143 };
             }
@@ -882,20 +876,14 @@ impl Settings {
             &mut problems,
         )
         .and_then(|p| p.smtp());
-        if smtp.host.trim().is_empty() {
-            match preset {
-                Some(p) => {
-                    smtp.host = p.host.to_string();
-                    smtp.port = p.port;
-                    smtp.tls = p.tls;
-                }
-                None => problems.push(
-                    "smtp.host: required (or oauth = a grant with provider = \"microsoft365\" | \"google\")".into(),
-                ),
-            }
-        } else {
-            check_host("smtp.host", &smtp.host, &mut problems);
-        }
+        server_or_preset(
+            "smtp",
+            &mut smtp.host,
+            &mut smtp.port,
+            &mut smtp.tls,
+            preset,
+            &mut problems,
+        );
         if smtp.port == 0 {
             smtp.port = match smtp.tls {
                 TlsMode::Tls => 465,
@@ -1299,6 +1287,31 @@ fn oauth_use(
                 None
             }
         },
+    }
+}
+
+/// A mail server's address: the one configured (checked), or else the grant provider's preset.
+fn server_or_preset(
+    key: &str,
+    host: &mut String,
+    port: &mut u16,
+    tls: &mut TlsMode,
+    preset: Option<crate::oauth::ServerPreset>,
+    problems: &mut Vec<String>,
+) {
+    if !host.trim().is_empty() {
+        check_host(&format!("{key}.host"), host, problems);
+        return;
+    }
+    match preset {
+        Some(p) => {
+            *host = p.host.to_string();
+            *port = p.port;
+            *tls = p.tls;
+        }
+        None => problems.push(format!(
+            "{key}.host: required (or oauth = a grant with provider = \"microsoft365\" | \"google\")"
+        )),
     }
 }
 

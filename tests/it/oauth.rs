@@ -7,6 +7,22 @@ use crate::oauth_server::{oauth_server, Client};
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
+/// A client registration on the token server: its secret, access-token lifetime (s), whether
+/// refresh tokens rotate, and the user its authorize endpoint signs in.
+fn client_of(
+    secret: Option<String>,
+    access_ttl: u64,
+    rotate: bool,
+    browser_user: Option<String>,
+) -> Client {
+    Client {
+        secret,
+        access_ttl,
+        rotate,
+        browser_user,
+    }
+}
+
 /// The config lines of grant `name` on the test's token server.
 fn grant_config(name: &str, client: &str, secret: Option<&str>, file: &std::path::Path) -> String {
     let base = &oauth_server().base;
@@ -71,15 +87,7 @@ async fn a_mailbox_and_smtp_on_oauth_work_through_expiry_rotation_and_revocation
     let server = oauth_server();
     let client = unique("client");
     // Short-lived access tokens and rotated refresh tokens: Microsoft's behaviour, faster.
-    server.register(
-        &client,
-        Client {
-            secret: Some("s3cret".into()),
-            access_ttl: 6,
-            rotate: true,
-            browser_user: None,
-        },
-    );
+    server.register(&client, client_of(Some("s3cret".into()), 6, true, None));
     let keys = tempfile::tempdir().expect("tempdir");
     let file = keys.path().join("desk.refresh-token");
     let support = address(&unique("support"));
@@ -288,15 +296,7 @@ async fn oauth_authorize_device_flow_saves_the_grant_and_logs_in_with_oauthbeare
     let server = oauth_server();
     // A public client (Microsoft's usual registration for a daemon: no secret).
     let client = unique("public");
-    server.register(
-        &client,
-        Client {
-            secret: None,
-            access_ttl: 3600,
-            rotate: false,
-            browser_user: None,
-        },
-    );
+    server.register(&client, client_of(None, 3600, false, None));
     let keys = tempfile::tempdir().expect("tempdir");
     let file = keys.path().join("oauth/desk.refresh-token");
     let support = address(&unique("support"));
@@ -398,12 +398,12 @@ async fn oauth_authorize_browser_flow_uses_pkce_and_a_loopback_redirect() {
     let support = address(&unique("support"));
     server.register(
         &client,
-        Client {
-            secret: Some("not-so-secret".into()),
-            access_ttl: 3600,
-            rotate: false,
-            browser_user: Some(support.clone()),
-        },
+        client_of(
+            Some("not-so-secret".into()),
+            3600,
+            false,
+            Some(support.clone()),
+        ),
     );
     let keys = tempfile::tempdir().expect("tempdir");
     let file = keys.path().join("g.refresh-token");
@@ -448,15 +448,7 @@ async fn a_provider_that_is_down_is_retried_with_backoff_and_the_held_token_kept
     rig();
     let server = oauth_server();
     let client = unique("flaky");
-    server.register(
-        &client,
-        Client {
-            secret: None,
-            access_ttl: 3600,
-            rotate: false,
-            browser_user: None,
-        },
-    );
+    server.register(&client, client_of(None, 3600, false, None));
     let keys = tempfile::tempdir().expect("tempdir");
     let file = keys.path().join("f.refresh-token");
     let user = address(&unique("support"));
