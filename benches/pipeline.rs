@@ -796,6 +796,16 @@ fn main() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let settings = config(dir.path(), "support@example.test");
+    if std::env::args().any(|a| a == "mix") {
+        // `-- mix [N]`: the realistic mix end to end alone (for profiling).
+        rt.block_on(bench_mix(n));
+        return;
+    }
+    if std::env::args().any(|a| a == "store") {
+        // `-- store [N]`: the SQLite group commit alone (for profiling).
+        rt.block_on(bench_store(&settings, n, 500));
+        return;
+    }
     bench_pure(&settings);
     if std::env::args().any(|a| a == "pure") {
         // `cargo bench --bench pipeline -- pure`: the pure stages alone (for profiling).
