@@ -218,6 +218,10 @@ impl Metrics {
     pub fn fetched(&self, mailbox: &str, n: u64) {
         self.fetched.get_or_create(&l("mailbox", mailbox)).inc_by(n);
     }
+    /// Mails fetched and committed from `mailbox` since start (`supportd_messages_fetched_total`).
+    pub fn fetched_total(&self, mailbox: &str) -> u64 {
+        self.fetched.get_or_create(&l("mailbox", mailbox)).get()
+    }
     pub fn screened(&self, verdict: &'static str) {
         self.screened.get_or_create(&l("verdict", verdict)).inc();
     }

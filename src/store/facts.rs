@@ -37,13 +37,7 @@ impl Store {
         ids.sort_unstable();
         ids.dedup();
         for chunk in ids.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT m.message_id, m.direction, m.ticket_id, o.kind, o.sent_at
-                 FROM messages m LEFT JOIN outbox o ON o.message_row = m.id
-                 WHERE m.message_id IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
+            let mut q = sqlx::query(AssertSqlSafe(sql::message_ids(chunk.len())));
             for id in chunk {
                 q = q.bind(*id);
             }
@@ -76,12 +70,7 @@ impl Store {
             })
             .collect();
         for chunk in unknown.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT a.alias, m.ticket_id FROM message_aliases a JOIN messages m ON m.id = a.message_row
-                 WHERE a.alias IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
+            let mut q = sqlx::query(AssertSqlSafe(sql::aliases(chunk.len())));
             for id in chunk {
                 q = q.bind(*id);
             }
@@ -135,18 +124,8 @@ impl Store {
         ids.dedup();
         let mut out = HashMap::new();
         for chunk in ids.chunks(CHUNK) {
-            let list = placeholders(1, chunk.len());
-            let rows = bound(
-                &format!(
-                    "SELECT id, requester, requester_name, subject, language, status, category, severity, urgent, vip,
-                            priority, owner, complex, escalated, survey_message_id, first_reply_at, solved_at,
-                            followup_sent_at, followup_at, agent_token_epoch
-                     FROM tickets WHERE id IN ({list})"
-                ),
-                chunk,
-                tx,
-            )
-            .await?;
+            let n = chunk.len();
+            let rows = bound(&sql::tickets(n), chunk, tx).await?;
             for row in rows {
                 let Some(requester) = addr(&row.get::<String, _>(1)) else {
                     continue;
@@ -186,24 +165,12 @@ impl Store {
                 );
             }
             let by = |r: &AnyRow| TicketRef(r.get::<i64, _>(0));
-            for r in bound(
-                &format!("SELECT ticket_id, address FROM participants WHERE ticket_id IN ({list}) ORDER BY address"),
-                chunk,
-                tx,
-            )
-            .await?
-            {
+            for r in bound(&sql::participants(n), chunk, tx).await? {
                 if let (Some(t), Some(a)) = (out.get_mut(&by(&r)), addr(&r.get::<String, _>(1))) {
                     t.participants.push(a);
                 }
             }
-            for r in bound(
-                &format!("SELECT ticket_id, kind, started_at, due_at FROM timers WHERE state = 'running' AND ticket_id IN ({list})"),
-                chunk,
-                tx,
-            )
-            .await?
-            {
+            for r in bound(&sql::timers(n), chunk, tx).await? {
                 if let (Some(t), Some(kind)) = (
                     out.get_mut(&by(&r)),
                     TimerKind::parse(&r.get::<String, _>(1)),
@@ -215,31 +182,12 @@ impl Store {
                     });
                 }
             }
-            for r in bound(
-                &format!(
-                    "SELECT ticket_id, message_id FROM messages WHERE id IN
-                       (SELECT MIN(id) FROM messages WHERE direction = 'in' AND ticket_id IN ({list}) GROUP BY ticket_id)"
-                ),
-                chunk,
-                tx,
-            )
-            .await?
-            {
+            for r in bound(&sql::first_messages(n), chunk, tx).await? {
                 if let Some(t) = out.get_mut(&by(&r)) {
                     t.first_message = MessageId::parse(&r.get::<String, _>(1));
                 }
             }
-            for r in bound(
-                &format!(
-                    "SELECT ticket_id, message_id, reply_text FROM messages WHERE id IN
-                       (SELECT MAX(id) FROM messages WHERE direction = 'in' AND verdict = 'human'
-                        AND ticket_id IN ({list}) GROUP BY ticket_id)"
-                ),
-                chunk,
-                tx,
-            )
-            .await?
-            {
+            for r in bound(&sql::last_messages(n), chunk, tx).await? {
                 if let Some(t) = out.get_mut(&by(&r)) {
                     t.last_customer_message = MessageId::parse(&r.get::<String, _>(1));
                     t.summary = r.get(2);
@@ -268,12 +216,8 @@ impl Store {
             .into_iter()
             .collect();
         for chunk in senders.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT recipient, COUNT(*) FROM outbox WHERE kind = 'ack' AND created_at > $1
-                 AND recipient IN ({}) GROUP BY recipient",
-                placeholders(2, chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now - 3_600_000);
+            let mut q =
+                sqlx::query(AssertSqlSafe(sql::ack_counts(chunk.len()))).bind(now - 3_600_000);
             for a in chunk {
                 q = q.bind(*a);
             }
@@ -287,6 +231,86 @@ impl Store {
     }
 }
 
+/// The intake's lookups, with `n` values bound as `$1…$n` (`ack_counts`: `$2…$n+1`). Every one
+/// is found through an index whatever the tables hold and however long the list: the plans are
+/// checked in the tests below.
+pub(crate) mod sql {
+    use super::placeholders;
+
+    /// Stored mail by Message-ID, with the kind of an outgoing one. `direction IN (…)` lets the
+    /// lookup use the unique index on (direction, message_id); without it the query reads the
+    /// whole messages table once per batch.
+    pub fn message_ids(n: usize) -> String {
+        format!(
+            "SELECT m.message_id, m.direction, m.ticket_id, o.kind, o.sent_at
+             FROM messages m LEFT JOIN outbox o ON o.message_row = m.id
+             WHERE m.direction IN ('in', 'out') AND m.message_id IN ({})",
+            placeholders(1, n)
+        )
+    }
+
+    /// Ids gateways recorded before rewriting.
+    pub fn aliases(n: usize) -> String {
+        format!(
+            "SELECT a.alias, m.ticket_id FROM message_aliases a JOIN messages m ON m.id = a.message_row
+             WHERE a.alias IN ({})",
+            placeholders(1, n)
+        )
+    }
+
+    pub fn tickets(n: usize) -> String {
+        format!(
+            "SELECT id, requester, requester_name, subject, language, status, category, severity, urgent, vip,
+                    priority, owner, complex, escalated, survey_message_id, first_reply_at, solved_at,
+                    followup_sent_at, followup_at, agent_token_epoch
+             FROM tickets WHERE id IN ({})",
+            placeholders(1, n)
+        )
+    }
+
+    pub fn participants(n: usize) -> String {
+        format!(
+            "SELECT ticket_id, address FROM participants WHERE ticket_id IN ({}) ORDER BY address",
+            placeholders(1, n)
+        )
+    }
+
+    pub fn timers(n: usize) -> String {
+        format!(
+            "SELECT ticket_id, kind, started_at, due_at FROM timers WHERE state = 'running' AND ticket_id IN ({})",
+            placeholders(1, n)
+        )
+    }
+
+    /// Each ticket's first customer mail (index `messages_ticket` on (ticket_id, direction, id)).
+    pub fn first_messages(n: usize) -> String {
+        format!(
+            "SELECT ticket_id, message_id FROM messages WHERE id IN
+               (SELECT MIN(id) FROM messages WHERE direction = 'in' AND ticket_id IN ({}) GROUP BY ticket_id)",
+            placeholders(1, n)
+        )
+    }
+
+    /// Each ticket's last mail from a person.
+    pub fn last_messages(n: usize) -> String {
+        format!(
+            "SELECT ticket_id, message_id, reply_text FROM messages WHERE id IN
+               (SELECT MAX(id) FROM messages WHERE direction = 'in' AND verdict = 'human'
+                AND ticket_id IN ({}) GROUP BY ticket_id)",
+            placeholders(1, n)
+        )
+    }
+
+    /// Acknowledgements to these addresses since `$1`.
+    pub fn ack_counts(n: usize) -> String {
+        format!(
+            "SELECT recipient, COUNT(*) FROM outbox WHERE kind = 'ack' AND created_at > $1
+             AND recipient IN ({}) GROUP BY recipient",
+            placeholders(2, n)
+        )
+    }
+}
+
 /// Runs `sql` with `ids` bound as `$1…$n`.
 async fn bound(sql: &str, ids: &[i64], tx: &mut Tx) -> Result<Vec<AnyRow>> {
     let mut q = sqlx::query(AssertSqlSafe(sql.to_string()));
@@ -294,4 +318,57 @@ async fn bound(sql: &str, ids: &[i64], tx: &mut Tx) -> Result<Vec<AnyRow>> {
         q = q.bind(*id);
     }
     Ok(q.fetch_all(&mut **tx).await?)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::{sql, CHUNK};
+    use crate::store::Store;
+
+    /// The plan SQLite chooses for `query`, one line per step.
+    pub(crate) async fn plan(store: &Store, query: &str) -> Vec<String> {
+        use sqlx::Row;
+        sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {query}")))
+            .fetch_all(store.pool())
+            .await
+            .expect("plan")
+            .iter()
+            .map(|r| r.get::<String, _>(3))
+            .collect()
+    }
+
+    /// Whether a plan reads a table or index from end to end, or builds an index on the fly.
+    pub(crate) fn scans(plan: &[String]) -> bool {
+        plan.iter().any(|l| {
+            (l.starts_with("SCAN") && !l.starts_with("SCAN CONSTANT"))
+                || l.contains("AUTOMATIC")
+                || l.contains("messages_direction_message_id (direction=?)")
+        })
+    }
+
+    #[tokio::test]
+    async fn plan_of_every_intake_lookup_uses_an_index_for_a_whole_batch() {
+        // SQLite chooses plans without knowing table sizes (no ANALYZE), so an empty database
+        // gets the plan a database of a million tickets gets. A full batch is the worst case:
+        // with a long IN list the planner once preferred reading every inbound mail.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
+        let store = Store::connect(&url, 1).await.expect("store");
+        store.migrate().await.expect("migrate");
+        for n in [1, 7, CHUNK] {
+            for (name, q) in [
+                ("message_ids", sql::message_ids(n)),
+                ("aliases", sql::aliases(n)),
+                ("tickets", sql::tickets(n)),
+                ("participants", sql::participants(n)),
+                ("timers", sql::timers(n)),
+                ("first_messages", sql::first_messages(n)),
+                ("last_messages", sql::last_messages(n)),
+                ("ack_counts", sql::ack_counts(n)),
+            ] {
+                let p = plan(&store, &q).await;
+                assert!(!scans(&p), "{name} with {n} values: {p:?}");
+            }
+        }
+    }
 }
