@@ -307,8 +307,8 @@ impl MailboxLoop {
             self.health.beat(&self.task());
             let uids = conn.new_uids(last).await?;
             self.health.polled(&self.name);
-            // Pipelined: batch n+1 is fetched while batch n is processed and committed; batches
-            // commit in order, one at a time, and each is flagged or moved after its commit.
+            // Pipelined: batch n+1 is fetched and analysed while batch n commits; batches commit
+            // in order, one at a time, and each is flagged or moved after its commit.
             let mut in_hand: Option<(Vec<u32>, BatchTask)> = None;
             // Batches bounded by count and by bytes, so memory follows the largest mail.
             let sizes = conn.sizes(&uids).await?;
@@ -325,35 +325,41 @@ impl MailboxLoop {
                         return Err(e.into());
                     }
                 };
-                if let Some((done, task)) = in_hand.take() {
-                    self.finish_batch(&mut conn, &key, sel.uidvalidity, done, task)
-                        .await?;
-                }
                 let done: Vec<u32> = fetched.iter().map(|(uid, _)| *uid).collect();
+                // The pure stages are CPU work: off the async runtime, so that sends and IMAP
+                // sessions are never held up by a big batch, and started now, so that this
+                // batch is analysed on the second core while the one in hand commits.
+                // One snapshot of the desk for the analysis and the decisions (a reload between
+                // them never mixes two configurations in one batch).
+                let desk = self.desk.get();
+                let analysis = {
+                    let desk = desk.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let started = std::time::Instant::now();
+                        let a = intake::analyze_batch(&desk, &fetched);
+                        (fetched, a, started)
+                    })
+                };
+                if let Some((done, task)) = in_hand.take() {
+                    if let Err(e) = self
+                        .finish_batch(&mut conn, &key, sel.uidvalidity, done, task)
+                        .await
+                    {
+                        // The analysis cannot be aborted: let it end before the session does,
+                        // so no work or memory outlives the batch (it is fetched again).
+                        let _ = analysis.await;
+                        return Err(e);
+                    }
+                }
                 let task = {
-                    let (desk, store, key, now) = (
-                        self.desk.clone(),
-                        self.store.clone(),
-                        key.clone(),
-                        self.clock.now(),
-                    );
+                    let (store, key, now) = (self.store.clone(), key.clone(), self.clock.now());
                     let uidvalidity = sel.uidvalidity;
                     let role = self.role;
                     let fence = lease.cloned();
                     tokio::spawn(async move {
-                        let started = std::time::Instant::now();
-                        let desk = desk.get();
-                        // The pure stages are CPU work: off the async runtime, so that sends
-                        // and IMAP sessions are never held up by a big batch.
-                        let (fetched, analyzed) = {
-                            let desk = desk.clone();
-                            tokio::task::spawn_blocking(move || {
-                                let a = intake::analyze_batch(&desk, &fetched);
-                                (fetched, a)
-                            })
+                        let (fetched, analyzed, started) = analysis
                             .await
-                            .map_err(|e| StoreError::Analysis(e.to_string()))?
-                        };
+                            .map_err(|e| StoreError::Analysis(e.to_string()))?;
                         // Group commit: the batch's mails and the checkpoint in one transaction.
                         let batch = Batch {
                             mailbox: &key,
