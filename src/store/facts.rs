@@ -337,6 +337,15 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// A migrated, empty SQLite database (kept while the directory lives).
+    pub(crate) async fn empty_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
+        let store = Store::connect(&url, 1).await.expect("store");
+        store.migrate().await.expect("migrate");
+        (dir, store)
+    }
+
     /// Whether a plan reads a table or index from end to end, or builds an index on the fly.
     pub(crate) fn scans(plan: &[String]) -> bool {
         plan.iter().any(|l| {
@@ -351,10 +360,7 @@ pub(crate) mod tests {
         // SQLite chooses plans without knowing table sizes (no ANALYZE), so an empty database
         // gets the plan a database of a million tickets gets. A full batch is the worst case:
         // with a long IN list the planner once preferred reading every inbound mail.
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
-        let store = Store::connect(&url, 1).await.expect("store");
-        store.migrate().await.expect("migrate");
+        let (_dir, store) = empty_store().await;
         for n in [1, 7, CHUNK] {
             for (name, q) in [
                 ("message_ids", sql::message_ids(n)),

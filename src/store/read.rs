@@ -485,15 +485,11 @@ impl Store {
 #[cfg(test)]
 mod plan_tests {
     use super::{list_sql, TicketFilter, TicketOrder};
-    use crate::store::facts::tests::{plan, scans};
-    use crate::store::Store;
+    use crate::store::facts::tests::{empty_store, plan, scans};
 
     #[tokio::test]
     async fn the_agents_queue_costs_the_open_tickets_not_every_ticket() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
-        let store = Store::connect(&url, 1).await.expect("store");
-        store.migrate().await.expect("migrate");
+        let (_dir, store) = empty_store().await;
         for (order, filter) in [
             (TicketOrder::Queue, TicketFilter::None),
             (TicketOrder::Queue, TicketFilter::Overdue),
