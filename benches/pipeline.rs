@@ -16,7 +16,8 @@
 //!
 //! Modes: `-- pure`, `-- decide` (the pure work alone), `-- store [N]` (the SQLite group commit
 //! alone), `-- mix [N]` (the realistic mix alone), `-- grow N` (the mix and the O(result) reads at
-//! N stored tickets), `-- report [N]`, `-- classify-cv`. `BENCH_LOG=sqlx=debug` logs every
+//! N stored tickets), `-- burst [N]` (acknowledgement latency for customers
+//! writing during a burst of N mails, the whole daemon), `-- report [N]`, `-- classify-cv`. `BENCH_LOG=sqlx=debug` logs every
 //! statement with its time.
 
 use std::path::PathBuf;
@@ -428,6 +429,11 @@ fn mix_corpus() -> Vec<Vec<u8>> {
 /// A corpus mail as a new customer's: its own Message-ID and sender, the placeholders of the
 /// blind sets filled.
 fn personalise(raw: &[u8], i: usize, run: u64) -> Vec<u8> {
+    personalise_at(raw, i, run, "example.org")
+}
+
+/// [`personalise`] with the customer's address on `domain`.
+fn personalise_at(raw: &[u8], i: usize, run: u64, domain: &str) -> Vec<u8> {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -437,7 +443,7 @@ fn personalise(raw: &[u8], i: usize, run: u64) -> Vec<u8> {
     let (head, body) = raw.split_at(split);
     let head = String::from_utf8_lossy(head).replace("<OUR-ACK-ID>", "<none@example.test>");
     let mut out = format!(
-        "From: Customer {i} <mix{i}-{run}@example.org>\r\nMessage-ID: <mix-{run}-{i}@example.org>\r\n"
+        "From: Customer {i} <mix{i}-{run}@{domain}>\r\nMessage-ID: <mix-{run}-{i}@example.org>\r\n"
     );
     let mut skip = false;
     for line in head.split_inclusive('\n') {
@@ -545,6 +551,187 @@ async fn run_loop(
     );
 }
 
+/// Milliseconds since the Unix epoch, as the daemon's clock gives them.
+fn now_ms() -> i64 {
+    SystemClock.now()
+}
+
+/// p50 / p99 / max of `v` in seconds, and its length.
+fn quantiles(v: &mut [i64]) -> String {
+    if v.is_empty() {
+        return "none".into();
+    }
+    v.sort_unstable();
+    let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0;
+    format!(
+        "p50 {:.2} s, p99 {:.2} s, max {:.2} s ({} acknowledgements)",
+        q(0.5),
+        q(0.99),
+        q(1.0),
+        v.len()
+    )
+}
+
+/// `-- burst N`: a customer's acknowledgement while a burst of N mails of the mix is taken in
+/// by the whole daemon (`Application::run_until_stopped`: mailbox loop with IDLE, outbox
+/// worker, timers) on one mailbox with SQLite. The burst is delivered over four LMTP
+/// connections at once, as fast as Dovecot takes it; meanwhile a probe customer writes every 100 ms until the burst's last
+/// acknowledgement is sent. For the probes and for the burst it prints the time from delivery
+/// into the mailbox (LMTP's 250) to the SMTP server's 250 for the acknowledgement (p50, p99,
+/// max). `-- burst N backlog`: the burst is in the mailbox before the daemon starts (its mails
+/// count from the start). Customers
+/// are on the rig's domain, so Postfix delivers the acknowledgements into their
+/// mailboxes as it would at a real site.
+async fn bench_burst(n: usize, backlog: bool) {
+    if !rig_up() {
+        println!("burst:        skipped (no mail rig on 127.0.0.1:14143)");
+        return;
+    }
+    let corpus = mix_corpus();
+    let (_dir, run, support, settings, store) = fresh("burst").await;
+    let mails: Vec<Vec<u8>> = (0..n)
+        .map(|i| personalise_at(&corpus[i % corpus.len()], i, run, "example.test"))
+        .collect();
+    let delivered = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        String,
+        i64,
+    >::new()));
+    // Four LMTP connections at once, 50 mails a session: as fast as Dovecot takes them. A mail's
+    // delivery time is its session's start, so the latencies below are upper bounds.
+    let deliver = |mails: Vec<Vec<u8>>| {
+        let mails = Arc::new(mails);
+        let mut lanes = tokio::task::JoinSet::new();
+        for lane in 0..4 {
+            let (support, delivered, mails) = (support.clone(), delivered.clone(), mails.clone());
+            lanes.spawn(async move {
+                for c in (lane..mails.len().div_ceil(50)).step_by(4) {
+                    let range = c * 50..(c * 50 + 50).min(mails.len());
+                    let at = now_ms();
+                    supportd::testing::lmtp_deliver(&support, &mails[range.clone()])
+                        .await
+                        .expect("LMTP burst");
+                    let mut d = delivered.lock().expect("lock");
+                    for i in range {
+                        d.insert(format!("mix{i}-{run}@example.test"), at);
+                    }
+                }
+            });
+        }
+        tokio::spawn(async move { while lanes.join_next().await.is_some() {} })
+    };
+    let mut pending = Some(mails);
+    if backlog {
+        // The burst waits in the mailbox before the daemon starts (after a stop, say).
+        if let Some(m) = pending.take() {
+            deliver(m).await.expect("burst");
+        }
+    }
+    let app = supportd::app::Application::build(settings, Arc::new(SystemClock))
+        .await
+        .expect("daemon");
+    let cancel = CancellationToken::new();
+    let cpu0 = cpu_secs();
+    let start = Instant::now();
+    let started_ms = now_ms();
+    let daemon = tokio::spawn(app.run_until_stopped(cancel.clone()));
+    let burst = match pending.take() {
+        Some(m) => {
+            // The daemon logs in and waits in IDLE before the burst begins.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            deliver(m)
+        }
+        None => tokio::spawn(async {}),
+    };
+    let stop = CancellationToken::new();
+    let probes = {
+        let (support, delivered, stop) = (support.clone(), delivered.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut k = 0usize;
+            while !stop.is_cancelled() {
+                let raw = format!(
+                    "From: Probe {k} <probe{k}-{run}@example.test>\r\nTo: {support}\r\nSubject: =?UTF-8?B?6K6i5Y2V5LuA5LmI5pe25YCZ5Y+R6LSn?=\r\nMessage-ID: <probe-{run}-{k}@example.test>\r\nDate: Mon, 30 Nov 2026 10:00:00 +0800\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n您好，我的订单 {k} 还没有发货，请问什么时候能发？\r\n"
+                )
+                .into_bytes();
+                let at = now_ms();
+                supportd::testing::lmtp_deliver(&support, &[raw])
+                    .await
+                    .expect("LMTP probe");
+                delivered
+                    .lock()
+                    .expect("lock")
+                    .insert(format!("probe{k}-{run}@example.test"), at);
+                k += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    burst.await.expect("burst");
+    let delivered_in = start.elapsed();
+    // Drained: every burst mail stored and no acknowledgement waiting.
+    loop {
+        let stored = store.count("inbound").await.expect("count") as usize;
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')",
+        )
+        .fetch_one(store.pool())
+        .await
+        .expect("waiting");
+        if stored >= n && waiting == 0 {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(600) {
+            println!("burst: gave up after 600 s ({stored} stored, {waiting} waiting)");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let drained = start.elapsed();
+    let cpu = cpu_secs() - cpu0;
+    // Two more seconds of probes on the quiet daemon, then their last acknowledgements.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.cancel();
+    probes.await.expect("probes");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cancel.cancel();
+    let _ = daemon.await;
+    let sent: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT recipient, COALESCE(sent_at, 0) FROM outbox WHERE kind = 'ack' AND status = 'sent'",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("acks");
+    let delivered = delivered.lock().expect("lock");
+    let (mut probe, mut bulk) = (Vec::new(), Vec::new());
+    for (to, at) in &sent {
+        if let Some(d) = delivered.get(to) {
+            // A mail that waited for the daemon's start counts from the start.
+            let from = (*d).max(started_ms);
+            if to.starts_with("probe") {
+                probe.push(at - from);
+            } else {
+                bulk.push(at - from);
+            }
+        }
+    }
+    let probes_sent = delivered.keys().filter(|k| k.starts_with("probe")).count();
+    println!(
+        "burst:        {n} mails of the mix{} delivered in {:.1} s; taken in and acknowledged in {:.1} s; CPU {:.0} µs per burst mail; peak RSS {} MiB",
+        if backlog { " (waiting before the start)" } else { "" },
+        delivered_in.as_secs_f64(),
+        drained.as_secs_f64(),
+        cpu * 1e6 / n as f64,
+        peak_mib()
+    );
+    println!(
+        "burst:        probe customers ({probes_sent} written, one every 100 ms): {}",
+        quantiles(&mut probe)
+    );
+    println!(
+        "burst:        the burst's own customers: {}",
+        quantiles(&mut bulk)
+    );
+}
+
 /// The realistic mix through the real mailbox loop, at 0 and then N stored mails.
 async fn bench_mix(n: usize) {
     if !rig_up() {
@@ -608,6 +795,23 @@ async fn bench_mix(n: usize) {
         per(raw),
         per(text)
     );
+    // Every table and index, by the pages it holds (SQLite's dbstat table, when compiled in).
+    match sqlx::query_as::<_, (String, i64)>(
+        "SELECT name, SUM(pgsize) AS b FROM dbstat GROUP BY name ORDER BY b DESC",
+    )
+    .fetch_all(store.pool())
+    .await
+    {
+        Ok(rows) => {
+            for (name, bytes) in rows.iter().filter(|(_, b)| *b * 100 >= file) {
+                println!(
+                    "mix storage:    {name:<28} {:>6.2} KB per mail",
+                    per(*bytes)
+                );
+            }
+        }
+        Err(e) => println!("mix storage:    (no breakdown: {e})"),
+    }
 }
 
 /// `-- grow N`: the realistic mix at N stored tickets (SQLite). The database is seeded by the real
@@ -1002,6 +1206,11 @@ fn main() {
     if std::env::args().any(|a| a == "mix") {
         // `-- mix [N]`: the realistic mix end to end alone (for profiling).
         rt.block_on(bench_mix(n));
+        return;
+    }
+    if std::env::args().any(|a| a == "burst") {
+        // `-- burst [N]`: acknowledgement latency while N mails of the mix arrive at once.
+        rt.block_on(bench_burst(n, std::env::args().any(|a| a == "backlog")));
         return;
     }
     if std::env::args().any(|a| a == "grow") {

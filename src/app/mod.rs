@@ -171,6 +171,7 @@ impl Application {
             retry_base_ms: self.settings.outbox.retry_base_secs as i64 * 1000,
             retry_max_ms: self.settings.outbox.retry_max_secs as i64 * 1000,
             batch: self.settings.outbox.batch_size,
+            connections: self.settings.outbox.connections as usize,
             holder: self.holder.clone(),
             health: self.health.clone(),
             metrics: self.metrics.clone(),

@@ -347,6 +347,10 @@ pub struct OutboxSettings {
     pub give_up_after_secs: u64,
     #[serde(default = "default_outbox_batch")]
     pub batch_size: u32,
+    /// SMTP connections the outbox sends on at once (1-32). One ticket's mail always goes in
+    /// order on one of them.
+    #[serde(default = "default_outbox_connections")]
+    pub connections: u32,
     /// The largest mail supportd sends, attachments included, in MB: an agent's reply that would
     /// be larger is returned to the agent instead of being sent without its files.
     #[serde(default = "default_max_message_mb")]
@@ -369,6 +373,9 @@ fn default_give_up() -> u64 {
 fn default_outbox_batch() -> u32 {
     50
 }
+fn default_outbox_connections() -> u32 {
+    4
+}
 
 impl Default for OutboxSettings {
     fn default() -> Self {
@@ -377,6 +384,7 @@ impl Default for OutboxSettings {
             retry_max_secs: default_retry_max(),
             give_up_after_secs: default_give_up(),
             batch_size: default_outbox_batch(),
+            connections: default_outbox_connections(),
             max_message_mb: default_max_message_mb(),
         }
     }
@@ -916,6 +924,9 @@ impl Settings {
         }
         if self.outbox.batch_size == 0 {
             problems.push("outbox.batch_size: must be at least 1".into());
+        }
+        if !(1..=32).contains(&self.outbox.connections) {
+            problems.push("outbox.connections: must be 1-32".into());
         }
         if !(1..=28).contains(&self.report.day) {
             problems.push(format!(

@@ -86,7 +86,7 @@ async fn timed<T, E: Into<FetchError>>(
     }
 }
 
-fn tls_connector() -> std::result::Result<tokio_rustls::TlsConnector, String> {
+pub(crate) fn tls_connector() -> std::result::Result<tokio_rustls::TlsConnector, String> {
     let mut roots = rustls::RootCertStore::empty();
     let certs = rustls_native_certs::load_native_certs();
     for cert in certs.certs {

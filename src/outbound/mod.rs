@@ -4,4 +4,5 @@
 pub mod compose;
 pub mod labels;
 pub mod outbox;
+pub mod smtp;
 pub mod templates;

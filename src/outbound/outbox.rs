@@ -1,7 +1,8 @@
 //! Stage `send`: the outbox worker and the SMTP edge.
 //!
 //! The worker claims due mail (with a lease, so several daemons never send the same row at once),
-//! sends the stored bytes through lettre, and records the outcome: `sent`; `pending` again with
+//! sends the stored bytes through lettre's SMTP client on up to `outbox.connections` connections
+//! at once (one ticket's mail in order on one of them; see [`crate::outbound::smtp`]), and records the outcome: `sent`; `pending` again with
 //! exponential backoff and jitter after a transient failure (SMTP 4xx, network); `failed` with an
 //! event on the ticket after a permanent failure (5xx) or when `give_up_after_secs` has passed.
 //!
@@ -10,15 +11,16 @@
 //! a stop lets the mail in hand finish.
 
 use crate::clock::{Millis, SharedClock};
-use crate::config::{SmtpSettings, TlsMode};
+use crate::config::SmtpSettings;
 use crate::domain::EventKind;
 use crate::domain::{Plan, TicketRef};
+use crate::outbound::smtp::{Relay, RelayConfig, RelayError};
 use crate::store::{ClaimedMail, Record, Store};
 use crate::ticket::lifecycle;
 use crate::workers::{self, Step, Worker};
+use futures::TryStreamExt;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,9 +47,9 @@ pub enum SendError {
     Credentials(String),
 }
 
-type Transport = AsyncSmtpTransport<Tokio1Executor>;
+type Transport = Relay;
 
-/// The SMTP edge: a pooled transport with the relay's password, or, with OAuth 2.0, one built
+/// The SMTP edge: a pooled relay client (see [`crate::outbound::smtp`]) with the relay's password, or, with OAuth 2.0, one built
 /// for the grant's current access token (rebuilt when the token changes; the pool's connections
 /// stay logged in with the token they were opened with).
 #[derive(Clone)]
@@ -75,23 +77,20 @@ fn transport(
         port: s.port,
         reason,
     };
-    let builder = match s.tls {
-        TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
-        TlsMode::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
-            .map_err(|e| setup(e.to_string()))?,
-        TlsMode::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)
-            .map_err(|e| setup(e.to_string()))?,
+    let (credentials, mechanisms) = match credentials {
+        Some((c, true)) => (Some(c), vec![Mechanism::Xoauth2]),
+        Some((c, false)) => (Some(c), Vec::new()),
+        None => (None, Vec::new()),
     };
-    let mut builder = builder
-        .port(s.port)
-        .timeout(Some(Duration::from_secs(s.timeout_secs)));
-    if let Some((c, oauth)) = credentials {
-        builder = builder.credentials(c);
-        if oauth {
-            builder = builder.authentication(vec![Mechanism::Xoauth2]);
-        }
-    }
-    Ok(builder.build())
+    Relay::new(RelayConfig {
+        host: s.host.clone(),
+        port: s.port,
+        tls: s.tls,
+        timeout: Duration::from_secs(s.timeout_secs),
+        credentials,
+        mechanisms,
+    })
+    .map_err(setup)
 }
 
 /// Builds the SMTP edge from config.
@@ -121,7 +120,10 @@ pub fn mailer(s: &SmtpSettings) -> Result<Mailer, SendError> {
 /// SMTP replies that mean the credentials were refused (RFC 4954 §6: 530, 534, 535, 538; 454
 /// is a temporary authentication failure), or lettre's refusal of the server's XOAUTH2 error
 /// challenge (the server sends its JSON error as a 334 challenge).
-fn auth_refused(e: &lettre::transport::smtp::Error) -> bool {
+fn auth_refused(e: &RelayError) -> bool {
+    let RelayError::Smtp(e) = e else {
+        return false;
+    };
     match e.status().map(u16::from) {
         Some(530 | 534 | 535 | 538 | 454) => true,
         _ => e.is_client() && e.to_string().contains("challenge"),
@@ -218,6 +220,26 @@ pub fn backoff(attempt: i64, base_ms: Millis, max_ms: Millis) -> Millis {
     (d + jitter).max(base_ms / 2)
 }
 
+/// `items` in lanes: the items of one key in one lane, in their order; each item without a key
+/// in a lane of its own. Lanes come in the order of their first item.
+fn lanes<T>(items: Vec<T>, key: impl Fn(&T) -> Option<i64>) -> Vec<Vec<T>> {
+    let mut lanes: Vec<Vec<T>> = Vec::new();
+    let mut lane_of: std::collections::HashMap<i64, usize> = Default::default();
+    for item in items {
+        let k = key(&item);
+        match k.and_then(|k| lane_of.get(&k).copied()) {
+            Some(l) => lanes[l].push(item),
+            None => {
+                if let Some(k) = k {
+                    lane_of.insert(k, lanes.len());
+                }
+                lanes.push(vec![item]);
+            }
+        }
+    }
+    lanes
+}
+
 /// The outbox worker.
 #[derive(Clone)]
 pub struct OutboxWorker {
@@ -228,6 +250,8 @@ pub struct OutboxWorker {
     pub retry_base_ms: Millis,
     pub retry_max_ms: Millis,
     pub batch: u32,
+    /// SMTP connections used at once (`outbox.connections`).
+    pub connections: usize,
     /// This daemon's identity, on the leases it takes (see `app::instance`).
     pub holder: String,
     pub health: Arc<crate::ops::health::Health>,
@@ -257,15 +281,38 @@ impl OutboxWorker {
         }
         let n = claimed.len();
         // Once our credentials fail, the rest of the batch waits without another login each.
-        let mut credentials_down: Option<String> = None;
-        for mut mail in claimed {
-            let span = tracing::info_span!(
-                "outbox",
-                outbox.id = mail.id,
-                ticket.id = mail.ticket_id,
-                outbox.attempt = mail.attempts + 1
-            );
-            async {
+        let credentials_down = std::sync::Mutex::new(None::<String>);
+        // Mail of one ticket goes in order, one after the other; tickets go side by side, on up
+        // to `connections` SMTP connections at once.
+        let lanes = lanes(claimed, |m| m.ticket_id);
+        futures::stream::iter(lanes.into_iter().map(Ok))
+            .try_for_each_concurrent(self.connections.max(1), |lane| {
+                let down = &credentials_down;
+                async move {
+                    for mail in lane {
+                        self.send_claimed(mail, down).await?;
+                    }
+                    Ok::<(), crate::store::StoreError>(())
+                }
+            })
+            .await?;
+        Ok(Step::Worked(n))
+    }
+
+    /// Sends one claimed mail and records the outcome. `credentials_down` holds why our own
+    /// credentials failed earlier in the batch: the mail then waits without a login.
+    async fn send_claimed(
+        &self,
+        mut mail: ClaimedMail,
+        credentials_down: &std::sync::Mutex<Option<String>>,
+    ) -> Result<(), crate::store::StoreError> {
+        let span = tracing::info_span!(
+            "outbox",
+            outbox.id = mail.id,
+            ticket.id = mail.ticket_id,
+            outbox.attempt = mail.attempts + 1
+        );
+        async {
                 self.health.beat(TASK);
                 if mail.accepted {
                     // Accepted by the SMTP server before a crash: record it, never send twice.
@@ -274,9 +321,13 @@ impl OutboxWorker {
                     self.metrics.mail_sent(mail.kind.as_str());
                     return Ok(());
                 }
-                if let Some(why) = &credentials_down {
+                let down = credentials_down
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                if let Some(why) = down {
                     let next = self.clock.now() + credentials_retry(self.retry_base_ms);
-                    self.store.mark_retry(&mail, why, next).await?;
+                    self.store.mark_retry(&mail, &why, next).await?;
                     return Ok(());
                 }
                 self.store.load_raw(&mut mail).await?;
@@ -304,7 +355,7 @@ impl OutboxWorker {
                         warn!(error = %e, retry_at = %crate::clock::rfc3339(next), "send waits: our SMTP credentials do not work");
                         self.store.mark_retry(&mail, &e, next).await?;
                         self.metrics.send_failure("credentials");
-                        credentials_down = Some(e);
+                        *credentials_down.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
                         Ok(())
                     }
                     Err(SendError::Transient(e)) if now < mail.give_up_at => {
@@ -322,10 +373,8 @@ impl OutboxWorker {
                     }
                 }
             }
-            .instrument(span)
-            .await?;
-        }
-        Ok(Step::Worked(n))
+        .instrument(span)
+        .await
     }
 
     /// Records a mail the SMTP server accepted. This is the one at-least-once window: until
@@ -425,6 +474,22 @@ impl OutboxWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_tickets_mail_stays_in_order_in_one_lane() {
+        let mail = vec![
+            (Some(1), 'a'),
+            (Some(2), 'b'),
+            (None, 'c'),
+            (Some(1), 'd'),
+            (None, 'e'),
+        ];
+        let got: Vec<String> = lanes(mail, |m| m.0)
+            .into_iter()
+            .map(|l| l.into_iter().map(|m| m.1).collect())
+            .collect();
+        assert_eq!(got, ["ad", "b", "c", "e"]);
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {
