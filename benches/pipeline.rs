@@ -812,6 +812,10 @@ async fn bench_mix(n: usize) {
         }
         Err(e) => println!("mix storage:    (no breakdown: {e})"),
     }
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        // `BENCH_KEEP=1`: the database stays, for `sqlite3` to look into.
+        println!("mix storage:  kept {}", _dir.keep().display());
+    }
 }
 
 /// `-- grow N`: the realistic mix at N stored tickets (SQLite). The database is seeded by the real
