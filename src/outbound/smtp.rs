@@ -218,15 +218,26 @@ impl Relay {
             };
             let idle_for = since.elapsed();
             if idle_for > IDLE_TIMEOUT {
-                conn.abort().await;
+                self.close(conn).await;
                 continue;
             }
-            if idle_for > CHECK_AFTER && !conn.test_connected().await {
-                conn.abort().await;
+            // A peer that went away without a word (a half-open connection) must not hold the
+            // outbox: every exchange on a parked connection is bounded by the timeout.
+            if idle_for > CHECK_AFTER
+                && !tokio::time::timeout(self.config.timeout, conn.test_connected())
+                    .await
+                    .unwrap_or(false)
+            {
+                self.close(conn).await;
                 continue;
             }
             return Ok(conn);
         }
+    }
+
+    /// Says QUIT, waiting at most the timeout, and drops the connection.
+    async fn close(&self, mut conn: AsyncSmtpConnection) {
+        let _ = tokio::time::timeout(self.config.timeout, conn.abort()).await;
     }
 
     fn park(&self, conn: AsyncSmtpConnection) {
@@ -264,7 +275,13 @@ impl Relay {
             Err(e) => {
                 // After a refusal the server waits for the next transaction; after a network
                 // fault lettre marks the connection broken and it is dropped.
-                if !conn.has_broken() && conn.command(lettre_rset()).await.is_ok() {
+                if !conn.has_broken()
+                    && matches!(
+                        tokio::time::timeout(self.config.timeout, conn.command(lettre_rset()))
+                            .await,
+                        Ok(Ok(_))
+                    )
+                {
                     self.park(conn);
                 }
                 Err(e.into())
@@ -274,12 +291,56 @@ impl Relay {
 
     /// Connects, logs in and says QUIT: whether the relay takes our connection.
     pub async fn test_connection(&self) -> Result<bool, RelayError> {
-        let mut conn = self.connect().await?;
-        let _ = conn.quit().await;
+        let conn = self.connect().await?;
+        self.close(conn).await;
         Ok(true)
     }
 }
 
 fn lettre_rset() -> lettre::transport::smtp::commands::Rset {
     lettre::transport::smtp::commands::Rset
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A relay that takes the connection and never says a word (a half-open or hung server):
+    /// the send fails as a network fault within the timeout instead of holding the outbox.
+    #[tokio::test]
+    async fn a_silent_server_is_a_transient_failure_within_the_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                open.push(s);
+            }
+        });
+        let relay = Relay::new(RelayConfig {
+            host: "127.0.0.1".into(),
+            port,
+            tls: TlsMode::None,
+            timeout: Duration::from_millis(300),
+            credentials: None,
+            mechanisms: Vec::new(),
+        })
+        .expect("relay");
+        let envelope = Envelope::new(
+            Some("support@example.test".parse().expect("from")),
+            vec!["customer@example.org".parse().expect("to")],
+        )
+        .expect("envelope");
+        let started = Instant::now();
+        let e = relay
+            .send_raw(&envelope, b"Subject: x\r\n\r\nx\r\n")
+            .await
+            .expect_err("no greeting");
+        assert!(matches!(e, RelayError::Network(_)), "{e}");
+        assert!(!e.is_permanent());
+        assert!(started.elapsed() < Duration::from_secs(5));
+        held.abort();
+    }
 }
