@@ -472,7 +472,9 @@ impl Store {
                 V::I(None),
                 i(now),
                 s(o.text.clone()),
-                s(o.text.clone()),
+                // `reply_text` is the new text of a person's mail (threading, corrections);
+                // nothing reads it for our own mail, which `text` and `raw` hold.
+                s(""),
                 V::S(None),
                 s("ours"),
                 s(""),
