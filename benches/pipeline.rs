@@ -982,6 +982,12 @@ async fn bench_grow(n: usize) {
         .expect("due");
     timed("tickets list --due 4h", t, r.len());
     let t = Instant::now();
+    let r = store
+        .list_tickets(TicketOrder::Newest, TicketFilter::Overdue, now, 50)
+        .await
+        .expect("overdue");
+    timed("tickets list --all --overdue", t, r.len());
+    let t = Instant::now();
     let r = store.ticket_detail(newest).await.expect("show");
     timed("ticket show", t, r.iter().count());
     let t = Instant::now();

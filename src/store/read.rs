@@ -128,12 +128,16 @@ fn list_sql(order: TicketOrder, filter: TicketFilter) -> (String, Millis) {
     }
     let within = match filter {
         TicketFilter::None => 0,
+        // The tickets come from the open timers (index `timers_open_due`, on the same condition
+        // as `OPEN_TIMER`), so the cost is the open promises due, not every ticket stored.
         TicketFilter::Overdue => {
-            conditions.push(format!("EXISTS (SELECT 1 FROM timers x WHERE x.ticket_id = t.id AND {OPEN_TIMER} AND x.due_at <= $2)"));
+            conditions.push(format!(
+                "t.id IN (SELECT x.ticket_id FROM timers x WHERE {OPEN_TIMER} AND x.due_at <= $2)"
+            ));
             0
         }
         TicketFilter::DueWithin(ms) => {
-            conditions.push(format!("EXISTS (SELECT 1 FROM timers x WHERE x.ticket_id = t.id AND {OPEN_TIMER} AND x.due_at <= $2 + $3)"));
+            conditions.push(format!("t.id IN (SELECT x.ticket_id FROM timers x WHERE {OPEN_TIMER} AND x.due_at <= $2 + $3)"));
             ms
         }
         TicketFilter::Escalated => {
@@ -497,6 +501,8 @@ mod plan_tests {
             (TicketOrder::Queue, TicketFilter::Escalated),
             (TicketOrder::Newest, TicketFilter::None),
             (TicketOrder::Newest, TicketFilter::Escalated),
+            (TicketOrder::Newest, TicketFilter::Overdue),
+            (TicketOrder::Newest, TicketFilter::DueWithin(3_600_000)),
         ] {
             let (q, _) = list_sql(order, filter);
             let mut p = plan(&store, &q).await;
