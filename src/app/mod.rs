@@ -90,6 +90,13 @@ pub struct Application {
     mailer: outbox::Mailer,
 }
 
+/// Database connections: `database.max_connections`, and at least two beside the outbox's
+/// sending lanes, so that a lane waiting for SQLite's write lock never starves the intake and
+/// the HTTP endpoints of a connection.
+fn pool_size(s: &Settings) -> u32 {
+    s.database.max_connections.max(s.outbox.connections + 2)
+}
+
 impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> Result<Application, AppError> {
         let templates = Templates::load(&settings.service.templates_dir)?;
@@ -98,8 +105,7 @@ impl Application {
             Some(path) => Some(lock_database(&path)?),
             None => None,
         };
-        let store =
-            Store::connect(&settings.database_url(), settings.database.max_connections).await?;
+        let store = Store::connect(&settings.database_url(), pool_size(&settings)).await?;
         store.migrate().await?;
         let instance = instance::Instance::current();
         take_back_work(&store, &instance, clock.now()).await?;

@@ -347,8 +347,8 @@ pub struct OutboxSettings {
     pub give_up_after_secs: u64,
     #[serde(default = "default_outbox_batch")]
     pub batch_size: u32,
-    /// SMTP connections the outbox sends on at once (1-32). One ticket's mail always goes in
-    /// order on one of them.
+    /// SMTP connections the outbox sends on at once (1-32, default 2). One ticket's mail always
+    /// goes in order on one of them. The database pool gets at least two connections more.
     #[serde(default = "default_outbox_connections")]
     pub connections: u32,
     /// The largest mail supportd sends, attachments included, in MB: an agent's reply that would
@@ -374,7 +374,7 @@ fn default_outbox_batch() -> u32 {
     50
 }
 fn default_outbox_connections() -> u32 {
-    4
+    2
 }
 
 impl Default for OutboxSettings {

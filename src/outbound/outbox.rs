@@ -18,7 +18,7 @@ use crate::outbound::smtp::{Relay, RelayConfig, RelayError};
 use crate::store::{ClaimedMail, Record, Store};
 use crate::ticket::lifecycle;
 use crate::workers::{self, Step, Worker};
-use futures::TryStreamExt;
+use futures::StreamExt;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use rand::Rng;
@@ -285,17 +285,36 @@ impl OutboxWorker {
         // Mail of one ticket goes in order, one after the other; tickets go side by side, on up
         // to `connections` SMTP connections at once.
         let lanes = lanes(claimed, |m| m.ticket_id);
-        futures::stream::iter(lanes.into_iter().map(Ok))
-            .try_for_each_concurrent(self.connections.max(1), |lane| {
-                let down = &credentials_down;
+        // No mail is begun once half the lease has passed: a mail not yet begun stays claimed
+        // until its lease runs out and is then claimed again, by this daemon or another, never
+        // sent twice.
+        let begin_by = now + LEASE_MS / 2;
+        // Every lane runs to its end: a lane dropped mid-send (as `try_for_each_concurrent`
+        // would on another lane's error) could leave a mail the server took unrecorded, to be
+        // sent again. A lane stops at its first database error; the first is returned.
+        let first_error = std::sync::Mutex::new(None::<crate::store::StoreError>);
+        futures::stream::iter(lanes)
+            .for_each_concurrent(self.connections.max(1), |lane| {
+                let (down, first_error) = (&credentials_down, &first_error);
                 async move {
                     for mail in lane {
-                        self.send_claimed(mail, down).await?;
+                        if self.clock.now() > begin_by {
+                            break;
+                        }
+                        if let Err(e) = self.send_claimed(mail, down).await {
+                            first_error
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .get_or_insert(e);
+                            break;
+                        }
                     }
-                    Ok::<(), crate::store::StoreError>(())
                 }
             })
-            .await?;
+            .await;
+        if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
         Ok(Step::Worked(n))
     }
 
@@ -332,7 +351,18 @@ impl OutboxWorker {
                 }
                 self.store.load_raw(&mut mail).await?;
                 tracing::debug!(message_id = %mail.message_id, bytes = mail.raw.len(), "sending");
-                let result = send_one(&self.mailer, &mail).await;
+                // A slow relay is not a stuck worker: beat while the send is in flight (each
+                // exchange is bounded in `outbound::smtp`).
+                let result = {
+                    let send = send_one(&self.mailer, &mail);
+                    tokio::pin!(send);
+                    loop {
+                        tokio::select! {
+                            r = &mut send => break r,
+                            _ = tokio::time::sleep(Duration::from_secs(30)) => self.health.beat(TASK),
+                        }
+                    }
+                };
                 mail.raw = Vec::new();
                 let now = self.clock.now();
                 match result {

@@ -26,11 +26,11 @@ const MAX_IDLE: usize = 32;
 /// A connection idle longer than this is closed rather than reused (Postfix's `smtpd_timeout`
 /// is 300 s; many servers close sooner).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// A connection idle longer than this is checked with NOOP before it carries a mail.
-const CHECK_AFTER: Duration = Duration::from_secs(2);
-/// The longest one mail may take, from MAIL FROM to the reply after its end: RFC 5321
-/// §4.5.3.2.6's 10 minutes for the reply to the end of the data.
-const SEND_TIMEOUT: Duration = Duration::from_secs(600);
+/// The longest one mail may take, from MAIL FROM to the reply after its end. RFC 5321
+/// §4.5.3.2.6 lets a server take 10 minutes over that reply; a healthy relay takes seconds, and
+/// a send that cannot finish must end well inside the worker's watchdog (150 s) and its claim's
+/// lease (300 s), or another attempt could begin while this one may still succeed.
+const SEND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How to reach and log in to the relay.
 #[derive(Clone, Debug)]
@@ -50,6 +50,8 @@ pub struct RelayConfig {
 pub struct Relay {
     config: Arc<RelayConfig>,
     tls: Option<TlsParameters>,
+    /// Implicit TLS: built once (it reads the system's certificates).
+    connector: Option<tokio_rustls::TlsConnector>,
     hello: Arc<ClientId>,
     idle: Arc<std::sync::Mutex<Vec<(AsyncSmtpConnection, Instant)>>>,
 }
@@ -139,9 +141,14 @@ impl Relay {
                 Some(TlsParameters::new(config.host.clone()).map_err(|e| e.to_string())?)
             }
         };
+        let connector = match config.tls {
+            TlsMode::Tls => Some(crate::inbound::fetch::tls_connector()?),
+            _ => None,
+        };
         Ok(Relay {
             config: Arc::new(config),
             tls,
+            connector,
             hello: Arc::new(ClientId::default()),
             idle: Default::default(),
         })
@@ -176,7 +183,10 @@ impl Relay {
         tcp.set_nodelay(true).map_err(network)?;
         let stream: Box<dyn AsyncTokioStream> = match c.tls {
             TlsMode::Tls => {
-                let connector = crate::inbound::fetch::tls_connector().map_err(network)?;
+                let connector = self
+                    .connector
+                    .clone()
+                    .ok_or_else(|| network("no TLS connector"))?;
                 let name =
                     rustls::pki_types::ServerName::try_from(c.host.clone()).map_err(network)?;
                 let tls = self
@@ -221,14 +231,16 @@ impl Relay {
                 self.close(conn).await;
                 continue;
             }
-            // A peer that went away without a word (a half-open connection) must not hold the
-            // outbox: every exchange on a parked connection is bounded by the timeout.
-            if idle_for > CHECK_AFTER
-                && !tokio::time::timeout(self.config.timeout, conn.test_connected())
-                    .await
-                    .unwrap_or(false)
+            // Checked with NOOP before each mail, as lettre's pool does: a relay that closed the
+            // connection (its idle timeout, a per-connection limit) costs a round trip, not the
+            // mail's next attempt. A peer gone without a word (half-open) must not hold the
+            // outbox: the NOOP is bounded by the timeout, and a failed one is dropped at once
+            // (a QUIT to a dead peer would wait the timeout again).
+            if !tokio::time::timeout(self.config.timeout, conn.test_connected())
+                .await
+                .unwrap_or(false)
             {
-                self.close(conn).await;
+                drop(conn);
                 continue;
             }
             return Ok(conn);
