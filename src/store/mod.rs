@@ -37,6 +37,7 @@ pub use outbox::{ClaimedMail, OutboxState};
 pub use read::{
     RawMessage, TicketDetail, TicketFilter, TicketOrder, TicketSummary, TimerRow, Unattributed,
 };
+pub use rows::unpack_stored;
 pub use writer::{MessageRow, Record};
 
 #[derive(Debug, thiserror::Error)]

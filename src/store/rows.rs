@@ -111,6 +111,15 @@ fn unpack(z: &[u8]) -> Result<Vec<u8>> {
     })
 }
 
+/// A compressed `raw` value as stored (a zstd frame, RFC 8878), decompressed whether or not it
+/// was made with the shipped dictionary: for tools and tests that read the table directly (the
+/// store itself reads through `raw_blob`, which names how it was written).
+///
+/// Errors: [`super::StoreError::Corrupt`] when it is neither.
+pub fn unpack_stored(z: &[u8]) -> Result<Vec<u8>> {
+    unpack(z).or_else(|_| unpack_with_dict1(z))
+}
+
 fn unpack_with_dict1(z: &[u8]) -> Result<Vec<u8>> {
     use std::io::Read;
     let corrupt = |e: std::io::Error| {
@@ -214,6 +223,9 @@ mod tests {
         // Rows written before the dictionary (marker "zstd") read as they did.
         let old = zstd::bulk::compress(mail.as_bytes(), ZSTD_LEVEL).unwrap();
         assert_eq!(unpack(&old).unwrap(), mail.as_bytes());
+        // A tool reading the column without its marker decodes either kind.
+        assert_eq!(unpack_stored(&stored).unwrap(), mail.as_bytes());
+        assert_eq!(unpack_stored(&old).unwrap(), mail.as_bytes());
         // Bytes that are not a frame made with the dictionary are a clear error, not a panic.
         assert!(matches!(
             unpack_with_dict1(&old[..old.len() / 2]),

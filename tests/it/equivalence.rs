@@ -212,7 +212,7 @@ async fn dump(store: &Store, ours: &Regex) -> Vec<String> {
                     // A raw mail stored compressed (zstd's magic number) is compared as the
                     // mail, so our random Message-IDs inside it can be masked.
                     let v = v.map(|b| match b.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-                        true => zstd::stream::decode_all(&b[..]).expect("stored zstd reads"),
+                        true => supportd::store::unpack_stored(&b).expect("stored zstd reads"),
                         false => b,
                     });
                     format!("{:?}", v.map(|b| String::from_utf8_lossy(&b).into_owned()))
