@@ -100,6 +100,7 @@ impl Analyzer {
             reply_images,
             hints,
             classification,
+            packed: None,
         }
     }
 }
@@ -114,4 +115,8 @@ pub struct Analysis {
     pub reply_images: Vec<String>,
     pub hints: ThreadHints,
     pub classification: Classification,
+    /// The raw mail packed for storage ([`crate::store::pack_raw`]), when intake packed it
+    /// with the analysis (`inspect` does not).
+    #[serde(skip)]
+    pub packed: Option<crate::store::PackedRaw>,
 }

@@ -83,7 +83,12 @@ pub async fn store_batch(
 pub fn analyze_batch(desk: &Desk, mails: &[(u32, Vec<u8>)]) -> Vec<Analysis> {
     mails
         .iter()
-        .map(|(_, raw)| desk.analyzer.analyze(raw))
+        .map(|(_, raw)| {
+            let mut a = desk.analyzer.analyze(raw);
+            // Compressed here too, beside the parse, and not by the one writer.
+            a.packed = Some(crate::store::pack_raw(raw));
+            a
+        })
         .collect()
 }
 
@@ -226,6 +231,7 @@ async fn commit(
                 &a.reply_text,
                 d.ticket,
             );
+            row.packed = a.packed.as_ref();
             if d.outgoing {
                 row.outgoing = true;
                 row.imap_pending = false;

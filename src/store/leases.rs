@@ -58,12 +58,12 @@ impl Store {
         .bind(i64::from(pid))
         .bind(started_at)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         // Daemons silent for a day are forgotten.
         sqlx::query("DELETE FROM daemons WHERE heartbeat_at < $1")
             .bind(now - 86_400_000)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(
             sqlx::query("SELECT COUNT(*) FROM daemons WHERE heartbeat_at > $1")
@@ -192,7 +192,7 @@ impl Store {
         .bind(&lease.mailbox)
         .bind(&lease.holder)
         .bind(lease.epoch)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected()
             == 1)

@@ -70,7 +70,7 @@ impl Store {
         .bind(uidvalidity as i64)
         .bind(lo as i64)
         .bind(hi as i64)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -238,7 +238,7 @@ impl Store {
         for id in ids {
             sqlx::query("UPDATE imap_jobs SET status = 'pending', locked_until = NULL WHERE id = $1 AND status = 'working'")
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
         }
         Ok(())

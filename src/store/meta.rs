@@ -14,7 +14,7 @@ impl Store {
         )
         .bind(key)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(
             sqlx::query("SELECT value FROM supportd_meta WHERE key = $1")

@@ -15,7 +15,7 @@
 
 use crate::domain::{Category, EmailAddress, Language, Priority, Severity, TicketClass};
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Row};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Row};
 
 pub type Tx = sqlx::Transaction<'static, Any>;
 
@@ -37,7 +37,7 @@ pub use outbox::{ClaimedMail, OutboxState};
 pub use read::{
     RawMessage, TicketDetail, TicketFilter, TicketOrder, TicketSummary, TimerRow, Unattributed,
 };
-pub use rows::unpack_stored;
+pub use rows::{pack_raw, unpack_stored, PackedRaw};
 pub use writer::{MessageRow, Record};
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +91,17 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where write transactions run. SQLite: a pool of one connection of its own, so that every
+    /// write lands on the one connection whose page cache no other writer invalidates (in WAL
+    /// mode a connection that sees another's commit drops its whole cache; with the shared pool
+    /// handing out its connections in turn, each batch began cold and read its index pages from
+    /// the file again), and writers queue in order instead of polling SQLite's lock.
+    /// PostgreSQL: the shared pool.
+    writer: AnyPool,
+    /// Write transactions begun (the checkpointer's cue).
+    writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Held by every clone of this store: the checkpointer ends once the last is dropped.
+    _alive: std::sync::Arc<()>,
     backend: Backend,
     /// SQLite: the accepted-mail journal beside the database file (see [`accepted`]).
     accepted: Option<std::sync::Arc<accepted::AcceptedJournal>>,
@@ -171,16 +182,9 @@ impl Store {
                 })
             });
         let opts = if backend == Backend::Sqlite {
-            // 8 KiB pages for a new database (an existing one keeps its own): a stored mail's
-            // row is 1-3 KiB, and with 4 KiB pages a third of the messages table was left empty
-            // (`cargo bench --bench pipeline -- mix`: 6.4 → 5.6 KB a mail).
             opts.after_connect(|conn, _meta| {
                 Box::pin(async move {
-                    sqlx::raw_sql(
-                        "PRAGMA page_size=8192; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; PRAGMA cache_size=-8192;",
-                    )
-                    .execute(conn)
-                    .await?;
+                    sqlx::raw_sql(SQLITE_PRAGMAS).execute(conn).await?;
                     Ok(())
                 })
             })
@@ -198,10 +202,45 @@ impl Store {
                 })
             })
         };
+        // The writer checkpoints the WAL itself only when it passes 64 MiB: the checkpointer
+        // (below) does it beside the writer, on another connection and thread.
+        let writer_opts = opts
+            .clone()
+            .max_connections(1)
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    sqlx::raw_sql(AssertSqlSafe(format!(
+                        "{SQLITE_PRAGMAS} PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT_PAGES};"
+                    )))
+                    .execute(conn)
+                    .await?;
+                    Ok(())
+                })
+            });
+        let alive = std::sync::Arc::new(());
+        let alive_weak = std::sync::Arc::downgrade(&alive);
+        let writes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let pool = opts
             .connect(url)
             .await
-            .map_err(|source| StoreError::Connect { url: shown, source })?;
+            .map_err(|source| StoreError::Connect {
+                url: shown.clone(),
+                source,
+            })?;
+        let writer = if backend == Backend::Sqlite && sqlite_path(url).is_some() {
+            let writer = writer_opts
+                .connect(url)
+                .await
+                .map_err(|source| StoreError::Connect { url: shown, source })?;
+            tokio::spawn(checkpointer(
+                pool.clone(),
+                alive_weak.clone(),
+                writes.clone(),
+            ));
+            writer
+        } else {
+            pool.clone()
+        };
         let accepted = match (backend, sqlite_path(url)) {
             (Backend::Sqlite, Some(path)) => {
                 let journal = format!("{path}.accepted");
@@ -218,6 +257,9 @@ impl Store {
         };
         Ok(Store {
             pool,
+            writer,
+            writes,
+            _alive: alive,
             backend,
             accepted,
         })
@@ -236,15 +278,19 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
-    /// Starts a write transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`), so
+    /// Starts a write transaction, on the writer connection (see `writer`). SQLite takes the
+    /// write lock up front (`BEGIN IMMEDIATE`), so
     /// read-then-write never fails half-way on a lock upgrade.
     pub async fn begin(&self) -> Result<Tx> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writer.begin().await?,
         })
     }
 
@@ -267,6 +313,61 @@ pub fn sqlite_path(url: &str) -> Option<String> {
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:").then(|| path.to_string())
+}
+
+/// The settings of every SQLite connection. 8 KiB pages for a new database (an existing one
+/// keeps its own): a stored mail's row is 1-3 KiB, and with 4 KiB pages a third of the messages
+/// table was left empty (`cargo bench --bench pipeline -- mix`: 6.4 → 5.6 KB a mail).
+const SQLITE_PRAGMAS: &str = "PRAGMA page_size=8192; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; PRAGMA cache_size=-8192;";
+
+/// The writer connection checkpoints the WAL on its own commit only past this many pages (64 MiB
+/// of 8 KiB pages): a bound for when the checkpointer is held up (a long read, a busy disk).
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 8192;
+
+/// How often the checkpointer looks for new writes.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// SQLite's WAL checkpointer: after writes, copies the committed WAL frames into the database
+/// file (`PRAGMA wal_checkpoint(PASSIVE)`: never waits for or blocks a reader or the writer) on
+/// a connection of the read pool, so this work runs on another thread beside the next write
+/// instead of inside the writer's commit (SQLite's default: every 1,000 pages). Ends when the
+/// last clone of its store is dropped or the pool is closed. A failure is logged and retried on
+/// the next round; the writer's own bound ([`WRITER_AUTOCHECKPOINT_PAGES`]) still holds.
+async fn checkpointer(
+    pool: AnyPool,
+    alive: std::sync::Weak<()>,
+    writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    let mut seen = 0;
+    let mut failing = false;
+    loop {
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        if alive.upgrade().is_none() || pool.is_closed() {
+            return;
+        }
+        let now = writes.load(std::sync::atomic::Ordering::Relaxed);
+        if now == seen {
+            continue;
+        }
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_optional(&pool)
+            .await
+        {
+            Ok(_) => {
+                seen = now;
+                if std::mem::take(&mut failing) {
+                    tracing::info!("WAL checkpoints work again");
+                }
+            }
+            Err(e) if !pool.is_closed() => {
+                if !failing {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; retrying (the writer checkpoints itself past 64 MiB)");
+                }
+                failing = true;
+            }
+            Err(_) => return,
+        }
+    }
 }
 
 /// A database URL with its password replaced, for error messages and logs.
@@ -297,6 +398,40 @@ mod tests {
         .await
         .expect("pragmas");
         assert_eq!((page, mode.as_str()), (8192, "wal"));
+    }
+
+    /// Writes run on the writer connection, which leaves the WAL to the checkpointer: within a
+    /// few rounds of a commit, its row is in the database file itself.
+    #[tokio::test]
+    async fn the_checkpointer_copies_committed_writes_into_the_database() {
+        let (dir, store) = facts::tests::empty_store().await;
+        let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&store.writer)
+            .await
+            .expect("pragma");
+        assert_eq!(auto, i64::from(WRITER_AUTOCHECKPOINT_PAGES));
+        let marker = "checkpointer-test-marker-7f3a";
+        let in_file = || {
+            let db = std::fs::read(dir.path().join("p.db")).expect("db file");
+            db.windows(marker.len()).any(|w| w == marker.as_bytes())
+        };
+        let mut tx = store.begin().await.expect("begin");
+        sqlx::query("INSERT INTO supportd_meta (key, value) VALUES ($1, 1)")
+            .bind(marker)
+            .execute(&mut *tx)
+            .await
+            .expect("insert");
+        tx.commit().await.expect("commit");
+        assert!(!in_file(), "the writer checkpointed on its own commit");
+        let mut copied = false;
+        for _ in 0..40 {
+            tokio::time::sleep(CHECKPOINT_EVERY).await;
+            if in_file() {
+                copied = true;
+                break;
+            }
+        }
+        assert!(copied, "the WAL was not checkpointed within 10 s");
     }
 
     #[test]

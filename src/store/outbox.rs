@@ -176,7 +176,7 @@ impl Store {
         sqlx::query("UPDATE outbox SET accepted_at = $1 WHERE id = $2 AND status = 'sending'")
             .bind(now)
             .bind(m.id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -195,7 +195,7 @@ impl Store {
         .bind(next)
         .bind(error)
         .bind(m.id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }

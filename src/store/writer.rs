@@ -17,7 +17,9 @@
 //! written parents first; a timer step another scheduler already took is
 //! [`StoreError::StaleTimer`](super::StoreError::StaleTimer) and the caller rolls back.
 
-use super::rows::{i, os, raw_columns, s, write_chunks, Chunks, Rows, V};
+use super::rows::{
+    i, os, raw_columns, raw_columns_packed, s, write_chunks, Chunks, PackedRaw, Rows, V,
+};
 use super::{Backend, ImapLocation, Result, Store, StoreError, Tx};
 use crate::domain::{
     EmailAddress, InboundMail, Millis, Plan, Severity, Status, TicketClass, TicketState, TimerEnd,
@@ -44,6 +46,8 @@ pub struct MessageRow<'a> {
     /// Problems to flag beyond the mail's own (JSON list), e.g. why it was quarantined.
     pub problems: Option<String>,
     pub raw: &'a [u8],
+    /// `raw` packed for storage beforehand ([`super::pack_raw`]), if it was.
+    pub packed: Option<&'a PackedRaw>,
 }
 
 impl<'a> MessageRow<'a> {
@@ -74,6 +78,7 @@ impl<'a> MessageRow<'a> {
                 .then(|| serde_json::to_string(&mail.problems).ok())
                 .flatten(),
             raw,
+            packed: None,
         }
     }
 
@@ -98,6 +103,7 @@ impl<'a> MessageRow<'a> {
             reason: error,
             problems: serde_json::to_string(&[format!("not stored normally: {error}")]).ok(),
             raw,
+            packed: None,
         }
     }
 }
@@ -673,7 +679,7 @@ impl Store {
 /// A message row's values.
 fn message_row<'a>(id: i64, m: &MessageRow<'a>, now: Millis) -> (Vec<V<'a>>, Option<Chunks<'a>>) {
     let mail = m.mail;
-    let (raw, blob, chunks) = raw_columns(m.raw);
+    let (raw, blob, chunks) = raw_columns_packed(m.raw, m.packed);
     let row = vec![
         i(id),
         V::I(m.ticket.map(|t| t.0)),
