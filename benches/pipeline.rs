@@ -1145,20 +1145,24 @@ fn bench_classify_cv() {
     folds.sort();
     folds.dedup();
     let k = folds.len();
-    for (epochs, rate, l2, positive_weight) in [
-        (8, 0.4, 1e-5, 4.0),
-        (8, 0.4, 1e-5, 6.0),
-        (8, 0.4, 1e-5, 8.0),
-        (12, 0.4, 1e-5, 6.0),
+    for (epochs, rate, l2, positive_weight, major_weight) in [
+        (8, 0.4, 1e-5, 4.0, 6.0),
+        (8, 0.4, 1e-5, 6.0, 6.0),
+        (8, 0.4, 1e-5, 8.0, 6.0),
+        (8, 0.4, 1e-5, 6.0, 10.0),
+        (8, 0.4, 1e-5, 6.0, 14.0),
+        (12, 0.4, 1e-5, 6.0, 6.0),
     ] {
         let o = TrainOptions {
             epochs,
             rate,
             l2,
             positive_weight,
+            major_weight,
         };
         let (mut cat, mut comp, mut major, mut urgent, mut n) = (0.0, 0.0, 0.0, 0.0, 0.0);
         let (mut found, mut labelled, mut false_alarms) = (0, 0, 0);
+        let (mut severity_right, mut severity_judged) = (0, 0);
         let t = Instant::now();
         for f in &folds {
             let (test, train): (Vec<_>, Vec<_>) = all
@@ -1175,10 +1179,12 @@ fn bench_classify_cv() {
             found += e.urgent_found;
             labelled += e.urgent_labelled;
             false_alarms += e.urgent_false;
+            severity_right += e.severity_right;
+            severity_judged += e.severity_judged;
             n += 1.0;
         }
         println!(
-            "classify-cv:  epochs {epochs} rate {rate} l2 {l2} positives ×{positive_weight}: category {:.1} %, complaints found {:.1} %, major found {:.1} %, urgent {:.1} % (found {found} of {labelled}, {false_alarms} false alarms) (mean of {k} writer folds, {:.1} s)",
+            "classify-cv:  epochs {epochs} rate {rate} l2 {l2} urgent positives ×{positive_weight} major positives ×{major_weight}: category {:.1} %, complaints found {:.1} %, major found {:.1} %, severity {severity_right} of {severity_judged} right, urgent {:.1} % (found {found} of {labelled}, {false_alarms} false alarms) (mean of {k} writer folds, {:.1} s)",
             cat / n * 100.0, comp / n * 100.0, major / n * 100.0, urgent / n * 100.0, t.elapsed().as_secs_f64()
         );
     }

@@ -36,9 +36,12 @@ pub struct TrainOptions {
     pub rate: f32,
     /// L2 penalty per update.
     pub l2: f32,
-    /// How much a positive example of the binary heads (major, urgent) counts against a
-    /// negative one: both are rare, and a miss costs more than a false alarm.
+    /// How much a positive example of the urgent head counts against a negative one: urgent
+    /// mail is rare, and a miss costs more than a false alarm.
     pub positive_weight: f32,
+    /// The same for the major head (trained on complaints only): a major complaint missed
+    /// misses the supervisor's 24-hour contact, a false one costs a supervisor's look.
+    pub major_weight: f32,
 }
 
 impl Default for TrainOptions {
@@ -50,6 +53,7 @@ impl Default for TrainOptions {
             rate: 0.4,
             l2: 1e-5,
             positive_weight: 6.0,
+            major_weight: 6.0,
         }
     }
 }
@@ -141,17 +145,17 @@ impl Model {
                 for c in 0..4 {
                     grad[c] = (p[c] - if c == ex.category { 1.0 } else { 0.0 }) * ex.weight;
                 }
-                let binary = |z: f32, y: bool| {
+                let binary = |z: f32, y: bool, positive: f32| {
                     if y {
-                        (sigmoid(z) - 1.0) * o.positive_weight
+                        (sigmoid(z) - 1.0) * positive
                     } else {
                         sigmoid(z)
                     }
                 };
                 if let Some(m) = ex.major {
-                    grad[MAJOR] = binary(z[MAJOR], m) * ex.weight;
+                    grad[MAJOR] = binary(z[MAJOR], m, o.major_weight) * ex.weight;
                 }
-                grad[URGENT] = binary(z[URGENT], ex.urgent) * ex.weight;
+                grad[URGENT] = binary(z[URGENT], ex.urgent, o.positive_weight) * ex.weight;
                 for &f in &ex.features {
                     let base = f as usize * ROWS;
                     for (r, gr) in grad.iter().enumerate() {
