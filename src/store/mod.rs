@@ -283,8 +283,8 @@ impl Store {
     }
 
     /// Starts a write transaction, on the writer connection (see `writer`). SQLite takes the
-    /// write lock up front (`BEGIN IMMEDIATE`), so
-    /// read-then-write never fails half-way on a lock upgrade.
+    /// write lock up front (`BEGIN IMMEDIATE`), so read-then-write never fails half-way on a
+    /// lock upgrade.
     pub async fn begin(&self) -> Result<Tx> {
         self.writes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
