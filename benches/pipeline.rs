@@ -958,35 +958,35 @@ async fn bench_grow(n: usize) {
             t.elapsed().as_secs_f64() * 1e3
         )
     };
-    let t = Instant::now();
-    let r = store
-        .list_tickets(TicketOrder::Queue, TicketFilter::None, now, 50)
-        .await
-        .expect("queue");
-    timed("tickets list (queue, 50)", t, r.len());
-    let t = Instant::now();
-    let r = store
-        .list_tickets(TicketOrder::Newest, TicketFilter::None, now, 50)
-        .await
-        .expect("newest");
-    timed("tickets list --all (newest, 50)", t, r.len());
-    let t = Instant::now();
-    let r = store
-        .list_tickets(
+    for (label, order, filter) in [
+        (
+            "tickets list (queue, 50)",
+            TicketOrder::Queue,
+            TicketFilter::None,
+        ),
+        (
+            "tickets list --all (newest, 50)",
+            TicketOrder::Newest,
+            TicketFilter::None,
+        ),
+        (
+            "tickets list --due 4h",
             TicketOrder::Queue,
             TicketFilter::DueWithin(4 * 3_600_000),
-            now,
-            50,
-        )
-        .await
-        .expect("due");
-    timed("tickets list --due 4h", t, r.len());
-    let t = Instant::now();
-    let r = store
-        .list_tickets(TicketOrder::Newest, TicketFilter::Overdue, now, 50)
-        .await
-        .expect("overdue");
-    timed("tickets list --all --overdue", t, r.len());
+        ),
+        (
+            "tickets list --all --overdue",
+            TicketOrder::Newest,
+            TicketFilter::Overdue,
+        ),
+    ] {
+        let t = Instant::now();
+        let r = store
+            .list_tickets(order, filter, now, 50)
+            .await
+            .expect(label);
+        timed(label, t, r.len());
+    }
     let t = Instant::now();
     let r = store.ticket_detail(newest).await.expect("show");
     timed("ticket show", t, r.iter().count());

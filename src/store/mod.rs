@@ -413,13 +413,8 @@ mod tests {
             let db = std::fs::read(dir.path().join("p.db")).expect("db file");
             db.windows(marker.len()).any(|w| w == marker.as_bytes())
         };
-        let mut tx = store.begin().await.expect("begin");
-        sqlx::query("INSERT INTO supportd_meta (key, value) VALUES ($1, 1)")
-            .bind(marker)
-            .execute(&mut *tx)
-            .await
-            .expect("insert");
-        tx.commit().await.expect("commit");
+        // A write on the writer connection, through the table's one writer.
+        store.first_seen(marker, 1).await.expect("write");
         let mut copied = false;
         for _ in 0..40 {
             tokio::time::sleep(CHECKPOINT_EVERY).await;
