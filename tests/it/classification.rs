@@ -137,6 +137,11 @@ fn classification_accuracy_on_blind_set_f() {
     evaluate("blind/blind_f.toml", BLIND_FLOORS);
 }
 
+#[test]
+fn classification_accuracy_on_blind_set_g() {
+    evaluate("blind/blind_g.toml", BLIND_FLOORS);
+}
+
 fn evaluate(file: &str, floors: &[(&str, f64)]) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/classification")
