@@ -7,6 +7,22 @@ use anyhow::Context;
 use base64::Engine;
 use std::process::ExitCode;
 
+/// Our own mails' text is not stored apart from their raw bytes (see `store::writer`): it is
+/// derived here, by the parser that reads every stored mail, as `ticket show` does.
+async fn with_derived_text(
+    store: &crate::store::Store,
+    d: &mut crate::store::personal::CustomerData,
+) -> anyhow::Result<()> {
+    for m in d
+        .messages
+        .iter_mut()
+        .filter(|m| m.direction == "out" && m.text.is_empty())
+    {
+        m.text = crate::inbound::parse::parse(&store.message_raw(m.row).await?).text;
+    }
+    Ok(())
+}
+
 pub(super) async fn run(cli: &Cli, command: &CustomerCommand) -> anyhow::Result<ExitCode> {
     let address =
         |a: &str| EmailAddress::parse(a).with_context(|| format!("{a:?} is not a mail address"));
@@ -14,7 +30,10 @@ pub(super) async fn run(cli: &Cli, command: &CustomerCommand) -> anyhow::Result<
         CustomerCommand::Show { address: a, json } => {
             let a = address(a)?;
             let (settings, store) = cli.store().await?;
-            let d = store.customer_data(&a).await?;
+            let mut d = store.customer_data(&a).await?;
+            if *json {
+                with_derived_text(&store, &mut d).await?;
+            }
             let lang = settings.service.agent_language;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&d)?);
@@ -53,7 +72,8 @@ pub(super) async fn run(cli: &Cli, command: &CustomerCommand) -> anyhow::Result<
         CustomerCommand::Export { address: a, output } => {
             let a = address(a)?;
             let (_, store) = cli.store().await?;
-            let d = store.customer_data(&a).await?;
+            let mut d = store.customer_data(&a).await?;
+            with_derived_text(&store, &mut d).await?;
             let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
             let mut mails = Vec::new();
             for m in &d.messages {

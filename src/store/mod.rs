@@ -40,6 +40,11 @@ pub use read::{
 pub use rows::{pack_raw, unpack_stored, PackedRaw};
 pub use writer::{MessageRow, Record};
 
+/// A stored mail's whole text, as an SQL expression over `messages`: the `text` column, or
+/// `reply_text` where the writer left `text` empty because the two were the same (its new text
+/// was all of it). Our own sent mail stores neither: its text is derived from `raw`.
+pub(crate) const TEXT_COLUMN: &str = "CASE WHEN text = '' THEN reply_text ELSE text END";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open database {url}: {source}")]

@@ -191,7 +191,7 @@ impl Store {
         }
         let sql = messages_sql(
             &requested,
-            "id, ticket_id, direction, received_at, from_addr, to_addrs, subject, message_id, text, cc_addrs, reply_to",
+            &format!("id, ticket_id, direction, received_at, from_addr, to_addrs, subject, message_id, {}, cc_addrs, reply_to", super::TEXT_COLUMN),
         );
         let messages = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(a)

@@ -441,13 +441,15 @@ impl Store {
         uid: u32,
     ) -> Result<Option<(Vec<u8>, String, Option<String>, String)>> {
         let mut conn = self.pool.acquire().await?;
-        let Some(r) = sqlx::query(
-            "SELECT raw, text || ' ' || subject, problems, verdict, raw_blob FROM messages WHERE mailbox = $1 AND uid = $2",
-        )
-        .bind(mailbox)
-        .bind(uid as i64)
-        .fetch_optional(&mut *conn)
-        .await?
+        let sql = format!(
+            "SELECT raw, {} || ' ' || subject, problems, verdict, raw_blob FROM messages WHERE mailbox = $1 AND uid = $2",
+            super::TEXT_COLUMN
+        );
+        let Some(r) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(mailbox)
+            .bind(uid as i64)
+            .fetch_optional(&mut *conn)
+            .await?
         else {
             return Ok(None);
         };

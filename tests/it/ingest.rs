@@ -374,3 +374,72 @@ async fn a_mail_the_database_refuses_is_quarantined_raw_and_the_rest_go_on() {
         .contains("refused by a trigger"));
     assert_eq!(store.checkpoint("q/INBOX").await.expect("cp"), Some((7, 3)));
 }
+
+/// A mail's text is stored once: where its new text is all of it, `text` is left empty and read
+/// back whole from `reply_text`; where it quotes history, both are kept. Our own sent mail keeps
+/// its text only in its raw bytes. Every reader sees the whole text either way.
+#[tokio::test]
+async fn a_mail_s_text_is_stored_once_and_read_whole() {
+    let cfg = write_config(&AppOptions::default()).await;
+    let store = supportd::store::Store::connect(&cfg.url, 1)
+        .await
+        .expect("store");
+    store.migrate().await.expect("migrate");
+    let desk = supportd::app::context::Desk::new(
+        &cfg.settings,
+        supportd::outbound::templates::Templates::load(&cfg.settings.service.templates_dir)
+            .expect("templates"),
+    );
+    let plain = "您好，我的订单 8812 还没有发货，请帮忙查一下。";
+    let quoting = "Still nothing, please check again.\n\nOn Mon, 23 Nov 2026, Support wrote:\n> We are looking into order 8812.\n> Kind regards";
+    let batch: Vec<(u32, Vec<u8>)> = [(1, "订单未发货", plain), (2, "order 8812", quoting)]
+        .into_iter()
+        .map(|(uid, subject, body)| {
+            let id = format!("{}@example.org", unique("t"));
+            (
+                uid,
+                customer_mail(&address(&unique("c")), &cfg.support, subject, body, &id, ""),
+            )
+        })
+        .collect();
+    supportd::inbound::intake::store_batch(
+        &store,
+        &desk,
+        supportd::inbound::intake::Batch::inbox("t/INBOX", 1, &batch),
+        1_795_000_000_000,
+    )
+    .await
+    .expect("stored");
+    let column = |uid: i64| {
+        let pool = store.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT text FROM messages WHERE uid = $1")
+                .bind(uid)
+                .fetch_one(&pool)
+                .await
+                .expect("text")
+        }
+    };
+    assert_eq!(
+        column(1).await,
+        "",
+        "the new text is all of it: stored once"
+    );
+    assert!(column(2).await.contains("We are looking into order 8812"));
+    for (uid, body) in [(1, plain), (2, "We are looking into order 8812")] {
+        let (_, text, _, _) = store
+            .stored_at("t/INBOX", uid)
+            .await
+            .expect("query")
+            .expect("stored");
+        assert!(text.contains(body), "uid {uid}: {text:?}");
+    }
+    let (sent, with_text): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE text <> '') FROM messages WHERE direction = 'out'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .expect("out");
+    assert!(sent >= 1, "an acknowledgement was queued");
+    assert_eq!(with_text, 0, "our own mail's text lives in its raw bytes");
+}

@@ -208,6 +208,18 @@ async fn erasure_end_to_end(db: Db) {
         "{shown}"
     );
     assert_eq!(shown["surveys"], 1);
+    // Our own mails' text is derived from their raw bytes (it is not stored twice).
+    let sent: Vec<&serde_json::Value> = shown["messages"]
+        .as_array()
+        .map(|m| m.iter().filter(|x| x["direction"] == "out").collect())
+        .unwrap_or_default();
+    assert!(
+        !sent.is_empty()
+            && sent
+                .iter()
+                .all(|x| x["text"].as_str().is_some_and(|t| !t.trim().is_empty())),
+        "{shown}"
+    );
     let export = app.config.with_file_name("alice-export.json");
     supportd_cli(
         &app,
