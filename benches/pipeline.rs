@@ -55,6 +55,9 @@ batch_size = 500
 host = "127.0.0.1"
 port = 10025
 tls = "none"
+[http]
+# No health/metrics listener: a daemon the bench starts must not collide with one already running.
+listen = ""
 [threading]
 reply_secret = "bench-secret-0123456789abcdef"
 old_reply_secrets = []
@@ -1054,7 +1057,10 @@ async fn daemon_run(
     wait: Duration,
 ) -> (f64, u64, usize, Duration) {
     let start = Instant::now();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_supportd"))
+    // `BENCH_SUPPORTD=path` runs another build of the daemon (to compare two versions).
+    let bin = std::env::var("BENCH_SUPPORTD")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_supportd").to_string());
+    let mut child = std::process::Command::new(bin)
         .args(["run", "--config"])
         .arg(dir.join("bench.toml"))
         .env("RUST_LOG", "warn")

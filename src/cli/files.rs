@@ -40,6 +40,29 @@ pub async fn ticket_files(store: &Store, t: TicketRef) -> anyhow::Result<Vec<Tic
     Ok(out)
 }
 
+/// Fills in the text of the mail supportd sent on ticket `t` (stored only in its raw bytes),
+/// parsed by the same stage that reads every mail.
+pub async fn sent_texts(
+    store: &Store,
+    t: TicketRef,
+    d: &mut crate::store::TicketDetail,
+) -> anyhow::Result<()> {
+    if !d.messages.iter().any(|m| m.1 == "out" && m.5.is_empty()) {
+        return Ok(());
+    }
+    let raws = store.ticket_raw_messages(t).await?;
+    // The same rows in the same order (`ORDER BY id`), unless a mail came in between the reads.
+    if raws.len() != d.messages.len() {
+        return Ok(());
+    }
+    for (m, r) in d.messages.iter_mut().zip(raws) {
+        if m.1 == "out" && m.5.is_empty() {
+            m.5 = crate::inbound::parse::parse(&r.raw).text;
+        }
+    }
+    Ok(())
+}
+
 /// The file `which` names: its number, or its name (the newest file of that name).
 pub fn pick<'a>(files: &'a [TicketFile], which: &str) -> Option<&'a TicketFile> {
     match which.parse::<usize>() {

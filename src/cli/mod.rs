@@ -530,11 +530,12 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let t = ticket_ref(ticket)?;
             let (settings, store) = cli.store().await?;
-            let d = store
+            let mut d = store
                 .ticket_detail(t)
                 .await?
                 .with_context(|| format!("no ticket {t}"))?;
             let files = files::ticket_files(&store, t).await?;
+            files::sent_texts(&store, t, &mut d).await?;
             if *json {
                 #[derive(serde::Serialize)]
                 struct Shown<'a> {

@@ -188,12 +188,33 @@ pub(super) fn show_ticket(d: &TicketDetail, cal: &Calendar, now: i64, lang: Lang
         out.push_str(&format!("  {}  {kind:<24} {detail}\n", cal.show(*at)));
     }
     out.push_str("messages:\n");
-    for (at, dir, from, subject, verdict) in &d.messages {
+    for (at, dir, from, subject, verdict, text) in &d.messages {
         out.push_str(&format!(
             "  {}  {dir:<3} {:<30} {verdict:<10} {subject}\n",
             cal.show(*at),
             from.as_deref().unwrap_or("-")
         ));
+        out.push_str(&quoted_text(text, TEXT_LINES));
+    }
+    out
+}
+
+/// Lines of a message's text `ticket show` prints under it; the rest is counted.
+const TEXT_LINES: usize = 12;
+
+/// `text` indented under its message line, blank lines dropped, at most `max` lines.
+fn quoted_text(text: &str, max: usize) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let mut out = String::new();
+    for l in lines.iter().take(max) {
+        out.push_str(&format!("      | {l}\n"));
+    }
+    if lines.len() > max {
+        out.push_str(&format!("      | … {} more line(s)\n", lines.len() - max));
     }
     out
 }

@@ -77,8 +77,10 @@ pub struct TicketDetail {
     pub timers: Vec<TimerRow>,
     /// (at, kind, detail) oldest first.
     pub events: Vec<(Millis, String, serde_json::Value)>,
-    /// (at, direction, from, subject, verdict) oldest first.
-    pub messages: Vec<(Millis, String, Option<String>, String, String)>,
+    /// (at, direction, from, subject, verdict, text) oldest first. The text is a person's new
+    /// text (`reply_text`); our own sent mail's is empty here (it is in its raw bytes:
+    /// `cli` derives it for `ticket show`).
+    pub messages: Vec<(Millis, String, Option<String>, String, String, String)>,
 }
 
 /// A timer whose promise is still open: running, or breached and not yet kept.
@@ -336,13 +338,13 @@ impl Store {
                 })
                 .collect();
         let messages = sqlx::query(
-            "SELECT received_at, direction, from_addr, subject, verdict FROM messages WHERE ticket_id = $1 ORDER BY id",
+            "SELECT received_at, direction, from_addr, subject, verdict, reply_text FROM messages WHERE ticket_id = $1 ORDER BY id",
         )
         .bind(t.0)
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|x| (x.get(0), x.get(1), x.get(2), x.get(3), x.get(4)))
+        .map(|x| (x.get(0), x.get(1), x.get(2), x.get(3), x.get(4), x.get(5)))
         .collect();
         let participants =
             sqlx::query("SELECT address FROM participants WHERE ticket_id = $1 ORDER BY added_at")

@@ -64,6 +64,13 @@ async fn acknowledgement_round_trip(db: Db) {
         kinds,
         ["ticket_created", "classified", "ack_queued", "mail_sent"]
     );
+    // `ticket show` prints the conversation: the customer's text, and the acknowledgement's
+    // (stored only in its raw bytes).
+    let shown = supportd_cli(&app, &["ticket", "show", &t.ticket]);
+    assert!(
+        shown.contains("| 您好，我上周申请的退款还没有到账") && shown.contains("| 尊敬的王先生"),
+        "{shown}"
+    );
     app.stop().await;
 }
 
