@@ -157,6 +157,26 @@ pub struct TestConfig {
     pub settings: Settings,
 }
 
+impl TestConfig {
+    /// The config's database, migrated, and the daemon's decision context: for tests that drive
+    /// the intake stages (`inbound::intake::store_batch`) without a running daemon.
+    pub async fn store_and_desk(
+        &self,
+        connections: u32,
+    ) -> (supportd::store::Store, supportd::app::context::Desk) {
+        let store = supportd::store::Store::connect(&self.url, connections)
+            .await
+            .expect("store");
+        store.migrate().await.expect("migrate");
+        let desk = supportd::app::context::Desk::new(
+            &self.settings,
+            supportd::outbound::templates::Templates::load(&self.settings.service.templates_dir)
+                .expect("templates"),
+        );
+        (store, desk)
+    }
+}
+
 /// Writes a fresh config (own support mailbox, own database) as `spawn_app` uses.
 pub async fn write_config(opts: &AppOptions) -> TestConfig {
     rig();

@@ -324,10 +324,7 @@ async fn a_malformed_mail_is_stored_and_flagged_and_the_daemon_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mail_the_database_refuses_is_quarantined_raw_and_the_rest_go_on() {
     let cfg = write_config(&AppOptions::default()).await;
-    let store = supportd::store::Store::connect(&cfg.url, 1)
-        .await
-        .expect("store");
-    store.migrate().await.expect("migrate");
+    let (store, desk) = cfg.store_and_desk(1).await;
     // Make the database refuse one mail's data, as it might refuse a mail nobody foresaw.
     use sqlx::Connection;
     let mut conn = sqlx::SqliteConnection::connect(&cfg.url)
@@ -341,11 +338,6 @@ async fn a_mail_the_database_refuses_is_quarantined_raw_and_the_rest_go_on() {
     .await
     .expect("trigger");
     conn.close().await.expect("close");
-    let desk = supportd::app::context::Desk::new(
-        &cfg.settings,
-        supportd::outbound::templates::Templates::load(&cfg.settings.service.templates_dir)
-            .expect("templates"),
-    );
     let mail = |n: u32, subject: &str| {
         (
             n,
@@ -388,15 +380,7 @@ async fn a_mail_the_database_refuses_is_quarantined_raw_and_the_rest_go_on() {
 #[tokio::test]
 async fn a_mail_s_text_is_stored_once_and_read_whole() {
     let cfg = write_config(&AppOptions::default()).await;
-    let store = supportd::store::Store::connect(&cfg.url, 1)
-        .await
-        .expect("store");
-    store.migrate().await.expect("migrate");
-    let desk = supportd::app::context::Desk::new(
-        &cfg.settings,
-        supportd::outbound::templates::Templates::load(&cfg.settings.service.templates_dir)
-            .expect("templates"),
-    );
+    let (store, desk) = cfg.store_and_desk(1).await;
     let plain = "您好，我的订单 8812 还没有发货，请帮忙查一下。";
     let quoting = "Still nothing, please check again.\n\nOn Mon, 23 Nov 2026, Support wrote:\n> We are looking into order 8812.\n> Kind regards";
     let batch: Vec<(u32, Vec<u8>)> = [(1, "订单未发货", plain), (2, "order 8812", quoting)]

@@ -49,15 +49,7 @@ async fn corpus_through_the_inbound_path(db: Db) {
         ..Default::default()
     })
     .await;
-    let store = supportd::store::Store::connect(&cfg.url, 2)
-        .await
-        .expect("store");
-    store.migrate().await.expect("migrate");
-    let desk = supportd::app::context::Desk::new(
-        &cfg.settings,
-        supportd::outbound::templates::Templates::load(&cfg.settings.service.templates_dir)
-            .expect("templates"),
-    );
+    let (store, desk) = cfg.store_and_desk(2).await;
     // As the daemon does: fetched batches, group commit.
     let mails: Vec<(u32, Vec<u8>)> = files
         .iter()
