@@ -20,6 +20,22 @@ pub(super) fn show_tickets(
     now: i64,
     lang: Language,
 ) -> String {
+    // The due column names its zone once, in its header, and is as wide as its widest time.
+    let dues: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            r.next_due
+                .map(|d| format!("{} ({})", short_time(cal, d), duration_text(d - now)))
+                .unwrap_or_default()
+        })
+        .collect();
+    let due_header = format!("due, {} (left)", cal.zone_name());
+    let due_width = dues
+        .iter()
+        .chain(std::iter::once(&due_header))
+        .map(|d| unicode_width::UnicodeWidthStr::width(d.as_str()))
+        .max()
+        .unwrap_or(0);
     let mut out = format!(
         "{} {} {} {} {} {} {} subject\n",
         pad("ticket", 9),
@@ -28,13 +44,9 @@ pub(super) fn show_tickets(
         pad("category", 20),
         pad("owner", 24),
         pad("next promise", 19),
-        pad("due (left)", 22),
+        pad(&due_header, due_width),
     );
-    for r in rows {
-        let due = r
-            .next_due
-            .map(|d| format!("{} ({})", short_time(cal, d), duration_text(d - now)))
-            .unwrap_or_default();
+    for (r, due) in rows.iter().zip(&dues) {
         let mut flags = String::new();
         if r.escalated {
             flags.push_str("[escalated] ");
@@ -63,7 +75,7 @@ pub(super) fn show_tickets(
                     .unwrap_or_else(|| "-".into()),
                 19
             ),
-            pad(&due, 22),
+            pad(due, due_width),
             r.subject
         ));
     }
@@ -222,6 +234,66 @@ fn quoted_text(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The due column names its zone in its header and fits its widest time, so the subjects
+    /// stand in one column (a Chinese character takes two).
+    #[test]
+    fn the_ticket_list_names_the_due_time_zone_and_keeps_its_columns() {
+        use crate::domain::{Category, Priority, TicketClass};
+        let cal = Calendar::new(&crate::ticket::calendar::CalendarSettings {
+            timezone: "Asia/Shanghai".into(),
+            ..Default::default()
+        })
+        .expect("calendar");
+        let now = 1_796_000_000_000;
+        let row = |ticket: &str, due: Option<i64>, subject: &str| TicketSummary {
+            ticket: ticket.into(),
+            status: "open".into(),
+            requester: "a@example.com".into(),
+            subject: subject.into(),
+            language: "zh-Hans".into(),
+            class: TicketClass {
+                category: Category::StatusQuery,
+                severity: None,
+                urgent: false,
+                vip: false,
+                priority: Priority::Normal,
+            },
+            owner: None,
+            complex: false,
+            escalated: false,
+            created_at: now,
+            updated_at: now,
+            messages: 1,
+            next_due: due,
+            next_promise: due.map(|_| "first_response".into()),
+        };
+        let shown = show_tickets(
+            &[
+                row("T-000001", Some(now + 47 * 3_600_000), "退款什么时候到账"),
+                row("T-000002", None, "invoice"),
+            ],
+            &cal,
+            now,
+            Language::En,
+        );
+        let lines: Vec<&str> = shown.lines().collect();
+        assert!(lines[0].contains("due, Asia/Shanghai (left)"), "{shown}");
+        let column = |line: &str, word: &str| {
+            let at = line.find(word).expect("word");
+            unicode_width::UnicodeWidthStr::width(&line[..at])
+        };
+        assert_eq!(
+            column(lines[0], "subject"),
+            column(lines[1], "退款"),
+            "{shown}"
+        );
+        assert_eq!(
+            column(lines[0], "subject"),
+            column(lines[2], "invoice"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn durations_read_like_people_write_them() {

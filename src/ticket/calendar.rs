@@ -226,6 +226,11 @@ impl Calendar {
         None
     }
 
+    /// The calendar's time zone, by its IANA name (`Asia/Shanghai`).
+    pub fn zone_name(&self) -> &'static str {
+        self.tz.name()
+    }
+
     /// A time for people: `2026-11-30 14:00 Asia/Shanghai`.
     pub fn show(&self, at: Millis) -> String {
         match chrono::DateTime::from_timestamp_millis(at) {
