@@ -21,13 +21,45 @@ pub struct TicketFile {
 
 /// Every file of ticket `t`.
 pub async fn ticket_files(store: &Store, t: TicketRef) -> anyhow::Result<Vec<TicketFile>> {
+    read_ticket(store, t, None).await
+}
+
+/// Every file of ticket `t`, and the text of the mail supportd sent on it (stored only in its
+/// raw bytes) filled into `d`: one read and one parse of each stored mail serve both.
+pub async fn ticket_files_and_sent_texts(
+    store: &Store,
+    t: TicketRef,
+    d: &mut crate::store::TicketDetail,
+) -> anyhow::Result<Vec<TicketFile>> {
+    read_ticket(store, t, Some(d)).await
+}
+
+async fn read_ticket(
+    store: &Store,
+    t: TicketRef,
+    mut detail: Option<&mut crate::store::TicketDetail>,
+) -> anyhow::Result<Vec<TicketFile>> {
+    let raws = store.ticket_raw_messages(t).await?;
+    // The rows `ticket_detail` read, in the same order (`ORDER BY id`), unless a mail came in
+    // between the two reads: then the sent texts stay unfilled.
+    if let Some(d) = &detail {
+        if d.messages.len() != raws.len() {
+            detail = None;
+        }
+    }
     let mut out = Vec::new();
-    for m in store.ticket_raw_messages(t).await? {
+    for (k, m) in raws.iter().enumerate() {
+        let parsed = crate::inbound::parse::parse(&m.raw);
+        if let Some(row) = detail.as_deref_mut().map(|d| &mut d.messages[k]) {
+            if row.1 == "out" && row.5.is_empty() {
+                row.5 = parsed.text;
+            }
+        }
         // Cards and copies of our own mail repeat files stored with the mail they came in.
         if m.verdict == "ours" {
             continue;
         }
-        for file in crate::inbound::parse::parse(&m.raw).attachments {
+        for file in parsed.attachments {
             out.push(TicketFile {
                 n: out.len() + 1,
                 at: m.at,
@@ -38,29 +70,6 @@ pub async fn ticket_files(store: &Store, t: TicketRef) -> anyhow::Result<Vec<Tic
         }
     }
     Ok(out)
-}
-
-/// Fills in the text of the mail supportd sent on ticket `t` (stored only in its raw bytes),
-/// parsed by the same stage that reads every mail.
-pub async fn sent_texts(
-    store: &Store,
-    t: TicketRef,
-    d: &mut crate::store::TicketDetail,
-) -> anyhow::Result<()> {
-    if !d.messages.iter().any(|m| m.1 == "out" && m.5.is_empty()) {
-        return Ok(());
-    }
-    let raws = store.ticket_raw_messages(t).await?;
-    // The same rows in the same order (`ORDER BY id`), unless a mail came in between the reads.
-    if raws.len() != d.messages.len() {
-        return Ok(());
-    }
-    for (m, r) in d.messages.iter_mut().zip(raws) {
-        if m.1 == "out" && m.5.is_empty() {
-            m.5 = crate::inbound::parse::parse(&r.raw).text;
-        }
-    }
-    Ok(())
 }
 
 /// The file `which` names: its number, or its name (the newest file of that name).

@@ -534,8 +534,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 .ticket_detail(t)
                 .await?
                 .with_context(|| format!("no ticket {t}"))?;
-            let files = files::ticket_files(&store, t).await?;
-            files::sent_texts(&store, t, &mut d).await?;
+            let files = files::ticket_files_and_sent_texts(&store, t, &mut d).await?;
             if *json {
                 #[derive(serde::Serialize)]
                 struct Shown<'a> {
