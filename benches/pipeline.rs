@@ -1072,14 +1072,28 @@ async fn daemon_run(
     let proc_file =
         |f: &str| std::fs::read_to_string(format!("/proc/{pid}/{f}")).unwrap_or_default();
     let (mut hwm, mut cpu, mut got, mut changed) = (0u64, 0.0f64, 0usize, Instant::now());
+    // What the highest sample's RSS was made of (KiB): anonymous memory, mapped files, shared
+    // memory (SQLite's WAL index).
+    let (mut top, mut parts) = (0u64, (0u64, 0u64, 0u64));
     while start.elapsed() < wait {
         tokio::time::sleep(Duration::from_millis(250)).await;
         // Read before the count, so the figures cover the work counted.
-        hwm = proc_file("status")
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            .unwrap_or(hwm);
+        let status = proc_file("status");
+        let kib = |key: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        };
+        hwm = kib("VmHWM:").unwrap_or(hwm);
+        if let Some(rss) = kib("VmRSS:").filter(|&r| r > top) {
+            top = rss;
+            parts = (
+                kib("RssAnon:").unwrap_or(0),
+                kib("RssFile:").unwrap_or(0),
+                kib("RssShmem:").unwrap_or(0),
+            );
+        }
         cpu = proc_cpu_secs(&proc_file("stat")).max(cpu);
         let now: usize = sqlx::query_scalar::<_, i64>(
             "SELECT COUNT(*) FROM messages WHERE direction = 'in' AND message_id >= $1 AND message_id < $2",
@@ -1103,6 +1117,13 @@ async fn daemon_run(
         .status();
     let status = child.wait().expect("wait");
     assert!(status.success(), "supportd run: {status}");
+    eprintln!(
+        "  highest RSS sampled (every 250 ms): {} MiB = anonymous {} + files {} + shared {} MiB",
+        top / 1024,
+        parts.0 / 1024,
+        parts.1 / 1024,
+        parts.2 / 1024
+    );
     (cpu, hwm / 1024, got, el)
 }
 

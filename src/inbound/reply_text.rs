@@ -13,6 +13,32 @@
 use regex::Regex;
 use std::sync::LazyLock;
 
+/// A pattern for one line (or a few joined), whose gaps are written unbounded (`.*`) while the
+/// whole line's length is bounded instead, in characters: the same lines match as with the
+/// bounded gaps (`.{0,150}`) that the bound sums up, except long lines with one long gap, and
+/// the regex stays small. Bounded gaps of any character compile to thousands of automaton
+/// states, which cost megabytes of lazy-DFA cache and sparse sets per pattern and send searches
+/// to the slow engines. Word boundaries are written as `\W` where a gap meets a word: Unicode
+/// `\b` makes the lazy DFA give up on any non-ASCII line.
+struct LinePattern {
+    re: Regex,
+    max_chars: usize,
+}
+
+impl LinePattern {
+    fn new(pattern: &str, max_chars: usize) -> LinePattern {
+        LinePattern {
+            re: Regex::new(pattern).expect("static regex"),
+            max_chars,
+        }
+    }
+
+    fn is_match(&self, line: &str) -> bool {
+        (line.len() <= self.max_chars || line.chars().count() <= self.max_chars)
+            && self.re.is_match(line)
+    }
+}
+
 static ORIGINAL_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?i)^\s*[-_=*]{2,}\s*(original message|original|reply message|oprindelig besked|antwort nachricht|originalnachricht|原始邮件|原始郵件|原邮件|原郵件|回复的原邮件|message d'origine|ursprüngliche nachricht|oprindelig meddelelse|opprinnelig melding|ursprungligt meddelande|alkuperäinen viesti|messaggio originale|mensagem original|mensaje original|oorspronkelijk bericht|исходное сообщение|wiadomość oryginalna)\s*[-_=*]*\s*$",
@@ -38,9 +64,11 @@ static HEADER_DATE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// A date and an address above a quote, without the colon: `2011/4/7 Nathan <n@x.com>`.
-static DATE_ADDRESS_BARE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*\d{1,4}[-./]\d{1,2}[-./]\d{1,4}.{0,120}<[\w.+-]+@[\w-]+(\.[\w-]+)+>\s*$")
-        .expect("static regex")
+static DATE_ADDRESS_BARE: LazyLock<LinePattern> = LazyLock::new(|| {
+    LinePattern::new(
+        r"^\s*\d{1,4}[-./]\d{1,2}[-./]\d{1,4}.*<[\w.+-]+@[\w-]+(?:\.[\w-]+)+>\s*$",
+        250,
+    )
 });
 
 /// The tail of a link wrapped out of a quoted line: `(http://…) >`, `_nonce=3dd518)`.
@@ -59,22 +87,28 @@ fn is_separator(t: &str) -> bool {
 
 /// `On <date>, <name> wrote:` in many languages, possibly wrapped over two or three lines; the
 /// verb may also stand before the name (`Op … schreef Julius <j@x>:`).
-static WROTE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?i)^\s*(on|le|am|el|il|em|op|den|på|pe|in data|w dniu|dnia|dne|в|vào|el día|kello|\d{1,4}[./-]\d{1,2}[./-]\d{1,4})\b.{0,400}\b(wrote|a écrit|schrieb|escribió|ha scritto|escreveu|schreef|skrev|kirjoitti|napisał|napisała|написал|написала|napsal|đã viết|a scris|yazdı|geschreven|sent)\b(.{0,300}:\s*$|\s*:?\s*$)",
+static WROTE: LazyLock<LinePattern> = LazyLock::new(|| {
+    LinePattern::new(
+        r"(?i)^\s*(?:on|le|am|el|il|em|op|den|på|pe|in data|w dniu|dnia|dne|в|vào|el día|kello|\d{1,4}[./-]\d{1,2}[./-]\d{1,4})\W(?:.*\W)?(?:wrote|a écrit|schrieb|escribió|ha scritto|escreveu|schreef|skrev|kirjoitti|napisał|napisała|написал|написала|napsal|đã viết|a scris|yazdı|geschreven|sent)(?:\s*:?\s*$|\W.*:\s*$)",
+        760,
     )
-    .expect("static regex")
 });
 
 /// A header line that is a date and an address with a colon: `2017-11-24 16:32 GMT+01:00 Ann <a@b.c>:`.
-static DATE_ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\s*(\d{1,4}[-./]\d{1,2}[-./]\d{1,4}.{0,120}<?[\w.+-]+@[\w-]+(\.[\w-]+)+>?|.{0,150}\d.{0,150}<[\w.+-]+@[\w-]+(\.[\w-]+)+>)\s*:\s*$").expect("static regex")
+static DATE_ADDRESS: LazyLock<LinePattern> = LazyLock::new(|| {
+    LinePattern::new(
+        r"^\s*(?:\d{1,4}[-./]\d{1,2}[-./]\d{1,4}.*<?[\w.+-]+@[\w-]+(?:\.[\w-]+)+>?|.*\d.*<[\w.+-]+@[\w-]+(?:\.[\w-]+)+>)\s*:\s*$",
+        420,
+    )
 });
 
 /// A "wrote" header with no known opening word but a date in it: `tir. 18. apr. 2017 kl. 13:09
 /// skrev Test user <test@example.com>:` (possibly wrapped, so it may end in an open `<…`).
-static WROTE_DATED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^.{0,100}\d.{0,150}\b(wrote|skrev|schrieb|a écrit|escribió|ha scritto|escreveu|schreef|kirjoitti|napisał|написал|написала)\b.{0,150}(:|<[^>\s]*)\s*$").expect("static regex")
+static WROTE_DATED: LazyLock<LinePattern> = LazyLock::new(|| {
+    LinePattern::new(
+        r"(?i)^.*\d.*\W(?:wrote|skrev|schrieb|a écrit|escribió|ha scritto|escreveu|schreef|kirjoitti|napisał|написал|написала)(?:\W.*)?(?::|<[^>\s]*)\s*$",
+        420,
+    )
 });
 
 /// The first line of a confidentiality disclaimer a mail server or company appends: from it to
@@ -95,23 +129,27 @@ static SHARED_LINE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(.*\S)[\s-]+(On\s.{5,200}\bwrote:)\s*$").expect("static regex"));
 
 /// Android's `---- John Smith wrote ----`.
-static WROTE_DASHES: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\s*-{2,}.{0,200}\b(wrote|schrieb|a écrit)\b.{0,50}-{2,}\s*$")
-        .expect("static regex")
+static WROTE_DASHES: LazyLock<LinePattern> = LazyLock::new(|| {
+    LinePattern::new(
+        r"(?i)^\s*-{2,}(?:.*\W)?(?:wrote|schrieb|a écrit)(?:\W.*)?-{2,}\s*$",
+        280,
+    )
 });
 
-static WROTE_ZH: LazyLock<Regex> = LazyLock::new(|| {
+static WROTE_ZH: LazyLock<LinePattern> = LazyLock::new(|| {
     // `在 …写道：` (Gmail, iPhone), `2026年11月30日 10:58，Name <a@b> 写道：` (Apple Mail), and
     // Gmail's current name-first form `Name (…) <a@b> 于2026年11月30日周一 11:05写道：`.
-    Regex::new(r"^\s*((在|于|於).{0,200}|.{0,200}(\d|@).{0,200})(写道|寫道|寫到|写到)\s*[:：]?\s*$")
-        .expect("static regex")
+    LinePattern::new(
+        r"^\s*(?:(?:在|于|於).*|.*[\d@].*)(?:写道|寫道|寫到|写到)\s*[:：]?\s*$",
+        420,
+    )
 });
 
 /// Any line that ends with a colon and names a date or an address: directly above a `>` quote it
 /// introduces the quote, whatever its verb or language (`said:`, `writes:`, mutt's
 /// `* Name <a@b> [2026-11-30 10:58]:`).
-static QUOTE_HEADER_ANY: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^.{0,300}(\d|@).{0,300}[:：]\s*$").expect("static regex"));
+static QUOTE_HEADER_ANY: LazyLock<LinePattern> =
+    LazyLock::new(|| LinePattern::new(r"^.*[\d@].*[:：]\s*$", 610));
 
 /// An image reference a client leaves in the text part for a signature logo or pasted picture:
 /// `[cid:image001.png@01DB4C2A.8F0B6A40]`, `[image: logo.png]`, `[图片]`.
@@ -119,9 +157,10 @@ static IMAGE_LINE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^\s*\[(cid:[^\]]*|image:?[^\]]*|图片|圖片|图像)\]\s*$").expect("static regex")
 });
 
-/// A contact line of a signature block: phone, address, web, title, company.
+/// A contact line of a signature block: phone, address, web, title, company. The English words
+/// have ASCII word boundaries (`(?-u:\b)`), so the lazy DFA serves lines in any script.
 static CONTACT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(电话|電話|手机|手機|热线|熱線|座机|传真|傳真|地址|邮箱|郵箱|网址|網址|\btel\b|phone|mobile|\bcell\b|\bfax\b|address|e-?mail|\bweb\b|www\.|https?://|[\w.+-]+@[\w-]+\.[\w.]+|\+?\d[\d\s()-]{6,}\d|有限公司|公司|部门|部門|专员|專員|经理|經理|主管|specialist|manager|department|customer service|support team)")
+    Regex::new(r"(?i)(电话|電話|手机|手機|热线|熱線|座机|传真|傳真|地址|邮箱|郵箱|网址|網址|(?-u:\b)tel(?-u:\b)|phone|mobile|(?-u:\b)cell(?-u:\b)|(?-u:\b)fax(?-u:\b)|address|e-?mail|(?-u:\b)web(?-u:\b)|www\.|https?://|[\w.+-]+@[\w-]+\.[\w.]+|\+?\d[\d\s()-]{6,}\d|有限公司|公司|部门|部門|专员|專員|经理|經理|主管|specialist|manager|department|customer service|support team)")
         .expect("static regex")
 });
 
