@@ -49,8 +49,10 @@ const DICT_MAX: usize = 256 * 1024;
 static DICT1: &[u8] = include_bytes!("raw-dict-1.zdict");
 /// Prefix of `raw_blob` naming the chunks of a zstd-compressed raw mail.
 const ZSTD_CHUNKS: &str = "zstd:";
-/// zstd's level: 3 is its default, ~2 KB of mail in a few µs.
-const ZSTD_LEVEL: i32 = 3;
+/// zstd's level. Level 1 against the default 3, with the dictionary, on 300 mails of the fixtures
+/// and the public MIME corpus (`zstd -b1 -D raw-dict-1.zdict`): 298 against 222 MB/s, 2.19
+/// against 2.26 : 1; the mix's stored bytes per mail stay 3.9 KB (`-- mix`).
+const ZSTD_LEVEL: i32 = 1;
 
 /// A raw mail's two columns, `raw` and `raw_blob`, and the chunks to write when it is large.
 ///
