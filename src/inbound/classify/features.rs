@@ -150,11 +150,12 @@ fn extract_with(
     f.add(fnv(NS_BIAS, &[]), || "bias".into());
     let mut buf = [0u8; 8];
     for (part, ns_extra) in [(subject, Some(NS_SUBJECT)), (text, None)] {
-        let mut prev_word: Option<String> = None;
+        // The word before, kept in one buffer (`has_prev`: it is the token just before).
+        let (mut prev_word, mut has_prev) = (String::new(), false);
         let (mut bangs, mut questions, mut caps) = (0usize, 0usize, false);
         tokens(part, |t| match t {
             Token::Han(c, prev) => {
-                prev_word = None;
+                has_prev = false;
                 let a = c.encode_utf8(&mut buf[..4]).len();
                 let cs = &buf[..a];
                 f.add(fnv(NS_HAN1, &[cs]), || c.to_string());
@@ -175,16 +176,19 @@ fn extract_with(
                 if let Some(ns) = ns_extra {
                     f.add(fnv(ns, &[w.as_bytes()]), || format!("subject:{w}"));
                 }
-                if let Some(p) = &prev_word {
+                if has_prev {
+                    let p = prev_word.as_str();
                     f.add(fnv(NS_WORD2, &[p.as_bytes(), w.as_bytes()]), || {
                         format!("{p} {w}")
                     });
                 }
-                prev_word = Some(w.to_string());
+                prev_word.clear();
+                prev_word.push_str(w);
+                has_prev = true;
             }
             Token::Punct(c) => {
                 if !matches!(c, '-' | '/' | '.' | '@' | '_') {
-                    prev_word = None;
+                    has_prev = false;
                 }
                 match c {
                     '!' | '！' => bangs += 1,

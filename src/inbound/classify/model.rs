@@ -220,7 +220,7 @@ impl Model {
     /// mean of the categories); only those that pushed towards it.
     pub fn top_features(&self, features: &[u32], row: usize, n: usize) -> Vec<(u32, f32)> {
         let x = value(features.len());
-        let mut out: Vec<(u32, f32)> = features
+        let out: Vec<(u32, f32)> = features
             .iter()
             .filter_map(|&i| {
                 let base = i as usize * ROWS;
@@ -234,9 +234,19 @@ impl Model {
                 (c > 0.0).then_some((i, c))
             })
             .collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1));
-        out.truncate(n);
-        out
+        // The n strongest, in the order a stable sort by contribution would give (ties keep the
+        // features' order): selected first, so only those n are sorted.
+        let by = |a: &(usize, (u32, f32)), b: &(usize, (u32, f32))| {
+            b.1 .1.total_cmp(&a.1 .1).then(a.0.cmp(&b.0))
+        };
+        let mut ranked: Vec<(usize, (u32, f32))> = out.into_iter().enumerate().collect();
+        if ranked.len() > n && n > 0 {
+            ranked.select_nth_unstable_by(n - 1, by);
+            ranked.truncate(n);
+        }
+        ranked.sort_unstable_by(by);
+        ranked.truncate(n);
+        ranked.into_iter().map(|(_, f)| f).collect()
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -292,6 +302,50 @@ mod tests {
             major: (category == 2).then_some(false),
             urgent,
             weight: 1.0,
+        }
+    }
+
+    /// The strongest features come out as a full stable sort by contribution gives them.
+    #[test]
+    fn top_features_are_a_stable_sort_s_first_n() {
+        let m = Model::from_bytes(include_bytes!("model.bin")).expect("shipped model");
+        let texts = [
+            ("退款", "我要退款，订单 RT8812 已经三天了还没有到账！！"),
+            (
+                "Order",
+                "My order has not arrived, please check. Site down, nobody can log in.",
+            ),
+            ("", "可以开发票吗？"),
+        ];
+        for (subject, text) in texts {
+            let f = extract(subject, text, &["complaint-words"], false);
+            for row in 0..ROWS {
+                let x = value(f.indices.len());
+                let mut want: Vec<(u32, f32)> = f
+                    .indices
+                    .iter()
+                    .filter_map(|&i| {
+                        let ws = &m.weights[i as usize * ROWS..i as usize * ROWS + ROWS];
+                        let w = |r: usize| f32::from(ws[r]) * m.scale[r];
+                        let c = if row < 4 {
+                            w(row) - (0..4).map(w).sum::<f32>() / 4.0
+                        } else {
+                            w(row)
+                        } * x;
+                        (c > 0.0).then_some((i, c))
+                    })
+                    .collect();
+                want.sort_by(|a, b| b.1.total_cmp(&a.1));
+                for n in [0, 1, 4, 1000] {
+                    let mut w = want.clone();
+                    w.truncate(n);
+                    assert_eq!(
+                        m.top_features(&f.indices, row, n),
+                        w,
+                        "{text} row {row} n {n}"
+                    );
+                }
+            }
         }
     }
 
