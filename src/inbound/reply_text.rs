@@ -573,6 +573,37 @@ fn cut_signature<'a>(mut kept: Vec<&'a str>, known: &[&str]) -> Vec<&'a str> {
 mod tests {
     use super::*;
 
+    /// The line patterns match what their bounded-gap forms matched: headers in any script
+    /// (the lazy DFA serves non-ASCII lines), a word only where it stands apart, and nothing
+    /// longer than the line bound.
+    #[test]
+    fn line_patterns_match_headers_in_any_script_and_no_line_over_their_bound() {
+        for header in [
+            "On Tue, Dec 1, 2026 at 10:05 AM Support <support@example.test> wrote:",
+            "Le mar. 1 déc. 2026 à 10:05, Support <support@example.test> a écrit :",
+            "В вт, 1 дек. 2026 г. в 10:05, Support <support@example.test> написал:",
+        ] {
+            assert!(WROTE.is_match(header), "{header}");
+        }
+        assert!(WROTE_DATED
+            .is_match("tir. 1. des. 2026 kl. 10:05 skrev Support <support@example.test>:"));
+        assert!(
+            WROTE_ZH.is_match("在 2026年12月1日周二 10:05，客服中心 <support@example.test> 写道：")
+        );
+        assert!(
+            DATE_ADDRESS.is_match("2026-12-01 10:05 GMT+08:00 客服中心 <support@example.test>:")
+        );
+        assert!(QUOTE_HEADER_ANY.is_match("* 客服 <support@example.test> [2026-12-01 10:05]:"));
+        assert!(WROTE_DASHES.is_match("---- 客服中心 wrote ----"));
+        // A verb inside a longer word is no header (`\b` before, now `\W`).
+        assert!(!WROTE_DATED.is_match("1 rewrote:"));
+        assert!(!WROTE.is_match("On Monday John overwrote:"));
+        // Past the bound, no line is a header, whatever it holds.
+        let long = format!("On 2026-12-01 {} wrote:", "很".repeat(800));
+        assert!(!WROTE.is_match(&long));
+        assert!(!QUOTE_HEADER_ANY.is_match(&format!("1{}:", "字".repeat(700))));
+    }
+
     #[test]
     fn chinese_signature_blocks_and_disclaimers_are_cut() {
         let t = "您好，退款还没到账，请帮忙查一下。\n\n此致\n敬礼！\n\n王芳\n采购部\n电话：010-12345678\n手机：13800138000\n地址：北京市朝阳区建国路88号\n";
