@@ -117,3 +117,50 @@ async fn a_busy_listen_address_stops_the_start_naming_the_key() {
         "{err}"
     );
 }
+
+/// A command that reads tickets, run from another directory than the daemon's with a relative
+/// `state_dir`, says where it looked and why, and leaves no empty database behind; `migrate`
+/// is the command that creates one.
+#[test]
+fn a_cli_command_never_creates_an_empty_database_where_it_is_run() {
+    let config =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/dev/supportd.dev.toml");
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_supportd"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .current_dir(elsewhere.path())
+            .output()
+            .expect("run supportd")
+    };
+    for args in [&["tickets", "list"][..], &["ticket", "show", "T-000001"]] {
+        let out = run(args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("no database at"), "{err}");
+        assert!(err.contains("is relative"), "{err}");
+        assert!(
+            err.contains(&elsewhere.path().display().to_string()),
+            "names where it looked: {err}"
+        );
+    }
+    assert!(
+        !elsewhere.path().join(".rig").exists(),
+        "nothing is created where a read command runs"
+    );
+    let out = run(&["migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(elsewhere.path().join(".rig/state/supportd.db").exists());
+    let out = run(&["tickets", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
