@@ -214,16 +214,27 @@ pub(super) fn show_ticket(d: &TicketDetail, cal: &Calendar, now: i64, lang: Lang
 /// Lines of a message's text `ticket show` prints under it; the rest is counted.
 const TEXT_LINES: usize = 12;
 
-/// `text` indented under its message line, blank lines dropped, at most `max` lines.
+/// `text` indented under its message line, at most `max` lines: its paragraphs kept apart by
+/// one blank line (runs of blank lines, and blank lines at either end, dropped).
 fn quoted_text(text: &str, max: usize) -> String {
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim_end)
-        .filter(|l| !l.trim().is_empty())
-        .collect();
+    let mut lines: Vec<&str> = Vec::new();
+    for l in text.lines().map(str::trim_end) {
+        let blank = l.trim().is_empty();
+        if blank && lines.last().is_none_or(|p| p.is_empty()) {
+            continue;
+        }
+        lines.push(if blank { "" } else { l });
+    }
+    while lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
     let mut out = String::new();
     for l in lines.iter().take(max) {
-        out.push_str(&format!("      | {l}\n"));
+        if l.is_empty() {
+            out.push_str("      |\n");
+        } else {
+            out.push_str(&format!("      | {l}\n"));
+        }
     }
     if lines.len() > max {
         out.push_str(&format!("      | … {} more line(s)\n", lines.len() - max));
@@ -293,6 +304,19 @@ mod tests {
             column(lines[2], "invoice"),
             "{shown}"
         );
+    }
+
+    /// A mail's text under its line keeps its paragraphs (one blank line between them), drops
+    /// runs of blank lines and blank ends, and counts what is past the limit.
+    #[test]
+    fn a_mail_s_text_keeps_its_paragraphs_under_its_line() {
+        let shown = quoted_text("\n尊敬的客户：\n\n\n您好！已收到。\n  \n客服中心\n\n", 12);
+        assert_eq!(
+            shown,
+            "      | 尊敬的客户：\n      |\n      | 您好！已收到。\n      |\n      | 客服中心\n"
+        );
+        let long = quoted_text(&"a\n\n".repeat(10), 4);
+        assert!(long.ends_with("      | … 15 more line(s)\n"), "{long}");
     }
 
     #[test]
