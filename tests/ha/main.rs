@@ -363,6 +363,12 @@ async fn three_daemons_share_four_mailboxes_through_kills_pauses_and_a_database_
 
     // SIGSTOP: the holder of m1 freezes past its lease with mail in hand; another takes m1
     // over; when it wakes, it commits nothing for m1.
+    // (m1 may have been the killed daemon's too, and all its mail stored before the kill: then
+    // it is taken over like m0, within a lease and a renewal period, not necessarily by now.)
+    wait_for("a live daemon holds m1", LEASE_SECS * 2 + 5, async || {
+        holder_index(&store, &daemons, &keys[1]).await.is_some()
+    })
+    .await;
     let frozen = holder_index(&store, &daemons, &keys[1])
         .await
         .expect("a holder of m1");
