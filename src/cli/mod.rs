@@ -415,33 +415,30 @@ impl Cli {
     /// on tickets never creates an empty database (a relative `state_dir` run from another
     /// directory would otherwise leave one there and fail with `no such table`).
     async fn store(&self) -> anyhow::Result<(Settings, Store)> {
-        let settings = self.settings()?;
-        if settings.database.url.is_none() {
-            let file = settings.service.state_dir.join("supportd.db");
-            if !file.exists() {
-                let shown = std::path::absolute(&file).unwrap_or_else(|_| file.clone());
-                let mut why = format!("no database at {}", shown.display());
-                if settings.service.state_dir.is_relative() {
-                    why.push_str(&format!(
-                        ": service.state_dir \"{}\" is relative, so it is taken from the current directory ({}); run this from the directory the daemon runs in, or make state_dir absolute",
-                        settings.service.state_dir.display(),
-                        std::env::current_dir()
-                            .map(|d| d.display().to_string())
-                            .unwrap_or_else(|_| "unknown".into())
-                    ));
-                } else {
-                    why.push_str(": the daemon has not run with this configuration yet (`supportd migrate` creates it)");
-                }
-                anyhow::bail!(why);
-            }
-        }
-        let store = Store::connect(&settings.database_url(), 1).await?;
-        Ok((settings, store))
+        self.open_store(false).await
     }
 
-    /// The settings and the database, created if it does not exist yet (`migrate`).
-    async fn store_or_create(&self) -> anyhow::Result<(Settings, Store)> {
+    /// The settings and the database; `create`: make the database when it does not exist yet
+    /// (`migrate`), else refuse with where it was looked for and why.
+    async fn open_store(&self, create: bool) -> anyhow::Result<(Settings, Store)> {
         let settings = self.settings()?;
+        let file = settings.service.state_dir.join("supportd.db");
+        if !create && settings.database.url.is_none() && !file.exists() {
+            let shown = std::path::absolute(&file).unwrap_or_else(|_| file.clone());
+            let mut why = format!("no database at {}", shown.display());
+            if settings.service.state_dir.is_relative() {
+                why.push_str(&format!(
+                    ": service.state_dir \"{}\" is relative, so it is taken from the current directory ({}); run this from the directory the daemon runs in, or make state_dir absolute",
+                    settings.service.state_dir.display(),
+                    std::env::current_dir()
+                        .map(|d| d.display().to_string())
+                        .unwrap_or_else(|_| "unknown".into())
+                ));
+            } else {
+                why.push_str(": the daemon has not run with this configuration yet (`supportd migrate` creates it)");
+            }
+            anyhow::bail!(why);
+        }
         let store = Store::connect(&settings.database_url(), 1).await?;
         Ok((settings, store))
     }
@@ -461,7 +458,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
-            let (_, store) = cli.store_or_create().await?;
+            let (_, store) = cli.open_store(true).await?;
             let busy = busy("migrating the database");
             store.migrate().await?;
             busy.finish_and_clear();
