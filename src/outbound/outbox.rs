@@ -260,6 +260,9 @@ pub struct OutboxWorker {
 
 const LEASE_MS: Millis = 5 * 60_000;
 
+/// Claimed mail given back unsent is due again after this long (ms).
+const RELEASE_DELAY_MS: Millis = 10_000;
+
 /// How soon mail waiting for our credentials is tried again: `retry_base_secs`, 5 s to 60 s.
 fn credentials_retry(base_ms: Millis) -> Millis {
     base_ms.clamp(5_000, 60_000)
@@ -285,45 +288,96 @@ impl OutboxWorker {
         // Mail of one ticket goes in order, one after the other; tickets go side by side, on up
         // to `connections` SMTP connections at once.
         let lanes = lanes(claimed, |m| m.ticket_id);
-        // No mail is begun once half the lease has passed: a mail not yet begun stays claimed
-        // until its lease runs out and is then claimed again, by this daemon or another, never
-        // sent twice.
+        // No mail is begun once half the lease has passed.
         let begin_by = now + LEASE_MS / 2;
         // Every lane runs to its end: a lane dropped mid-send (as `try_for_each_concurrent`
         // would on another lane's error) could leave a mail the server took unrecorded, to be
         // sent again. A lane stops at its first database error; the first is returned.
         let first_error = std::sync::Mutex::new(None::<crate::store::StoreError>);
+        // Claimed mail never begun (after a lane's database error, or past `begin_by`): given
+        // back below rather than left to wait out its 5-minute claim. Never sent, so never sent
+        // twice.
+        let unsent = std::sync::Mutex::new(Vec::<i64>::new());
         futures::stream::iter(lanes)
             .for_each_concurrent(self.connections.max(1), |lane| {
-                let (down, first_error) = (&credentials_down, &first_error);
+                let (down, first_error, unsent) = (&credentials_down, &first_error, &unsent);
                 async move {
-                    for mail in lane {
-                        if self.clock.now() > begin_by {
-                            break;
+                    let mut lane = lane.into_iter();
+                    while let Some(mail) = lane.next() {
+                        let id = mail.id;
+                        let mut begun = false;
+                        let result = if self.clock.now() > begin_by {
+                            Ok(false)
+                        } else {
+                            self.send_claimed(mail, down, &mut begun)
+                                .await
+                                .map(|()| true)
+                        };
+                        match result {
+                            Ok(true) => continue,
+                            Ok(false) => {}
+                            Err(e) => {
+                                first_error
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .get_or_insert(e);
+                            }
                         }
-                        if let Err(e) = self.send_claimed(mail, down).await {
-                            first_error
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .get_or_insert(e);
-                            break;
+                        let mut u = unsent.lock().unwrap_or_else(|p| p.into_inner());
+                        if !begun {
+                            u.push(id);
                         }
+                        u.extend(lane.by_ref().map(|m| m.id));
+                        break;
                     }
                 }
             })
             .await;
+        let unsent = unsent.into_inner().unwrap_or_else(|p| p.into_inner());
+        if !unsent.is_empty() {
+            self.release_unsent(&unsent).await;
+        }
         if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
             return Err(e);
         }
         Ok(Step::Worked(n))
     }
 
+    /// Gives back claimed mail never begun, due again in [`RELEASE_DELAY_MS`] (not at once: a
+    /// database fault that stopped it would otherwise be met again in a tight loop). The
+    /// database may be what failed, so this is retried in place for up to ~30 s, like
+    /// recording a sent mail; after that the mail waits out its claim, as before.
+    async fn release_unsent(&self, ids: &[i64]) {
+        let mut failures = 0u32;
+        loop {
+            let next = self.clock.now() + RELEASE_DELAY_MS;
+            match self.store.release_unsent(ids, &self.holder, next).await {
+                Ok(n) => {
+                    info!(mails = n, "claimed mail not begun given back to the queue");
+                    return;
+                }
+                Err(e) if failures < 8 => {
+                    failures += 1;
+                    warn!(error = %e, mails = ids.len(), "claimed mail not begun cannot be given back yet; retrying");
+                    tokio::time::sleep(crate::workers::error_backoff(failures)).await;
+                }
+                Err(e) => {
+                    warn!(error = %e, mails = ids.len(), "claimed mail not begun could not be given back; it is claimed again when its claim runs out (5 min)");
+                    return;
+                }
+            }
+        }
+    }
+
     /// Sends one claimed mail and records the outcome. `credentials_down` holds why our own
     /// credentials failed earlier in the batch: the mail then waits without a login.
+    /// `begun` is set once the mail is handed to the SMTP server (from then on it may have
+    /// been taken, so it is never given back unsent).
     async fn send_claimed(
         &self,
         mut mail: ClaimedMail,
         credentials_down: &std::sync::Mutex<Option<String>>,
+        begun: &mut bool,
     ) -> Result<(), crate::store::StoreError> {
         let span = tracing::info_span!(
             "outbox",
@@ -353,6 +407,7 @@ impl OutboxWorker {
                 tracing::debug!(message_id = %mail.message_id, bytes = mail.raw.len(), "sending");
                 // A slow relay is not a stuck worker: beat while the send is in flight (each
                 // exchange is bounded in `outbound::smtp`).
+                *begun = true;
                 let result = {
                     let send = send_one(&self.mailer, &mail);
                     tokio::pin!(send);

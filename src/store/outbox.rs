@@ -200,6 +200,27 @@ impl Store {
         Ok(())
     }
 
+    /// Gives back claimed mail this daemon never began to send (a database error stopped its
+    /// lane, or half the claim had passed): due again at `next`, for any daemon, instead of when
+    /// the 5-minute claim runs out. Only rows still claimed by `holder` and not accepted by the
+    /// SMTP server are touched; returns how many were given back.
+    pub async fn release_unsent(&self, ids: &[i64], holder: &str, next: Millis) -> Result<u64> {
+        let mut n = 0;
+        for id in ids {
+            n += sqlx::query(
+                "UPDATE outbox SET status = 'pending', next_attempt_at = $1, locked_until = NULL
+                 WHERE id = $2 AND status = 'sending' AND locked_by = $3 AND accepted_at IS NULL",
+            )
+            .bind(next)
+            .bind(id)
+            .bind(holder)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        }
+        Ok(n)
+    }
+
     /// Gives up a claimed mail, inside `tx` (the caller records why on the ticket).
     pub async fn mark_failed(&self, tx: &mut Tx, m: &ClaimedMail, error: &str) -> Result<()> {
         sqlx::query(
@@ -210,5 +231,73 @@ impl Store {
         .execute(&mut **tx)
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Claimed mail given back unsent is due again for anyone; mail claimed by another daemon,
+    /// or already taken by the SMTP server, is left alone.
+    #[tokio::test]
+    async fn only_this_daemon_s_unsent_claims_are_given_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
+        let store = Store::connect(&url, 1).await.expect("store");
+        store.migrate().await.expect("migrate");
+        // Bare outbox rows (no tickets or messages behind them) on the one writer connection.
+        sqlx::raw_sql("PRAGMA foreign_keys = OFF")
+            .execute(&store.writer)
+            .await
+            .expect("pragma");
+        for (id, by, accepted) in [
+            (1, "me", None),
+            (2, "me", None),
+            (3, "other", None),
+            (4, "me", Some(50)),
+        ] {
+            sqlx::query(
+                "INSERT INTO outbox (id, ticket_id, message_row, kind, message_id, recipient, recipients,
+                    envelope_from, status, attempts, created_at, next_attempt_at, give_up_at,
+                    locked_until, locked_by, accepted_at)
+                 VALUES ($1, 1, 1, 'ack', $2, 'c@example.com', 'c@example.com', 's@example.test',
+                    'sending', 0, 10, 10, 1000000, 300010, $3, $4)",
+            )
+            .bind(id)
+            .bind(format!("m{id}@example.test"))
+            .bind(by)
+            .bind(accepted)
+            .execute(&store.writer)
+            .await
+            .expect("insert");
+        }
+        let n = store
+            .release_unsent(&[1, 2, 3, 4], "me", 100)
+            .await
+            .expect("release");
+        assert_eq!(n, 2);
+        let rows: Vec<(i64, String, i64)> =
+            sqlx::query_as("SELECT id, status, next_attempt_at FROM outbox ORDER BY id")
+                .fetch_all(&store.writer)
+                .await
+                .expect("rows");
+        assert_eq!(
+            rows,
+            [
+                (1, "pending".into(), 100),
+                (2, "pending".into(), 100),
+                (3, "sending".into(), 10),
+                (4, "sending".into(), 10)
+            ]
+        );
+        // Due again at once for any daemon, long before the claims would have run out.
+        let again = store
+            .claim_due(100, 300_000, 10, "another")
+            .await
+            .expect("claim");
+        let mut ids: Vec<i64> = again.iter().map(|m| m.id).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, [1, 2]);
     }
 }
