@@ -215,12 +215,11 @@ impl Model {
         z
     }
 
-    /// The features that weighed most for `row` (a category index, 4 = major, 5 = urgent),
-    /// strongest first, with their contribution to its logit (for a category: against the
-    /// mean of the categories); only those that pushed towards it.
-    pub fn top_features(&self, features: &[u32], row: usize, n: usize) -> Vec<(u32, f32)> {
+    /// Each feature's contribution to `row`'s logit (for a category: against the mean of the
+    /// categories), in the features' order; only those that pushed towards it.
+    fn contributions(&self, features: &[u32], row: usize) -> Vec<(u32, f32)> {
         let x = value(features.len());
-        let out: Vec<(u32, f32)> = features
+        features
             .iter()
             .filter_map(|&i| {
                 let base = i as usize * ROWS;
@@ -233,7 +232,14 @@ impl Model {
                 } * x;
                 (c > 0.0).then_some((i, c))
             })
-            .collect();
+            .collect()
+    }
+
+    /// The features that weighed most for `row` (a category index, 4 = major, 5 = urgent),
+    /// strongest first, with their contribution to its logit (for a category: against the
+    /// mean of the categories); only those that pushed towards it.
+    pub fn top_features(&self, features: &[u32], row: usize, n: usize) -> Vec<(u32, f32)> {
+        let out = self.contributions(features, row);
         // The n strongest, in the order a stable sort by contribution would give (ties keep the
         // features' order): selected first, so only those n are sorted.
         let by = |a: &(usize, (u32, f32)), b: &(usize, (u32, f32))| {
@@ -320,21 +326,7 @@ mod tests {
         for (subject, text) in texts {
             let f = extract(subject, text, &["complaint-words"], false);
             for row in 0..ROWS {
-                let x = value(f.indices.len());
-                let mut want: Vec<(u32, f32)> = f
-                    .indices
-                    .iter()
-                    .filter_map(|&i| {
-                        let ws = &m.weights[i as usize * ROWS..i as usize * ROWS + ROWS];
-                        let w = |r: usize| f32::from(ws[r]) * m.scale[r];
-                        let c = if row < 4 {
-                            w(row) - (0..4).map(w).sum::<f32>() / 4.0
-                        } else {
-                            w(row)
-                        } * x;
-                        (c > 0.0).then_some((i, c))
-                    })
-                    .collect();
+                let mut want = m.contributions(&f.indices, row);
                 want.sort_by(|a, b| b.1.total_cmp(&a.1));
                 for n in [0, 1, 4, 1000] {
                     let mut w = want.clone();
