@@ -345,26 +345,47 @@ impl OutboxWorker {
 
     /// Gives back claimed mail never begun, due again in [`RELEASE_DELAY_MS`] (not at once: a
     /// database fault that stopped it would otherwise be met again in a tight loop). The
-    /// database may be what failed, so this is retried in place for up to ~30 s, like
-    /// recording a sent mail; after that the mail waits out its claim, as before.
+    /// database may be what failed, so this is retried in place like recording a sent mail;
+    /// after that the mail waits out its claim, as before.
     async fn release_unsent(&self, ids: &[i64]) {
+        let what = format!("{} claimed mail(s) not begun, to give back", ids.len());
+        let released = self
+            .retry_in_place(&what, || {
+                let next = self.clock.now() + RELEASE_DELAY_MS;
+                self.store.release_unsent(ids, &self.holder, next)
+            })
+            .await;
+        match released {
+            Ok(0) => {}
+            Ok(n) => info!(mails = n, "claimed mail not begun given back to the queue"),
+            Err(e) => {
+                warn!(error = %e, mails = ids.len(), "claimed mail not begun could not be given back; it is claimed again when its claim runs out (5 min)")
+            }
+        }
+    }
+
+    /// Runs a database step, retrying it in place on an error up to 8 times with growing
+    /// pauses (~30 s in all), each retry a WARN naming `what` and a storage failure in the
+    /// health report; the last error is returned.
+    async fn retry_in_place<T, Fut>(
+        &self,
+        what: &str,
+        mut step: impl FnMut() -> Fut,
+    ) -> Result<T, crate::store::StoreError>
+    where
+        Fut: std::future::Future<Output = Result<T, crate::store::StoreError>>,
+    {
         let mut failures = 0u32;
         loop {
-            let next = self.clock.now() + RELEASE_DELAY_MS;
-            match self.store.release_unsent(ids, &self.holder, next).await {
-                Ok(n) => {
-                    info!(mails = n, "claimed mail not begun given back to the queue");
-                    return;
-                }
+            match step().await {
+                Ok(v) => return Ok(v),
                 Err(e) if failures < 8 => {
                     failures += 1;
-                    warn!(error = %e, mails = ids.len(), "claimed mail not begun cannot be given back yet; retrying");
+                    warn!(error = %e, "{what}: not yet recorded; retrying");
+                    self.health.storage_failed(TASK, &e.to_string());
                     tokio::time::sleep(crate::workers::error_backoff(failures)).await;
                 }
-                Err(e) => {
-                    warn!(error = %e, mails = ids.len(), "claimed mail not begun could not be given back; it is claimed again when its claim runs out (5 min)");
-                    return;
-                }
+                Err(e) => return Err(e),
             }
         }
     }
@@ -471,19 +492,8 @@ impl OutboxWorker {
         mail: &ClaimedMail,
         now: Millis,
     ) -> Result<(), crate::store::StoreError> {
-        let mut failures = 0u32;
-        loop {
-            match self.sent(mail, now).await {
-                Ok(()) => return Ok(()),
-                Err(e) if failures < 8 => {
-                    failures += 1;
-                    warn!(error = %e, message_id = %mail.message_id, "mail sent but not yet recorded; retrying");
-                    self.health.storage_failed(TASK, &e.to_string());
-                    tokio::time::sleep(crate::workers::error_backoff(failures)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let what = format!("mail {} sent", mail.message_id);
+        self.retry_in_place(&what, || self.sent(mail, now)).await
     }
 
     /// Records a sent mail and what sending it changes on its ticket (an acknowledgement keeps
