@@ -449,14 +449,27 @@ async fn three_daemons_share_four_mailboxes_through_kills_pauses_and_a_database_
         },
     )
     .await;
-    // `supportd status` shows the holders.
-    let out = Command::new(env!("CARGO_BIN_EXE_supportd"))
-        .args(["status", "--config"])
-        .arg(&cfg)
-        .output()
-        .expect("status");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    // `supportd status` shows the holders, and the daemons alive once their heartbeats, held
+    // up while the database restarted, run again (within a lease and a renewal period).
+    let status = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_supportd"))
+            .args(["status", "--config"])
+            .arg(&cfg)
+            .output()
+            .expect("status");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    wait_for(
+        "`supportd status` shows a daemon alive",
+        LEASE_SECS * 2 + 5,
+        async || status().1.contains("alive"),
+    )
+    .await;
+    let (ok, text) = status();
+    assert!(ok, "{text}");
     for key in &keys {
         assert!(text.contains(key.as_str()), "{text}");
     }
