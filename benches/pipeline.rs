@@ -143,7 +143,7 @@ fn bench_pure(settings: &Settings) {
         support_address: settings.service.support_address.clone(),
     };
     println!(
-        "  by stage (µs/mail): parse {:.1}, reply text {:.1}, screen {:.1}, thread hints {:.1}, classify {:.1}",
+        "  by stage (µs/mail): parse {:.1}, reply text {:.1}, screen {:.1}, thread hints {:.1}, classify {:.1}; beside them, the raw mail packed for storage (zstd) {:.1}",
         per(&|i| {
             std::hint::black_box(parse::parse(&mails[i]));
         }),
@@ -166,6 +166,9 @@ fn bench_pure(settings: &Settings) {
                 &parsed[i].subject,
                 &texts[i],
             ));
+        }),
+        per(&|i| {
+            std::hint::black_box(supportd::store::pack_raw(&mails[i]));
         }),
     );
 }
