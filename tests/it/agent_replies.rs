@@ -226,17 +226,7 @@ async fn real_client_replies_through_the_rig() {
         wait_for_mail(&customer, 1, 60).await;
         let t =
             TicketRef::parse(&app.store.tickets(1).await.expect("tickets")[0].ticket).expect("ref");
-        let card = loop {
-            let found = read_folder(&app.support, "Support/Open")
-                .await
-                .iter()
-                .map(|m| parse(m))
-                .find(|m| m.subject.contains(&t.to_string()));
-            if let Some(c) = found {
-                break c;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        };
+        let card = card_of(&app, t).await;
         let to = card.reply_to.as_ref().expect("card Reply-To").to_string();
         let from = if case.outcome == "stranger" {
             address("zhao.finance")

@@ -40,19 +40,11 @@ async fn desk(extra: &str) -> Desk {
 
 /// Waits until `folder` of the support mailbox holds `n` mails; returns them parsed.
 async fn folder(app: &TestApp, name: &str, n: usize) -> Vec<InboundMail> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let mails = read_folder(&app.support, name).await;
-        if mails.len() >= n || std::time::Instant::now() > deadline {
-            assert!(
-                mails.len() >= n,
-                "{name}: expected {n}, found {}",
-                mails.len()
-            );
-            return mails.iter().map(|m| parse(m)).collect();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    wait_for_folder(&app.support, name, n, 60)
+        .await
+        .iter()
+        .map(|m| parse(m))
+        .collect()
 }
 
 /// An agent's reply to a card the way Thunderbird writes one: text on top, the card quoted.

@@ -68,22 +68,6 @@ fn customer_mail_with_files(from: &str, to: &str, f: &Files) -> Vec<u8> {
     .into_bytes()
 }
 
-async fn card_of(app: &TestApp, t: TicketRef) -> InboundMail {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        if let Some(c) = read_folder(&app.support, "Support/Open")
-            .await
-            .iter()
-            .map(|m| parse(m))
-            .find(|m| m.subject.contains(&t.to_string()))
-        {
-            return c;
-        }
-        assert!(std::time::Instant::now() < deadline, "no card");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-}
-
 /// An agent's reply the way Outlook desktop writes one: text + HTML with the signature's logo
 /// (inline, shown by the HTML in the signature), and the report attached.
 fn outlook_reply(agent: &str, to: &str, card: &InboundMail, report: &[u8], logo: &[u8]) -> Vec<u8> {

@@ -39,24 +39,6 @@ async fn new_ticket(app: &TestApp) -> (String, supportd::domain::InboundMail, Ti
     (customer, ack, t)
 }
 
-/// The card of ticket `t` in Support/Open.
-async fn card(app: &TestApp, t: TicketRef) -> supportd::domain::InboundMail {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let cards: Vec<_> = read_folder(&app.support, "Support/Open")
-            .await
-            .iter()
-            .map(|m| parse(m))
-            .filter(|m| m.subject.contains(&t.to_string()))
-            .collect();
-        if let Some(c) = cards.into_iter().next() {
-            return c;
-        }
-        assert!(std::time::Instant::now() < deadline, "no card for {t}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-}
-
 fn reply(from: &str, to: &str, t: TicketRef, body: &str) -> Vec<u8> {
     customer_mail(
         &format!("李娜 <{from}>"),
@@ -134,7 +116,7 @@ async fn a_forged_agent_at_the_customer_s_own_reply_address_changes_nothing() {
         "{metrics}"
     );
     // The real agent, replying to the card (the agents' address), still works.
-    let c = card(&app, t).await;
+    let c = card_of(&app, t).await;
     let agents_address = c.reply_to.as_ref().expect("card Reply-To").to_string();
     assert!(agents_address.contains("+a0.t"), "{agents_address}");
     send_raw(
@@ -171,7 +153,7 @@ async fn with_submission_required_only_an_authenticated_agent_s_reply_counts() {
     )
     .await;
     let (customer, _, t) = new_ticket(&app).await;
-    let c = card(&app, t).await;
+    let c = card_of(&app, t).await;
     let to = c.reply_to.as_ref().expect("card Reply-To").to_string();
     // Through the open port, not logged in: anyone could have written this From.
     send_raw(
@@ -257,7 +239,7 @@ async fn an_old_card_stops_working_after_the_transition() {
 async fn a_rotated_card_is_returned_and_the_returned_notice_carries_the_new_address() {
     let Team { mut app, agent, .. } = team("").await;
     let (customer, _, t) = new_ticket(&app).await;
-    let c = card(&app, t).await;
+    let c = card_of(&app, t).await;
     let old = c.reply_to.as_ref().expect("card Reply-To").to_string();
     let out = supportd_cli(
         &app,

@@ -522,17 +522,45 @@ pub async fn read_folder(user: &str, folder: &str) -> Vec<Vec<u8>> {
 
 /// Waits until `user`'s INBOX holds at least `n` mails; returns them.
 pub async fn wait_for_mail(user: &str, n: usize, secs: u64) -> Vec<Vec<u8>> {
+    wait_for_folder(user, "INBOX", n, secs).await
+}
+
+/// Waits until `user`'s `folder` holds at least `n` mails (for up to `secs`); returns them. What
+/// the daemon files after a commit (cards, moves) follows it by its own worker, in no fixed order
+/// with the mail it sends, so a test waits for it as it waits for mail.
+pub async fn wait_for_folder(user: &str, folder: &str, n: usize, secs: u64) -> Vec<Vec<u8>> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        let mails = read_folder(user, "INBOX").await;
+        let mails = read_folder(user, folder).await;
         if mails.len() >= n || Instant::now() > deadline {
             assert!(
                 mails.len() >= n,
-                "{user}: expected {n} mails within {secs} s, found {}",
+                "{user} {folder}: expected {n} mails within {secs} s, found {}",
                 mails.len()
             );
             return mails;
         }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The card of ticket `t` in the support mailbox's Support/Open, parsed; waits up to 60 s for it
+/// (cards are filed by the IMAP worker after the commit).
+pub async fn card_of(
+    app: &TestApp,
+    t: supportd::domain::TicketRef,
+) -> supportd::domain::InboundMail {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(c) = read_folder(&app.support, "Support/Open")
+            .await
+            .iter()
+            .map(|m| supportd::inbound::parse::parse(m))
+            .find(|m| m.subject.contains(&t.to_string()))
+        {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "no card for {t} within 60 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -48,7 +48,9 @@ async fn machine_mail_before_a_customer_in_one_batch(db: Db) {
         "no number consumed by machine mail"
     );
     assert!(ack.subject.contains("[#T-000001]"), "{}", ack.subject);
-    let cards = read_folder(&app.support, "Support/Open").await;
+    // The card is filed by the IMAP worker after the commit, in no fixed order with the
+    // acknowledgement: wait for it (a slower machine showed the ack first).
+    let cards = wait_for_folder(&app.support, "Support/Open", 1, 60).await;
     assert_eq!(cards.len(), 1, "the customer's card");
     assert_eq!(app.store.count("inbound").await.expect("count"), 6);
     app.stop().await;
