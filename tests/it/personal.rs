@@ -121,21 +121,7 @@ async fn erasure_end_to_end(db: Db) {
     })
     .await;
     // The agent answers from the card (a copy goes to Sent) and solves it (the survey).
-    let card = {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            if let Some(c) = read_folder(&app.support, "Support/Open")
-                .await
-                .iter()
-                .map(|m| supportd::inbound::parse::parse(m))
-                .find(|m| m.subject.contains(&t.to_string()))
-            {
-                break c;
-            }
-            assert!(std::time::Instant::now() < deadline, "no card");
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
-    };
+    let card = card_of(&app, t).await;
     let to = card.reply_to.as_ref().expect("card Reply-To").to_string();
     let reply = format!(
         "From: {agent}\r\nTo: {to}\r\nSubject: Re: {subject}\r\nIn-Reply-To: <{card_id}>\r\nMessage-ID: <{id}@example.test>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n#resolve\n\n您好，已为您办理换货。\r\n",
